@@ -1,0 +1,5 @@
+import sys
+
+from condsel.cli import main
+
+sys.exit(main())
