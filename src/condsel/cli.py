@@ -15,7 +15,11 @@ import sys
 
 # subcommand name -> module under condsel.commands
 COMMANDS: dict[str, str] = {
+    "detection-map": "detection_map",
+    "thumos-gt": "thumos_gt",
+    "localize": "localize",
     "table": "table",
+    "zoo": "zoo",
 }
 
 
@@ -38,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as e:  # bad input: say what and where, without a traceback
+        print(f"condsel {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

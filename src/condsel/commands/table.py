@@ -1,0 +1,110 @@
+"""``condsel table``: cross-validated selection curves from per-model score files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Train the selector with k-fold cross-validation on per-video scores of a pool
+of models and write DIR/summary.json, DIR/curve.png and DIR/table.npz.
+
+Every curve point is out-of-fold. GFLOPs are per video, counted as
+multiply-adds (the X3D/fvcore convention); selector and oracle points include
+the backbone's cost, the selector's points also the selector's own.
+
+Score files (one per model, joined by video name): the DMC-Net/CoViAR
+published layout, a plain npz with names/labels/logits, or a CSV with
+name,label,<class scores>. Costs: --costs FILE.toml with a [gflops] table of
+name = GFLOPs per video; for the UCF101 model keys (mv, residual, flow,
+gen_flow, iframe) they default to counts derived from the architectures.
+"""
+
+
+def _name_path(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("table", help="selection curves from per-model score files (k-fold CV)", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scores", type=_name_path, action="append", metavar="NAME=PATH", help="one model's score file; repeat per model")
+    source.add_argument("--bundled", choices=["ucf101-split1"], help="use the UCF101 split-1 scores shipped with condsel")
+    source.add_argument("--table", metavar="NPZ", help="a table.npz written by an earlier run")
+    p.add_argument("--backbone", required=True, help="the model that always runs and feeds the selector")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
+    p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
+    p.add_argument("--alpha", type=float, default=1.0, help="cost weight in the affinity labels, Eq. 2 (default: 1.0)")
+    p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and baselines (default: 0)")
+    p.add_argument("--budget", type=float, action="append", metavar="GFLOPS",
+                   help="calibrate a threshold for this mean GFLOPs/video on the training folds; repeatable")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from condsel.costs import FLOP_CONVENTION, load_costs_toml
+    from condsel.evaluate import SelectionConfig, cross_validate
+    from condsel.report.plots import plot_curves
+    from condsel.summary import format_summary, write_json
+
+    table, default_costs, derivation = _load_table(args)
+    if args.models:
+        table = table.select_models(args.models)
+    costs = dict(default_costs)
+    if args.costs:
+        costs.update(load_costs_toml(args.costs))
+    table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
+    config = SelectionConfig(
+        alpha=args.alpha, temperature=args.temperature, folds=args.folds, seed=args.seed,
+        bootstrap=args.bootstrap, budgets=args.budget or [],
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(FLOP_CONVENTION)
+    for line in derivation:
+        print("  " + line)
+    if args.costs:
+        print(f"  costs from {args.costs} override the defaults")
+    summary = cross_validate(table, args.backbone, config)
+    summary["cost_derivation"] = derivation
+    write_json(out / "summary.json", summary)
+    table.save(out / "table.npz")
+    plot_curves(summary, out / "curve.png", title=f"{len(table.logits)} models, {summary['protocol']['kind']}")
+    print(format_summary(summary))
+    print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
+    return 0
+
+
+def _load_table(args):
+    """The table, default costs for its models, and how those were derived."""
+    from condsel.bundled import UCF101_MODELS, load_ucf101_split1
+    from condsel.importers import join_scores, read_scores
+    from condsel.table import PredictionTable
+    from condsel.ucf101_costs import ucf101_costs
+
+    if args.bundled:
+        table = load_ucf101_split1()
+    elif args.table:
+        table = PredictionTable.load(args.table)
+    else:
+        names = [n for n, _ in args.scores]
+        if len(set(names)) != len(names):
+            raise SystemExit(f"condsel table: a model name is given twice in --scores: {names}")
+        table = join_scores({name: read_scores(path) for name, path in args.scores})
+    if set(table.logits) <= set(UCF101_MODELS):
+        costs, lines = ucf101_costs()
+        return table, costs, ["UCF101 DMC-Net/CoViAR models, derived from their architectures:"] + lines
+    return table, dict(table.gflops), [f"{m}: {g:.3f} GFLOPs/video (stored with the table)" for m, g in table.gflops.items()]

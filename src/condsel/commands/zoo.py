@@ -1,0 +1,83 @@
+"""``condsel zoo``: the built-in models, their default input and GFLOPs per view."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "zoo",
+        help="list the model zoo with default inputs and GFLOPs per view",
+        description="List the built-in models (X3D-XS/S/M/L, I3D RGB/flow, ResNet-18/152, EfficientNet-B0) "
+        "with their default input (frames x crop^2, sampling stride) and their cost per view, counted from "
+        "the real graph at that input. GFLOPs = 1e9 multiply-adds (one multiply-add = one FLOP, as in the "
+        "X3D paper and fvcore). Frame models (ResNet, EfficientNet) cost frames x their per-frame figure. "
+        "Optical-flow extraction for i3d_flow is not included (see docs/zoo.md).",
+    )
+    p.add_argument("--json", action="store_true", help='print a JSON list of {"name", "gflops", "frames", "crop", ...}')
+    p.add_argument("--pool", metavar="TOML", help="instead, list a pool config's members with views and GFLOPs per video")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from condsel import models
+    from condsel.costs import FLOP_CONVENTION
+
+    if args.pool:
+        return _run_pool(args)
+    rows = [models.describe(name) for name in tqdm(models.list_models(), desc="counting FLOPs", leave=False, disable=None)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"Model zoo; {FLOP_CONVENTION}; cost per view at the default input")
+    print(f"{'name':<16}{'input (T x crop^2)':<20}{'stride':>7}{'ch':>4}{'GFLOPs':>9}{'published':>11}")
+    for r in rows:
+        published = "-" if r["published_gflops"] is None else f"{r['published_gflops']:.2f}"
+        print(
+            f"{r['name']:<16}{str(r['frames']) + ' x ' + str(r['crop']) + '^2':<20}{r['stride']:>7}"
+            f"{r['channels']:>4}{r['gflops']:>9.3f}{published:>11}"
+        )
+    print("Frame models run per frame (cost = frames x per-frame GFLOPs); i3d_flow excludes the optical flow itself.")
+    return 0
+
+
+def _run_pool(args: argparse.Namespace) -> int:
+    from condsel.costs import FLOP_CONVENTION
+    from condsel.pool_config import load_pool_config
+
+    try:
+        pool = load_pool_config(args.pool)
+    except ValueError as e:
+        print(f"condsel zoo: error: {e}", file=sys.stderr)
+        return 2
+    rows = [
+        {
+            "name": m.name,
+            "arch": m.arch,
+            "backbone": m.name == pool.backbone,
+            "frames": m.frames,
+            "crop": m.crop,
+            "views": m.views,
+            "gflops_per_view": round(m.gflops_per_view, 4),
+            "gflops_per_video": round(m.gflops_per_video, 4),
+            "checkpoint": None if m.checkpoint is None else str(m.checkpoint),
+        }
+        for m in pool.members
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"Pool {pool.path}; {FLOP_CONVENTION}")
+    print(f"{'member':<16}{'arch':<16}{'input':<14}{'views':>6}{'GFLOPs/view':>13}{'GFLOPs/video':>14}")
+    for r in rows:
+        mark = " (backbone)" if r["backbone"] else ""
+        print(
+            f"{r['name']:<16}{r['arch']:<16}{str(r['frames']) + 'x' + str(r['crop']) + '^2':<14}{r['views']:>6}"
+            f"{r['gflops_per_view']:>13.3f}{r['gflops_per_video']:>14.2f}{mark}"
+        )
+    return 0

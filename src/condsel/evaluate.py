@@ -1,0 +1,365 @@
+"""Evaluation protocols: out-of-fold cross-validation and train/test hold-out.
+
+Both end in the same summary dict (the schema of ``summary.json``): single
+models, the selector's threshold sweep, random selection at matched cost, the
+single-model hull and the oracle, with headline figures, bootstrap CIs and
+budget calibration. Accuracies are in percent; costs are GFLOPs per sample
+(multiply-adds), including the backbone and the selector where they run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from condsel.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
+from condsel.costs import FLOP_CONVENTION
+from condsel.curves import (
+    choice_fractions,
+    choose_models,
+    oracle_curve,
+    random_selection,
+    selection_costs,
+    sweep,
+    upper_hull,
+)
+from condsel.figures import headline_figures
+from condsel.metrics import mean_average_precision, topk_correct
+from condsel.selector import Selector, selector_inputs
+from condsel.table import PredictionTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SelectionConfig:
+    alpha: float = 1.0
+    temperature: float | None = None  # soft affinity when set
+    folds: int = 5
+    seed: int = 0
+    thresholds: int = 1001
+    random_seeds: int = 10
+    bootstrap: int = 200
+    budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
+    hidden: tuple[int, ...] = (256,)
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int | None = None
+
+
+def pool_order(table: PredictionTable, backbone: str) -> list[str]:
+    """The backbone first (it always runs), then the other models by ascending cost."""
+    if backbone not in table.logits:
+        raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
+    return [backbone] + [m for m in table.models if m != backbone]
+
+
+def affinity_labels(table: PredictionTable, order: list[str], config: SelectionConfig) -> np.ndarray:
+    losses = loss_matrix([table.logits[m] for m in order], table.labels)
+    costs = normalized_costs(np.array([table.gflops[m] for m in order]))
+    if config.temperature is None:
+        return hard_affinity(losses, costs, config.alpha)
+    return soft_affinity(losses, costs, config.alpha, config.temperature)
+
+
+def fit_selector(table: PredictionTable, order: list[str], config: SelectionConfig) -> Selector:
+    selector = Selector(hidden=config.hidden, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed)
+    inputs = selector_inputs(table.logits[order[0]], table.multilabel)
+    return selector.fit(inputs, affinity_labels(table, order, config))
+
+
+def fold_ids(table: PredictionTable, folds: int, seed: int) -> np.ndarray:
+    """Seeded k-fold assignment; samples of one group (e.g. a UCF101 gXX group) share a fold."""
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    keys = table.groups if table.groups is not None else table.names
+    unique, inverse = np.unique(keys, return_inverse=True)
+    if len(unique) < folds:
+        raise ValueError(f"{len(unique)} groups cannot fill {folds} folds")
+    shuffled = np.random.default_rng(seed).permutation(len(unique))
+    group_fold = np.empty(len(unique), dtype=np.int64)
+    group_fold[shuffled] = np.arange(len(unique)) % folds
+    return group_fold[inverse]
+
+
+def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfig) -> dict:
+    """Selector trained on k-1 folds and scored on the held-out fold, for every fold."""
+    order = pool_order(table, backbone)
+    folds = fold_ids(table, config.folds, config.seed)
+    proba = np.zeros((table.num_samples, len(order)), dtype=np.float64)
+    in_sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    selector_gflops = 0.0
+    for k in range(config.folds):
+        train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        log.info("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
+        selector = fit_selector(table.subset(train), order, config)
+        proba[test] = selector.predict_proba(selector_inputs(table.logits[order[0]][test], table.multilabel))
+        train_proba = selector.predict_proba(selector_inputs(table.logits[order[0]][train], table.multilabel))
+        in_sample.append((train, train_proba, test))
+        selector_gflops = selector.gflops()
+    protocol = {
+        "kind": f"{config.folds}-fold cross-validation, out-of-fold predictions",
+        "grouped_by": "UCF101 group (gXX)" if table.groups is not None else "sample",
+        "folds": config.folds,
+        "seed": config.seed,
+        "samples": table.num_samples,
+    }
+    return build_summary(table, order, proba, selector_gflops, config, in_sample, protocol)
+
+
+def evaluate_holdout(train: PredictionTable, test: PredictionTable, backbone: str, config: SelectionConfig) -> tuple[dict, Selector]:
+    """Selector trained on ``train``; every curve point is measured on ``test``."""
+    order = pool_order(train, backbone)
+    selector = fit_selector(train, order, config)
+    proba = selector.predict_proba(selector_inputs(test.logits[order[0]], test.multilabel))
+    train_proba = selector.predict_proba(selector_inputs(train.logits[order[0]], train.multilabel))
+    # calibration indices refer to a stacked train+test table
+    stacked = _stack(train, test)
+    n = train.num_samples
+    calibration = [(np.arange(n), train_proba, n + np.arange(test.num_samples))]
+    full_proba = np.vstack([train_proba, proba])
+    protocol = {"kind": "train/test hold-out", "seed": config.seed, "train_samples": n, "samples": test.num_samples}
+    summary = build_summary(stacked, order, full_proba, selector.gflops(), config, calibration, protocol, evaluate_on=n + np.arange(test.num_samples))
+    return summary, selector
+
+
+def _stack(a: PredictionTable, b: PredictionTable) -> PredictionTable:
+    return PredictionTable(
+        names=np.r_[np.char.add("train/", a.names), np.char.add("test/", b.names)],
+        labels=np.concatenate([a.labels, b.labels]),
+        logits={m: np.vstack([a.logits[m], b.logits[m]]) for m in a.logits},
+        gflops=a.gflops,
+        class_names=a.class_names,
+    )
+
+
+def _single_label_values(table: PredictionTable, order: list[str]) -> dict[str, np.ndarray]:
+    """(N, K) per-sample hits for each metric."""
+    return {
+        "top1": np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1),
+        "top5": np.stack([topk_correct(table.logits[m], table.labels, 5) for m in order], axis=1),
+    }
+
+
+def build_summary(
+    table: PredictionTable,
+    order: list[str],
+    proba: np.ndarray,
+    selector_gflops: float,
+    config: SelectionConfig,
+    calibration: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    protocol: dict,
+    evaluate_on: np.ndarray | None = None,
+) -> dict:
+    if table.multilabel:
+        return build_multilabel_summary(table, order, proba, selector_gflops, config, calibration, protocol, evaluate_on)
+    gflops = np.array([table.gflops[m] for m in order])
+    costs = selection_costs(gflops, selector_gflops)
+    oracle_costs = selection_costs(gflops, 0.0)
+    thresholds = np.linspace(0.0, 1.0, config.thresholds)
+    values = _single_label_values(table, order)
+    idx = np.arange(table.num_samples) if evaluate_on is None else evaluate_on
+    hits = {k: v[idx] for k, v in values.items()}
+    p = proba[idx]
+
+    metric_names = list(hits)
+    per_cost = np.broadcast_to(costs, p.shape)
+    swept = sweep(p, np.stack([per_cost] + [hits[m] for m in metric_names]), thresholds)
+    sel_cost, sel_acc = swept[0], {m: 100 * swept[i + 1] for i, m in enumerate(metric_names)}
+    fractions = choice_fractions(p, thresholds)
+
+    single_acc = {m: 100 * hits[m].mean(axis=0) for m in metric_names}
+    rand_mean, rand_std = random_selection(hits["top1"], fractions, config.random_seeds, config.seed)
+    orc_c, orc_a = oracle_curve(hits["top1"], oracle_costs)
+    hull_c, hull_a = upper_hull(gflops, single_acc["top1"])
+
+    keep = _distinct_points(sel_cost, sel_acc["top1"])
+    figures = headline_figures((sel_cost, sel_acc["top1"]), (gflops, single_acc["top1"]), (orc_c, 100 * orc_a))
+    summary = {
+        "flop_convention": FLOP_CONVENTION,
+        "metric": "top1",
+        "backbone": order[0],
+        "pool": order,
+        "alpha": config.alpha,
+        "affinity": "hard (Eq. 2)" if config.temperature is None else f"soft, T={config.temperature}",
+        "protocol": protocol,
+        "selector_gflops": selector_gflops,
+        "models": {
+            m: {"gflops": float(gflops[k]), "top1": float(single_acc["top1"][k]), "top5": float(single_acc["top5"][k])}
+            for k, m in enumerate(order)
+        },
+        "curves": {
+            "selector": [
+                {
+                    "threshold": float(thresholds[i]),
+                    "gflops": float(sel_cost[i]),
+                    "top1": float(sel_acc["top1"][i]),
+                    "top5": float(sel_acc["top5"][i]),
+                    "share": {m: float(fractions[i, k]) for k, m in enumerate(order)},
+                }
+                for i in keep
+            ],
+            "random": [
+                {"gflops": float(sel_cost[i]), "top1": float(100 * rand_mean[i]), "top1_std": float(100 * rand_std[i])}
+                for i in keep
+            ],
+            "oracle": [{"gflops": float(c), "top1": float(100 * a)} for c, a in _thin(orc_c, orc_a)],
+            "hull": [{"gflops": float(c), "top1": float(a)} for c, a in zip(hull_c, hull_a)],
+        },
+        "summary": _named_figures(figures, order),
+    }
+    summary["summary"]["ci95"] = _bootstrap(hits["top1"], p, costs, oracle_costs, gflops, thresholds, config)
+    summary["budget"] = _calibrate_budgets(
+        costs, proba, calibration, thresholds, config, gflops,
+        lambda test_idx, picks: 100 * values["top1"][test_idx, picks].mean(),
+    )
+    return summary
+
+
+def _named_figures(figures: dict, order: list[str]) -> dict:
+    out = dict(figures)
+    out["best_model"] = order[out.pop("best_index")]
+    out["best_top1"] = out.pop("best_accuracy")
+    out["top1_gain_at_best_gflops"] = out.pop("accuracy_gain_at_best_gflops")
+    return out
+
+
+def _distinct_points(costs: np.ndarray, accs: np.ndarray) -> np.ndarray:
+    """Indices of thresholds where the curve moves (first threshold of each run of equal points)."""
+    moved = np.r_[True, (np.diff(costs) != 0) | (np.diff(accs) != 0)]
+    return np.flatnonzero(moved)
+
+
+def _thin(costs: np.ndarray, accs: np.ndarray, most: int = 500):
+    idx = np.unique(np.linspace(0, len(costs) - 1, min(most, len(costs))).round().astype(int))
+    return zip(costs[idx], accs[idx])
+
+
+def _bootstrap(hits, proba, costs, oracle_costs, gflops, thresholds, config) -> dict:
+    """95% percentile intervals of the headline figures, resampling samples with replacement."""
+    rng = np.random.default_rng(config.seed + 1)
+    n = len(hits)
+    per_cost = np.broadcast_to(costs, proba.shape)
+    draws: dict[str, list[float]] = {}
+    for _ in range(config.bootstrap):
+        w = rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64)
+        sel_c, sel_a = sweep(proba, np.stack([per_cost, hits]), thresholds, w)
+        single = 100 * (w[:, None] * hits).sum(axis=0) / w.sum()
+        orc_c, orc_a = oracle_curve(hits, oracle_costs, w)
+        fig = headline_figures((sel_c, 100 * sel_a), (gflops, single), (orc_c, 100 * orc_a))
+        for key in ("gflops_ratio_to_match_best", "accuracy_gain_at_best_gflops", "oracle_gap_closed", "best_accuracy"):
+            draws.setdefault(key, []).append(np.nan if fig[key] is None else fig[key])
+    names = {"accuracy_gain_at_best_gflops": "top1_gain_at_best_gflops", "best_accuracy": "best_top1"}
+    out = {"replicates": config.bootstrap}
+    for key, values in draws.items():
+        v = np.asarray(values, dtype=np.float64)
+        ok = v[np.isfinite(v)]
+        out[names.get(key, key)] = {
+            "low": float(np.percentile(ok, 2.5)) if ok.size else None,
+            "high": float(np.percentile(ok, 97.5)) if ok.size else None,
+            "defined_fraction": float(ok.size / len(v)),
+        }
+    return out
+
+
+def threshold_for_budget(proba: np.ndarray, costs: np.ndarray, thresholds: np.ndarray, budget: float) -> float:
+    """Largest threshold whose mean cost on these samples stays within ``budget`` (cost rises with t)."""
+    mean_cost = sweep(proba, np.broadcast_to(costs, proba.shape), thresholds)
+    within = np.flatnonzero(mean_cost <= budget + 1e-9)
+    return float(thresholds[within[-1]]) if within.size else float(thresholds[0])
+
+
+def _calibrate_budgets(costs, proba, calibration, thresholds, config, gflops, score) -> list[dict]:
+    """Pick t on each fold's training samples for a target GFLOPs; report what its held-out samples reach.
+
+    ``score(test_idx, picks)`` gives the accuracy of routing ``test_idx`` to ``picks``.
+    """
+    targets = config.budgets or [float(f * gflops.max()) for f in (0.25, 0.5, 0.75)]
+    results = []
+    for target in targets:
+        all_idx, all_picks, per_fold = [], [], []
+        for _, train_proba, test_idx in calibration:
+            t = threshold_for_budget(train_proba, costs, thresholds, target)
+            all_idx.append(test_idx)
+            all_picks.append(choose_models(proba[test_idx], t))
+            per_fold.append(t)
+        idx, picks = np.concatenate(all_idx), np.concatenate(all_picks)
+        results.append(
+            {
+                "target_gflops": float(target),
+                "reached_gflops": float(costs[picks].mean()),
+                "accuracy": float(score(idx, picks)),
+                "thresholds": per_fold,
+            }
+        )
+    return results
+
+
+def build_multilabel_summary(table, order, proba, selector_gflops, config, calibration, protocol, evaluate_on=None) -> dict:
+    """The same curves with mAP as the metric; mAP does not decompose per sample, so thresholds are looped."""
+    gflops = np.array([table.gflops[m] for m in order])
+    costs = selection_costs(gflops, selector_gflops)
+    thresholds = np.linspace(0.0, 1.0, min(config.thresholds, 101))
+    idx = np.arange(table.num_samples) if evaluate_on is None else evaluate_on
+    stacked = np.stack([table.logits[m][idx] for m in order])  # (K, N, C)
+    labels, p = table.labels[idx], proba[idx]
+    rows = np.arange(len(idx))
+
+    def map_of(picks: np.ndarray) -> float:
+        return 100 * mean_average_precision(stacked[picks, rows], labels)
+
+    picks_at = [choose_models(p, t) for t in thresholds]
+    sel_cost = np.array([costs[k].mean() for k in picks_at])
+    sel_map = np.array([map_of(k) for k in picks_at])
+    single = np.array([map_of(np.full(len(idx), k)) for k in range(len(order))])
+
+    rng = np.random.default_rng(config.seed)
+    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(config.random_seeds)])
+
+    losses = loss_matrix(list(stacked), labels)
+    best = losses.argmin(axis=1)
+    extra = costs[best] - costs[0]
+    upgrade = np.argsort(extra, kind="stable")
+    oracle_c, oracle_a = [], []
+    for n_up in np.unique(np.linspace(0, len(idx), 51).round().astype(int)):
+        picks = np.zeros(len(idx), dtype=np.int64)
+        picks[upgrade[:n_up]] = best[upgrade[:n_up]]
+        oracle_c.append(costs[picks].mean() - selector_gflops)
+        oracle_a.append(map_of(picks))
+    oracle_c, oracle_a = np.array(oracle_c), np.array(oracle_a)
+    hull_c, hull_a = upper_hull(gflops, single)
+    keep = _distinct_points(sel_cost, sel_map)
+    figures = headline_figures((sel_cost, sel_map), (gflops, single), (oracle_c, oracle_a))
+    named = dict(figures)
+    named["best_model"] = order[named.pop("best_index")]
+    named["best_map"] = named.pop("best_accuracy")
+    named["map_gain_at_best_gflops"] = named.pop("accuracy_gain_at_best_gflops")
+    return {
+        "flop_convention": FLOP_CONVENTION,
+        "metric": "map",
+        "backbone": order[0],
+        "pool": order,
+        "alpha": config.alpha,
+        "affinity": "hard (Eq. 2, BCE)" if config.temperature is None else f"soft (BCE), T={config.temperature}",
+        "protocol": protocol,
+        "selector_gflops": selector_gflops,
+        "models": {m: {"gflops": float(gflops[k]), "map": float(single[k])} for k, m in enumerate(order)},
+        "curves": {
+            "selector": [{"threshold": float(thresholds[i]), "gflops": float(sel_cost[i]), "map": float(sel_map[i])} for i in keep],
+            "random": [
+                {"gflops": float(sel_cost[i]), "map": float(random_runs[:, i].mean()), "map_std": float(random_runs[:, i].std())}
+                for i in keep
+            ],
+            "oracle": [{"gflops": float(c), "map": float(a)} for c, a in zip(oracle_c, oracle_a)],
+            "hull": [{"gflops": float(c), "map": float(a)} for c, a in zip(hull_c, hull_a)],
+        },
+        "summary": named,
+        "budget": _calibrate_budgets(
+            costs, proba, calibration, thresholds, config, gflops,
+            lambda test_idx, picks: 100 * mean_average_precision(
+                np.stack([table.logits[m][test_idx] for m in order])[picks, np.arange(len(test_idx))], table.labels[test_idx]
+            ),
+        ),
+    }

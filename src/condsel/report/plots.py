@@ -1,0 +1,50 @@
+"""The accuracy-vs-GFLOPs curve of a run, drawn from its summary dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from condsel.report.style import PALETTE, new_figure, save
+
+METRIC_LABELS = {"top1": "top-1 accuracy (%)", "map": "mAP (%)"}
+
+
+def _xy(points: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([p["gflops"] for p in points]), np.array([p[metric] for p in points])
+
+
+def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int = 5) -> None:
+    """Selector sweep, random selection, single-model hull, oracle and single models on one plot."""
+    metric = summary.get("metric", "top1")
+    curves = summary["curves"]
+    fig, ax = new_figure()
+    c, a = _xy(curves["oracle"], metric)
+    ax.plot(c, a, color=PALETTE["oracle"], lw=1.5, ls="--", label="oracle (per-sample cheapest correct model)")
+    c, a = _xy(curves["hull"], metric)
+    ax.plot(c, a, color=PALETTE["hull"], lw=1.5, ls=":", label="hull of single models (random mixing)")
+    rand = curves["random"]
+    c, a = _xy(rand, metric)
+    spread = np.array([p.get(f"{metric}_std", 0.0) for p in rand])
+    ax.plot(c, a, color=PALETTE["random"], lw=1.5, label="random selection, same per-model shares")
+    ax.fill_between(c, a - spread, a + spread, color=PALETTE["random"], alpha=0.2, lw=0)
+    sel = curves["selector"]
+    c, a = _xy(sel, metric)
+    ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"selector on {summary['backbone']} (threshold sweep)")
+    if annotate and len(sel) > 2:
+        for i in np.unique(np.linspace(1, len(sel) - 2, annotate).round().astype(int)):
+            ax.plot(c[i], a[i], "o", color=PALETTE["selector"], ms=4)
+            ax.annotate(f"t={sel[i]['threshold']:.2f}", (c[i], a[i]), textcoords="offset points", xytext=(6, -12), fontsize=8, color=PALETTE["selector"])
+    for name, model in summary["models"].items():
+        ax.plot(model["gflops"], model[metric], "s", color=PALETTE["single"], ms=7)
+        ax.annotate(name, (model["gflops"], model[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.plot([], [], "s", color=PALETTE["single"], label="single models (run alone)")
+    ax.set_xlabel("GFLOPs / video (multiply-adds, backbone + selector included)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if title:
+        ax.set_title(title)
+    low = min(m[metric] for m in summary["models"].values())
+    ax.set_ylim(bottom=max(0.0, low - 5))
+    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    save(fig, path)

@@ -1,0 +1,63 @@
+"""Writing ``summary.json`` atomically and printing its headline as text."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON via a temporary file and a rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value, spec: str, none: str = "not reached") -> str:
+    return none if value is None else format(value, spec)
+
+
+def format_summary(summary: dict) -> str:
+    """A few lines a person reads in the terminal."""
+    metric = summary.get("metric", "top1")
+    label = {"top1": "top-1", "map": "mAP"}.get(metric, metric)
+    head = summary["summary"]
+    lines = [f"{'model':<14}{'GFLOPs/video':>14}{label + ' %':>10}"]
+    for name, m in summary["models"].items():
+        tag = "  (backbone)" if name == summary["backbone"] else ""
+        lines.append(f"{name:<14}{m['gflops']:>14.2f}{m[metric]:>10.2f}{tag}")
+    best = head["best_model"]
+    ci = head.get("ci95", {})
+
+    def interval(key: str, spec: str) -> str:
+        c = ci.get(key)
+        if not c or c["low"] is None:
+            return ""
+        return f" [95% CI {c['low']:{spec}}, {c['high']:{spec}}]"
+
+    gain_key = f"{metric}_gain_at_best_gflops"
+    lines += [
+        f"selector on {summary['backbone']} ({summary['protocol']['kind']}):",
+        f"  reaches {best}'s {label} ({head[f'best_{metric}']:.2f}%) at "
+        f"{_fmt(head['gflops_to_match_best'], '.1f')} GFLOPs = "
+        f"{_fmt(head['gflops_ratio_to_match_best'], '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
+        f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head[gain_key], '+.2f', 'n/a')} points{interval(gain_key, '+.2f')}",
+        f"  share of the oracle's lead over the single-model hull closed: "
+        f"{_fmt(head['oracle_gap_closed'], '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}",
+    ]
+    for b in summary.get("budget", []):
+        lines.append(
+            f"  budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
+            f"reached {b['reached_gflops']:.1f} GFLOPs, {label} {b['accuracy']:.2f}%"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Write RGB frames as an H.264 mp4 (the synthetic benchmark's files, and test fixtures)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames (even H and W) with libx264, atomically.
+
+    One encoder thread keeps the bytes identical from run to run.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    _, height, width, _ = frames.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 with yuv420p needs even frame sizes, got {width}x{height}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    os.close(fd)
+    try:
+        with av.open(tmp, "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast", "threads": "1"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
