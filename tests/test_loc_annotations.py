@@ -30,6 +30,11 @@ def wtalc():
     return load_wtalc(WTALC)
 
 
+@pytest.fixture(scope="module")
+def multi():
+    return load_multithumos(MULTITHUMOS / "multithumos.json")
+
+
 def test_wtalc_counts_match_the_data_readme(wtalc):
     assert len(wtalc.classes) == 20
     assert sorted(v.subset for v in wtalc.videos.values()).count("validation") == 200
@@ -74,19 +79,18 @@ def test_ambiguous_segments_belong_to_test_videos(wtalc):
     assert set(spans) - set(wtalc.subset("test").videos) == {"video_test_0001292"}
 
 
-def test_multithumos_layout_and_class_names():
-    gt = load_multithumos(MULTITHUMOS / "multithumos.json")
+def test_multithumos_layout_and_class_names(multi):
+    gt = multi
     assert len(gt.videos) == 413
     assert {s: sum(v.subset == s for v in gt.videos.values()) for s in gt.subsets()} == {"training": 200, "testing": 213}
     alphabetical = (MULTITHUMOS / "class_names_alphabetical.txt").read_text().split()
     assert len(MULTITHUMOS_CLASSES) == 65 and sorted(MULTITHUMOS_CLASSES) == sorted(alphabetical)
 
 
-def test_multithumos_ids_1_to_20_reproduce_the_thumos_segments(wtalc):
+def test_multithumos_ids_1_to_20_reproduce_the_thumos_segments(wtalc, multi):
     """Ids 1..20 are the THUMOS'14 classes: restricted to them, MultiThumos is W-TALC's
     ground truth with times snapped to frames (within 0.05 s), plus one test video
     without THUMOS actions."""
-    multi = load_multithumos(MULTITHUMOS / "multithumos.json")
     assert MULTITHUMOS_CLASSES[:20] == wtalc.classes
     thumos = set(wtalc.classes)
     restricted = GroundTruth(wtalc.classes, {
@@ -104,10 +108,9 @@ def test_multithumos_ids_1_to_20_reproduce_the_thumos_segments(wtalc):
     ("HammerThrowSpin", "HammerThrow"), ("PoleVaultPlantPole", "PoleVault"),
     ("DiscusRelease", "ThrowDiscus"), ("ShotPutBend", "Shotput"), ("WeightliftingJerk", "CleanAndJerk"),
 ])
-def test_multithumos_sub_actions_occur_with_their_sport(part, whole):
+def test_multithumos_sub_actions_occur_with_their_sport(multi, part, whole):
     """Ids 21..65 have no THUMOS counterpart; a sport's sub-actions must sit in that sport's videos."""
-    gt = load_multithumos(MULTITHUMOS / "multithumos.json")
-    with_part = [v for v in gt.videos.values() if part in v.labels]
+    with_part = [v for v in multi.videos.values() if part in v.labels]
     assert len(with_part) >= 5
     assert np.mean([whole in v.labels for v in with_part]) >= 0.9
 

@@ -70,6 +70,16 @@ OFFICIAL_KEYS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP barriers make 2 threads far slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
 @pytest.mark.parametrize("name", sorted(OFFICIAL_KEYS))
 def test_state_dict_uses_the_official_names(name):
     with torch.device("meta"):
@@ -228,6 +238,7 @@ def test_foreign_checkpoint_lists_missing_and_unexpected_keys(tmp_path):
 def test_wrong_num_classes_reports_the_shapes(tmp_path):
     path = tmp_path / "hvu_effnet.pth"
     torch.save(models.create_model("efficientnet_b0", num_classes=3142).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"classifier\.1\.weight: checkpoint \(3142, 1280\) vs model \(1000, 1280\)"):
+    shapes = r"classifier\.1\.weight: checkpoint \(3142, 1280\) vs model \(1000, 1280\)"
+    with pytest.raises(CheckpointError, match=shapes):
         models.create_model("efficientnet_b0", checkpoint=path)
     assert models.create_model("efficientnet_b0", num_classes=3142, checkpoint=path).classifier[1].out_features == 3142

@@ -4,8 +4,9 @@
 on the 3,783 test videos of UCF101 split 1, published by
 facebookresearch/dmc-net (``exp_my/**/*_score_model_best.npz``, MIT licence,
 Copyright (c) Facebook, Inc. and its affiliates); see ``data/ATTRIBUTION.md``.
-float16 keeps ~3 significant digits of each score, which leaves every model's
-top-1 unchanged (checked in the tests against the original files).
+float16 keeps ~3 significant digits of each score: the arg-max moves only for
+a few near-tied videos and each model's top-1 stays within one video of the
+original (checked in the tests against the published files).
 """
 
 from __future__ import annotations

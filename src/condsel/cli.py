@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "localize": "localize",
     "table": "table",
     "zoo": "zoo",
+    "extract": "extract",
+    "inspect": "inspect",
 }
 
 

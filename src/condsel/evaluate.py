@@ -27,7 +27,7 @@ from condsel.curves import (
 )
 from condsel.figures import headline_figures
 from condsel.metrics import mean_average_precision, topk_correct
-from condsel.selector import Selector, selector_inputs
+from condsel.selector import Selector
 from condsel.table import PredictionTable
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class SelectionConfig:
     random_seeds: int = 10
     bootstrap: int = 200
     budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
+    selector_input: str = "sorted"  # see condsel.selector.selector_inputs
     hidden: tuple[int, ...] = (256,)
     epochs: int = 5
     lr: float = 1e-3
@@ -65,9 +66,11 @@ def affinity_labels(table: PredictionTable, order: list[str], config: SelectionC
 
 
 def fit_selector(table: PredictionTable, order: list[str], config: SelectionConfig) -> Selector:
-    selector = Selector(hidden=config.hidden, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed)
-    inputs = selector_inputs(table.logits[order[0]], table.multilabel)
-    return selector.fit(inputs, affinity_labels(table, order, config))
+    selector = Selector(
+        hidden=config.hidden, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
+        inputs=config.selector_input, multilabel=table.multilabel,
+    )
+    return selector.fit(selector.features(table.logits[order[0]]), affinity_labels(table, order, config))
 
 
 def fold_ids(table: PredictionTable, folds: int, seed: int) -> np.ndarray:
@@ -95,8 +98,8 @@ def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfi
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         log.info("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
         selector = fit_selector(table.subset(train), order, config)
-        proba[test] = selector.predict_proba(selector_inputs(table.logits[order[0]][test], table.multilabel))
-        train_proba = selector.predict_proba(selector_inputs(table.logits[order[0]][train], table.multilabel))
+        proba[test] = selector.predict_proba(selector.features(table.logits[order[0]][test]))
+        train_proba = selector.predict_proba(selector.features(table.logits[order[0]][train]))
         in_sample.append((train, train_proba, test))
         selector_gflops = selector.gflops()
     protocol = {
@@ -113,8 +116,8 @@ def evaluate_holdout(train: PredictionTable, test: PredictionTable, backbone: st
     """Selector trained on ``train``; every curve point is measured on ``test``."""
     order = pool_order(train, backbone)
     selector = fit_selector(train, order, config)
-    proba = selector.predict_proba(selector_inputs(test.logits[order[0]], test.multilabel))
-    train_proba = selector.predict_proba(selector_inputs(train.logits[order[0]], train.multilabel))
+    proba = selector.predict_proba(selector.features(test.logits[order[0]]))
+    train_proba = selector.predict_proba(selector.features(train.logits[order[0]]))
     # calibration indices refer to a stacked train+test table
     stacked = _stack(train, test)
     n = train.num_samples
@@ -183,6 +186,7 @@ def build_summary(
         "backbone": order[0],
         "pool": order,
         "alpha": config.alpha,
+        "selector_input": config.selector_input,
         "affinity": "hard (Eq. 2)" if config.temperature is None else f"soft, T={config.temperature}",
         "protocol": protocol,
         "selector_gflops": selector_gflops,
@@ -342,6 +346,7 @@ def build_multilabel_summary(table, order, proba, selector_gflops, config, calib
         "backbone": order[0],
         "pool": order,
         "alpha": config.alpha,
+        "selector_input": config.selector_input,
         "affinity": "hard (Eq. 2, BCE)" if config.temperature is None else f"soft (BCE), T={config.temperature}",
         "protocol": protocol,
         "selector_gflops": selector_gflops,

@@ -53,7 +53,12 @@ class PoolMember:
     def clip_spec(self) -> ClipSpec:
         """How ``condsel.video`` samples this member's test views."""
         return ClipSpec(
-            num_frames=self.frames, stride=self.stride, size=self.crop, clips=self.clips, crops=self.crops, target_fps=self.fps
+            num_frames=self.frames,
+            stride=self.stride,
+            size=self.crop,
+            clips=self.clips,
+            crops=self.crops,
+            target_fps=self.fps,
         )
 
     @property

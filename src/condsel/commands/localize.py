@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--beta", type=float, default=0.3, help="share of each training video's clips labelled motion")
     p.add_argument("--pseudo-labels", action="store_true",
                    help="train the selector on the pure pseudo-labels Q instead of G = Q (|D - tau| + 1)")
+    p.add_argument("--fusion", choices=["min", "mean"], default="min",
+                   help="CAS of clips where motion runs: per-class minimum of both streams (default: both must "
+                   "agree) or their mean (classic two-stream late fusion)")
     p.add_argument("--standardize", action="store_true", help="z-score features with training statistics")
     p.add_argument("--threshold", type=float, default=0.5, help="selector threshold of detections/selector.json")
     p.add_argument("--points", type=int, default=21, help="operating points on the curve")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             rgb_stream=args.rgb_stream, motion_stream=args.motion_stream, clip_seconds=args.clip_seconds,
             wtalc=WTALCConfig(iterations=args.iterations, lr=args.lr),
             settings=SelectionSettings(beta=args.beta, soft=not args.pseudo_labels, points=args.points,
-                                       random_seeds=args.random_seeds, standardize=args.standardize,
+                                       random_seeds=args.random_seeds, standardize=args.standardize, fusion=args.fusion,
                                        threshold=args.threshold),
             seed=args.seed,
         )

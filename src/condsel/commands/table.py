@@ -37,11 +37,15 @@ def register(sub) -> None:
     source.add_argument("--scores", type=_name_path, action="append", metavar="NAME=PATH", help="one model's score file; repeat per model")
     source.add_argument("--bundled", choices=["ucf101-split1"], help="use the UCF101 split-1 scores shipped with condsel")
     source.add_argument("--table", metavar="NPZ", help="a table.npz written by an earlier run")
+    source.add_argument("--store", metavar="STORE", help="a store written by `condsel extract` (costs come with it)")
     p.add_argument("--backbone", required=True, help="the model that always runs and feeds the selector")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
     p.add_argument("--alpha", type=float, default=1.0, help="cost weight in the affinity labels, Eq. 2 (default: 1.0)")
     p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
+    p.add_argument("--selector-input", choices=["sorted", "probs", "probs+sorted"], default="sorted",
+                   help="what the selector reads: the backbone's top-10 sorted probabilities (default), its full "
+                        "probability vector (the paper's choice; better with Kinetics-scale data), or both")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and baselines (default: 0)")
     p.add_argument("--budget", type=float, action="append", metavar="GFLOPS",
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
     config = SelectionConfig(
-        alpha=args.alpha, temperature=args.temperature, folds=args.folds, seed=args.seed,
+        alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
         bootstrap=args.bootstrap, budgets=args.budget or [],
     )
     out = Path(args.out)
@@ -99,6 +103,10 @@ def _load_table(args):
         table = load_ucf101_split1()
     elif args.table:
         table = PredictionTable.load(args.table)
+    elif args.store:
+        from condsel.extract.store import load_store
+
+        table = load_store(args.store)
     else:
         names = [n for n, _ in args.scores]
         if len(set(names)) != len(names):

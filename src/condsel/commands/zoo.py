@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         "Optical-flow extraction for i3d_flow is not included (see docs/zoo.md).",
     )
     p.add_argument("--json", action="store_true", help='print a JSON list of {"name", "gflops", "frames", "crop", ...}')
-    p.add_argument("--pool", metavar="TOML", help="instead, list a pool config's members with views and GFLOPs per video")
+    p.add_argument(
+        "--pool", metavar="TOML", help="instead, list a pool config's members with views and GFLOPs per video"
+    )
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pool:
         return _run_pool(args)
-    rows = [models.describe(name) for name in tqdm(models.list_models(), desc="counting FLOPs", leave=False, disable=None)]
+    names = tqdm(models.list_models(), desc="counting FLOPs", leave=False, disable=None)
+    rows = [models.describe(name) for name in names]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

@@ -13,7 +13,6 @@ and only for the file names in :data:`WTALC_FILES`.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import tempfile
@@ -24,8 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from condsel.safe_npy import load_npy
-
-log = logging.getLogger(__name__)
 
 # The files of a W-TALC annotation folder (sujoyp/wtalc-pytorch, Thumos14reduced-Annotations/).
 WTALC_FILES = ("videoname", "subset", "classlist", "labels", "segments", "duration", "labels_all")

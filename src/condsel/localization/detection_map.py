@@ -164,12 +164,14 @@ def interpolated_ap(tp: np.ndarray, n_positive: int) -> np.ndarray:
 
 def _components(candidates: np.ndarray, sentinel: int) -> np.ndarray:
     """Connected-component label of each GT id, GT ids linked when one detection may take either."""
-    label = np.arange(sentinel + 1)
+    label = np.arange(sentinel + 1)  # each id points at a smaller id of its component, or itself
     while True:
         lowest = label[candidates].min(axis=1)
         updated = label.copy()
         np.minimum.at(updated, candidates, lowest[:, None])
         updated[sentinel] = sentinel
+        while not np.array_equal(updated[updated], updated):  # shortcut chains: O(log n) rounds
+            updated = updated[updated]
         if np.array_equal(updated, label):
             return label
         label = updated
@@ -180,7 +182,7 @@ def match_detections(
 ) -> np.ndarray:
     """(T, n) true-positive flags of detections already ranked by score, for one class.
 
-    ``det_video`` / ``gt_video`` are integer video ids. Only detections reaching
+    ``det_video`` / ``gt_video`` are integer video ids (-1: a video without GT). Only detections reaching
     the lowest threshold with some GT segment can take one; a detection's
     outcome depends only on the detections that compete with it for the same
     segments, so detections are grouped into such components and the k-th best

@@ -9,9 +9,10 @@ Used by ``condsel localize`` (real per-clip features) and ``condsel demo``
    features: the RGB backbone always runs, so its features are free at inference;
 4. on the test videos, threshold t routes a clip to the motion stream when the
    selector's P(rgb) < t (``condsel.curves.choose_models``: the cheapest model whose
-   confidence reaches t). Where motion runs, the clip's CAS is the mean of both
-   streams' CAS (the two-stream late fusion that "both" uses everywhere); elsewhere
-   it is the RGB CAS. Sweeping t traces mAP against GFLOPs per clip =
+   confidence reaches t). Where motion runs, the clip's CAS fuses both streams'
+   (``fusion``: by default their per-class minimum, so both streams must agree and
+   motion vetoes what appearance alone fires on; or their mean); elsewhere it is the
+   RGB CAS. "both" fuses every clip. Sweeping t traces mAP against GFLOPs per clip =
    RGB backbone + RGB head + selector + share of motion clips x (motion backbone + head);
 5. random selection sends the same number of clips to motion, drawn uniformly
    over all test clips, for several seeds.
@@ -36,9 +37,11 @@ from condsel.localization import plots
 from condsel.localization.annotations import GroundTruth, write_json_atomic
 from condsel.localization.detection_map import Detections, detection_map, parse_tiou, write_results
 from condsel.localization.disparity import affinity, disparity
-from condsel.localization.features import TwoStreamFeatures
+from condsel.localization.features import TwoStreamFeatures, load_two_streams
 from condsel.localization.proposals import ProposalConfig, localize
+from condsel.localization.synthetic import make_benchmark
 from condsel.localization.wtalc import WTALCConfig, WTALCHead, class_activations, train_wtalc
+from condsel.models import gflops
 from condsel.selector import Selector
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class SelectionSettings:
     points: int = 21  # operating points: motion shares 0, 1/(points-1), ..., 1
     random_seeds: int = 5
     standardize: bool = False  # z-score each stream's features with training statistics
+    fusion: str = "min"  # how clips where motion runs combine both CAS: "min" or "mean"
     threshold: float = 0.5  # operating point whose detections and timeline are written
 
 
@@ -64,8 +68,6 @@ class BackboneCosts:
 
 def zoo_costs(rgb_model: str, motion_model: str) -> BackboneCosts:
     """Per-clip GFLOPs of two zoo models at their default clip, counted from their graphs."""
-    from condsel.models import gflops
-
     return BackboneCosts(gflops(rgb_model), gflops(motion_model), rgb_model, motion_model)
 
 
@@ -83,9 +85,12 @@ def torch_threads(count: int):
         torch.set_num_threads(previous)
 
 
-def fuse(cas_rgb: np.ndarray, cas_motion: np.ndarray, use_motion: np.ndarray) -> np.ndarray:
-    """Mean of both streams' CAS on clips where motion runs, the RGB CAS elsewhere."""
-    return np.where(use_motion[:, None], 0.5 * (cas_rgb + cas_motion), cas_rgb)
+FUSIONS = {"min": np.minimum, "mean": lambda a, b: 0.5 * (a + b)}
+
+
+def fuse(cas_rgb: np.ndarray, cas_motion: np.ndarray, use_motion: np.ndarray, fusion: str = "min") -> np.ndarray:
+    """Both streams' CAS fused on the clips where motion runs, the RGB CAS elsewhere."""
+    return np.where(use_motion[:, None], FUSIONS[fusion](cas_rgb, cas_motion), cas_rgb)
 
 
 def clip_foreground(clips: int, segments: np.ndarray, clip_seconds: float) -> np.ndarray:
@@ -131,14 +136,11 @@ def train_streams(
     return out
 
 
-def selection_targets(cas_rgb, cas_motion, labels: np.ndarray, beta: float, soft: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Stacked (sum T, 2) affinity G over the training clips, and each video's disparity."""
-    ds, gs = [], []
-    for a, m, y in zip(cas_rgb, cas_motion, labels):
-        d = disparity(a, m, np.flatnonzero(y))
-        ds.append(d)
-        gs.append(affinity(d, beta, soft))
-    return np.concatenate(gs), ds
+def selection_targets(cas_rgb: list[np.ndarray], cas_motion: list[np.ndarray], labels: np.ndarray,
+                      beta: float, soft: bool) -> np.ndarray:
+    """Stacked (sum of T, 2) affinity G of the training clips, from each video's labelled classes."""
+    return np.concatenate([affinity(disparity(a, m, np.flatnonzero(y)), beta, soft)
+                           for a, m, y in zip(cas_rgb, cas_motion, labels)])
 
 
 def share_thresholds(p_rgb: np.ndarray, points: int) -> np.ndarray:
@@ -157,13 +159,89 @@ def above_fraction(sel_gflops, sel_map, rnd_gflops, rnd_map, grid_points: int = 
     return float(np.mean(curve_at(sel_gflops, sel_map, grid) > curve_at(rnd_gflops, rnd_map, grid)))
 
 
+@dataclass(frozen=True)
+class ClipCosts:
+    """GFLOPs per clip: each stream's backbone + W-TALC head, and the selector."""
+
+    rgb: float
+    motion: float
+    selector: float
+
+    def selected(self, motion_share: float) -> float:
+        return self.rgb + self.selector + motion_share * self.motion
+
+    def random(self, motion_share: float) -> float:
+        return self.rgb + motion_share * self.motion
+
+
+@dataclass(frozen=True)
+class HeldOutScorer:
+    """Detections and per-tIoU mAP (percent) of a CAS per test video."""
+
+    gt: GroundTruth  # the test videos only
+    names: list[str]
+    clip_seconds: float
+    tiou: np.ndarray
+    proposals: ProposalConfig
+    rgb_cas: list[np.ndarray]
+    motion_cas: list[np.ndarray]
+    fusion: str = "min"
+
+    def score(self, cas: Sequence[np.ndarray]) -> tuple[Detections, np.ndarray]:
+        dets = localize(cas, self.names, self.gt.classes, self.clip_seconds, self.proposals)
+        return dets, detection_map(self.gt, dets, self.tiou).map
+
+    def routed(self, use_motion: Sequence[np.ndarray]) -> tuple[Detections, np.ndarray]:
+        """Motion runs on the clips flagged in ``use_motion`` (one (T,) mask per video)."""
+        return self.score([fuse(a, m, k, self.fusion) for a, m, k in zip(self.rgb_cas, self.motion_cas, use_motion)])
+
+
+def selection_curves(
+    proba: list[np.ndarray], scorer: HeldOutScorer, costs: ClipCosts, settings: SelectionSettings, seed: int, progress: bool,
+) -> tuple[list[dict], list[dict]]:
+    """The selector's threshold sweep, and random selection of as many clips at each point."""
+    lengths = [len(p) for p in proba]
+    splits = np.cumsum(lengths)[:-1]
+    p_rgb = np.concatenate([p[:, 0] for p in proba])
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(p_rgb)) for _ in range(settings.random_seeds)]
+    selector_curve, random_curve = [], []
+    for t in tqdm(share_thresholds(p_rgb, settings.points), desc="operating points", disable=not progress, leave=False):
+        chosen = np.concatenate([choose_models(p, t) for p in proba]) == 1
+        share = float(chosen.mean())
+        sel_map = scorer.routed(np.split(chosen, splits))[1]
+        selector_curve.append({"threshold": float(t), "motion_share": share, "gflops": costs.selected(share),
+                               "map": float(sel_map.mean()), "map_per_tiou": sel_map.tolist()})
+        runs = []
+        for order in orders:
+            mask = np.zeros(len(p_rgb), dtype=bool)
+            mask[order[: int(chosen.sum())]] = True
+            runs.append(scorer.routed(np.split(mask, splits))[1].mean())
+        random_curve.append({"motion_share": share, "gflops": costs.random(share),
+                             "map": float(np.mean(runs)), "map_std": float(np.std(runs))})
+    return selector_curve, random_curve
+
+
 @dataclass
 class LocalizationRun:
     summary: dict
     detections: dict[str, Detections]
-    disparity: np.ndarray  # test clips, with the GT video labels
-    foreground: np.ndarray
+    disparity: np.ndarray  # test clips, computed with the GT video labels
+    foreground: np.ndarray  # test clips overlapping a GT segment
     timeline: dict
+
+
+def _timeline(gt: GroundTruth, scorer: HeldOutScorer, use_motion: list[np.ndarray]) -> dict:
+    """The first test video with segments of a single class (else with any segment), for its first class."""
+    has = [bool(gt.videos[v].labels) for v in scorer.names]
+    single = [h and len(set(gt.videos[v].labels)) == 1 for h, v in zip(has, scorer.names)]
+    pick = single.index(True) if any(single) else (has.index(True) if any(has) else 0)
+    video = gt.videos[scorer.names[pick]]
+    label = video.video_labels[0] if video.video_labels else gt.classes[0]
+    c = gt.class_index[label]
+    return {"video": scorer.names[pick], "segments": video.segments[np.asarray(video.labels, dtype=object) == label],
+            "cas_rgb": scorer.rgb_cas[pick][:, c], "cas_motion": scorer.motion_cas[pick][:, c],
+            "use_motion": use_motion[pick], "class_name": label}
 
 
 def run_localization(
@@ -180,77 +258,50 @@ def run_localization(
     progress: bool = False,
 ) -> LocalizationRun:
     """The whole §3.3 protocol on features already loaded; ``gt`` covers both splits."""
-    torch.manual_seed(seed)
+    if settings.fusion not in FUSIONS:
+        raise ValueError(f"fusion {settings.fusion!r}: choose one of {sorted(FUSIONS)}")
     labels = gt.label_matrix(train.names)
     streams = train_streams(train, test, labels, wtalc, settings.standardize, seed, progress)
-    g, _ = selection_targets(streams.train_cas["rgb"], streams.train_cas["motion"], labels, settings.beta, settings.soft)
+    g = selection_targets(streams.train_cas["rgb"], streams.train_cas["motion"], labels, settings.beta, settings.soft)
     selector = Selector(seed=seed).fit(np.concatenate(train.rgb), g)
     proba = [selector.predict_proba(x) for x in test.rgb]
-    p_rgb = np.concatenate([p[:, 0] for p in proba])
 
     test_gt = GroundTruth(gt.classes, {n: gt.videos[n] for n in test.names}, gt.source)
-    rgb_cas, motion_cas = streams.test_cas["rgb"], streams.test_cas["motion"]
-
-    def score(cas: Sequence[np.ndarray]) -> tuple[Detections, np.ndarray]:
-        dets = localize(cas, test.names, gt.classes, clip_seconds, proposals)
-        return dets, detection_map(test_gt, dets, tiou).map
-
-    def evaluate(masks: Sequence[np.ndarray]) -> tuple[Detections, np.ndarray]:
-        return score([fuse(a, m, k) for a, m, k in zip(rgb_cas, motion_cas, masks)])
-
+    scorer = HeldOutScorer(test_gt, test.names, clip_seconds, tiou, proposals,
+                           streams.test_cas["rgb"], streams.test_cas["motion"], settings.fusion)
     head_cost = {s: count_gflops(h, torch.zeros(1, 1, h.embed.in_features)) for s, h in streams.heads.items()}
-    rgb_cost = costs.rgb + head_cost["rgb"]
-    motion_cost = costs.motion + head_cost["motion"]
-    selector_cost = selector.gflops()
+    clip_costs = ClipCosts(costs.rgb + head_cost["rgb"], costs.motion + head_cost["motion"], selector.gflops())
 
-    lengths = [len(x) for x in test.rgb]
-    splits = np.cumsum(lengths)[:-1]
     detections, stream_maps = {}, {}
-    detections["rgb"], stream_maps["rgb"] = score(rgb_cas)
-    detections["motion"], stream_maps["motion"] = score(motion_cas)
-    detections["both"], stream_maps["both"] = evaluate([np.ones(n, dtype=bool) for n in lengths])
-    stream_cost = {"rgb": rgb_cost, "motion": motion_cost, "both": rgb_cost + motion_cost}
+    detections["rgb"], stream_maps["rgb"] = scorer.score(scorer.rgb_cas)
+    detections["motion"], stream_maps["motion"] = scorer.score(scorer.motion_cas)
+    detections["both"], stream_maps["both"] = scorer.routed([np.ones(len(x), dtype=bool) for x in test.rgb])
+    stream_cost = {"rgb": clip_costs.rgb, "motion": clip_costs.motion, "both": clip_costs.rgb + clip_costs.motion}
+    for name, m in stream_maps.items():
+        log.info("%s: average mAP %.2f%% at %.2f GFLOPs per clip", name, m.mean(), stream_cost[name])
 
-    thresholds = share_thresholds(p_rgb, settings.points)
-    selector_curve, random_curve = [], []
-    total = len(p_rgb)
-    rng = np.random.default_rng(seed)
-    random_orders = [rng.permutation(total) for _ in range(settings.random_seeds)]
-    for t in tqdm(thresholds, desc="operating points", disable=not progress, leave=False):
-        chosen = np.concatenate([choose_models(p, t) for p in proba]) == 1
-        share = float(chosen.mean())
-        _, sel_map = evaluate(np.split(chosen, splits))
-        selector_curve.append({"threshold": float(t), "motion_share": share,
-                               "gflops": rgb_cost + selector_cost + share * motion_cost,
-                               "map": float(sel_map.mean()), "map_per_tiou": sel_map.tolist()})
-        runs = []
-        for order in random_orders:
-            mask = np.zeros(total, dtype=bool)
-            mask[order[: int(chosen.sum())]] = True
-            runs.append(evaluate(np.split(mask, splits))[1].mean())
-        random_curve.append({"motion_share": share, "gflops": rgb_cost + share * motion_cost,
-                             "map": float(np.mean(runs)), "map_std": float(np.std(runs))})
-
+    selector_curve, random_curve = selection_curves(proba, scorer, clip_costs, settings, seed, progress)
     operating = [choose_models(p, settings.threshold) == 1 for p in proba]
-    detections["selector"] = evaluate(operating)[0]
+    detections["selector"] = scorer.routed(operating)[0]
     fraction = above_fraction(
         np.array([p["gflops"] for p in selector_curve]), np.array([p["map"] for p in selector_curve]),
         np.array([p["gflops"] for p in random_curve]), np.array([p["map"] for p in random_curve]),
     )
     test_labels = gt.label_matrix(test.names)
     d_test = [disparity(a, m, np.flatnonzero(y)) if y.any() else np.zeros(len(a))
-              for a, m, y in zip(rgb_cas, motion_cas, test_labels)]
-    foreground = [clip_foreground(n, gt.videos[v].segments, clip_seconds) for n, v in zip(lengths, test.names)]
+              for a, m, y in zip(scorer.rgb_cas, scorer.motion_cas, test_labels)]
+    foreground = [clip_foreground(len(x), gt.videos[v].segments, clip_seconds) for x, v in zip(test.rgb, test.names)]
     summary = {
         "tiou": [round(float(t), 10) for t in tiou],
         "flop_convention": FLOP_CONVENTION,
         "costs": {
             "rgb_backbone": costs.rgb, "rgb_model": costs.rgb_model,
             "motion_backbone": costs.motion, "motion_model": costs.motion_model,
-            "rgb_head": head_cost["rgb"], "motion_head": head_cost["motion"], "selector": selector_cost,
+            "rgb_head": head_cost["rgb"], "motion_head": head_cost["motion"], "selector": clip_costs.selector,
             "optical_flow": "not counted in GFLOPs",
         },
-        "streams": {k: {"gflops": stream_cost[k], "map": float(v.mean()), "map_per_tiou": v.tolist()} for k, v in stream_maps.items()},
+        "streams": {k: {"gflops": stream_cost[k], "map": float(v.mean()), "map_per_tiou": v.tolist()}
+                    for k, v in stream_maps.items()},
         "curves": {"selector": selector_curve, "random": random_curve},
         "selector_above_random_fraction": fraction,
         "operating_point": {"threshold": settings.threshold, "motion_share": float(np.concatenate(operating).mean())},
@@ -260,14 +311,8 @@ def run_localization(
         "settings": {**asdict(settings), "seed": seed, "clip_seconds": clip_seconds,
                      "wtalc": asdict(wtalc), "proposals": asdict(proposals)},
     }
-    pick = next((i for i, v in enumerate(test.names) if len(gt.videos[v].labels)), 0)
-    video = test.names[pick]
-    c = int(np.argmax(test_labels[pick])) if test_labels[pick].any() else 0
-    timeline = {"video": video, "segments": gt.videos[video].segments[np.array(gt.videos[video].labels) == gt.classes[c]]
-                if len(gt.videos[video].labels) else np.zeros((0, 2)),
-                "cas_rgb": rgb_cas[pick][:, c], "cas_motion": motion_cas[pick][:, c],
-                "use_motion": operating[pick], "class_name": gt.classes[c]}
-    return LocalizationRun(summary, detections, np.concatenate(d_test), np.concatenate(foreground), timeline)
+    return LocalizationRun(summary, detections, np.concatenate(d_test), np.concatenate(foreground),
+                           _timeline(gt, scorer, operating))
 
 
 def write_run(run: LocalizationRun, out_dir: Path, title: str, clip_seconds: float) -> None:
@@ -283,18 +328,16 @@ def write_run(run: LocalizationRun, out_dir: Path, title: str, clip_seconds: flo
                    tl["class_name"], out_dir / "timeline.png", title)
 
 
-SYNTHETIC_WTALC = WTALCConfig(lr=1e-3, iterations=300)
+SYNTHETIC_WTALC = WTALCConfig(lr=1e-3, iterations=600)
 
 
 def run_synthetic_localization(out_dir: Path, seed: int = 0, progress: bool = True) -> dict:
     """The demo's localization part on the synthetic benchmark (see synthetic.py); returns summary.json's content.
 
-    W-TALC runs with lr 1e-3 and 300 iterations instead of the published 1e-4 and
+    W-TALC runs with lr 1e-3 and 600 iterations instead of the published 1e-4 and
     100k: the synthetic features are small and the demo has minutes, not hours.
     Costs are the paper's pool from the zoo: X3D-M for RGB, I3D on flow for motion.
     """
-    from condsel.localization.synthetic import make_benchmark
-
     start = time.perf_counter()
     bench = make_benchmark(seed)
     train = TwoStreamFeatures(bench.train.names, bench.train.rgb, bench.train.motion)
@@ -361,8 +404,6 @@ def run_feature_localization(
     Videos whose files are missing or malformed are skipped and listed under
     ``failures`` in the summary; the caller decides the exit code.
     """
-    from condsel.localization.features import load_two_streams
-
     spec = PROTOCOLS[protocol]
     loaded = {}
     for role, names in (("train", spec.train_subsets), ("test", spec.test_subsets)):
@@ -377,6 +418,8 @@ def run_feature_localization(
     run = run_localization(loaded["train"], loaded["test"], gt, clip_seconds, parse_tiou(spec.tiou), costs,
                            wtalc=wtalc, proposals=proposals, settings=settings, seed=seed, progress=progress)
     failures = {**loaded["train"].failures, **loaded["test"].failures}
+    if failures:
+        log.warning("%d videos skipped for missing or malformed features", len(failures))
     run.summary["protocol"] = protocol
     run.summary["ground_truth"] = gt.source
     run.summary["features"] = str(features)

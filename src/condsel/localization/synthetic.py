@@ -23,7 +23,6 @@ pixels; one clip lasts one second (segment times are in clip units).
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -31,8 +30,6 @@ import cv2
 import numpy as np
 
 from condsel.localization.annotations import GroundTruth, VideoAnnotation
-
-log = logging.getLogger(__name__)
 
 ACTOR = np.array([250, 250, 250], dtype=np.uint8)
 ACTOR_SIZE = 6
@@ -75,6 +72,10 @@ class SyntheticBenchmark:
     context: dict[str, np.ndarray]  # per video (T,) bool: clip shows an action's scene
 
 
+def _to_uint8(images: list[np.ndarray]) -> np.ndarray:
+    return np.clip(np.stack(images), 0, 255).astype(np.uint8)
+
+
 def _textures(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
     """Class scenes (striped, class colours) and generic scenes (blotchy, muted), with a margin for camera motion."""
     side = cfg.size + 16
@@ -92,8 +93,7 @@ def _textures(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarra
         coarse = rng.integers(60, 160, size=(4, 4, 3)).astype(np.float32)
         img = cv2.resize(coarse, (side, side), interpolation=cv2.INTER_LINEAR) + rng.normal(0, 8, (side, side, 3))
         generic.append(img)
-    clip = lambda s: np.clip(np.stack(s), 0, 255).astype(np.uint8)  # noqa: E731
-    return clip(scenes), clip(generic)
+    return _to_uint8(scenes), _to_uint8(generic)
 
 
 def _plan_video(rng: np.random.Generator, cfg: SyntheticConfig, label: int) -> dict:
@@ -195,7 +195,11 @@ def flow_features(video: np.ndarray, frames_per_clip: int) -> np.ndarray:
     return np.concatenate([hist, stats, *quads], axis=1)
 
 
-def _split(rng, cfg, names, labels, scenes, generic, appearance, records):
+def _split(
+    rng: np.random.Generator, cfg: SyntheticConfig, names: list[str], labels: list[int],
+    scenes: np.ndarray, generic: np.ndarray, appearance: _AppearanceNet, records: dict[str, dict],
+) -> SyntheticSplit:
+    """Render each video, extract both streams' features, and keep its plan in ``records``."""
     rgb, motion = [], []
     flow_seconds = 0.0
     for name, label in zip(names, labels):
@@ -212,6 +216,8 @@ def _split(rng, cfg, names, labels, scenes, generic, appearance, records):
 
 def make_benchmark(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) -> SyntheticBenchmark:
     """Render the train and test videos and their features; same seed, same benchmark."""
+    if config.min_clips < 48 or config.max_clips < config.min_clips:
+        raise ValueError("need 48 <= min_clips <= max_clips: two context blocks of two actions each must fit")
     rng = np.random.default_rng(seed)
     scenes, generic = _textures(rng, config)
     appearance = _AppearanceNet(seed, config.appearance_dim)

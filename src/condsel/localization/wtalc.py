@@ -19,7 +19,6 @@ linear classifier, Xavier-uniform weights and zero biases), train.py (k, margin)
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,8 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -166,9 +163,3 @@ def class_activations(model: WTALCHead, features: Sequence[np.ndarray]) -> list[
     model.eval()
     with torch.no_grad():
         return [model(torch.from_numpy(np.asarray(f, dtype=np.float32))[None])[1][0].numpy() for f in features]
-
-
-def video_scores(cas: np.ndarray, divisor: int = 8) -> np.ndarray:
-    """Video-level class probabilities: softmax of the top-k pooled CAS, as in W-TALC's test."""
-    pooled = topk_pool(torch.from_numpy(cas)[None], torch.tensor([len(cas)]), divisor)
-    return torch.softmax(pooled, dim=1)[0].numpy()

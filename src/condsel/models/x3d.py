@@ -117,13 +117,20 @@ class Bottleneck(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, dim_in, dim_inner, dim_out, stride, use_se, shortcut_norm):
+    """Residual block; a strided or widening block projects its shortcut.
+
+    PyTorchVideo normalises the projected shortcut only when it widens;
+    ``strided_shortcut_norm`` adds PySlowFast's BatchNorm on a strided one too.
+    """
+
+    def __init__(self, dim_in, dim_inner, dim_out, stride, use_se, strided_shortcut_norm):
         super().__init__()
         project = dim_in != dim_out or stride > 1
         self.branch1_conv = (
             nn.Conv3d(dim_in, dim_out, 1, (1, stride, stride), bias=False) if project else None
         )
-        self.branch1_norm = nn.BatchNorm3d(dim_out) if project and shortcut_norm else None
+        norm = dim_in != dim_out or (project and strided_shortcut_norm)
+        self.branch1_norm = nn.BatchNorm3d(dim_out) if norm else None
         self.branch2 = Bottleneck(dim_in, dim_inner, dim_out, stride, use_se)
         self.activation = nn.ReLU()
 
@@ -135,7 +142,7 @@ class ResBlock(nn.Module):
 
 
 class ResStage(nn.Module):
-    def __init__(self, depth, dim_in, dim_inner, dim_out, shortcut_norm):
+    def __init__(self, depth, dim_in, dim_inner, dim_out, strided_shortcut_norm):
         super().__init__()
         self.res_blocks = nn.ModuleList(
             ResBlock(
@@ -144,7 +151,7 @@ class ResStage(nn.Module):
                 dim_out,
                 stride=2 if i == 0 else 1,
                 use_se=i % 2 == 0,
-                shortcut_norm=shortcut_norm or (i == 0 and dim_in != dim_out),
+                strided_shortcut_norm=strided_shortcut_norm,
             )
             for i in range(depth)
         )
@@ -217,7 +224,7 @@ class X3D(nn.Module):
                     dim_in,
                     dim_inner,
                     dim_out,
-                    shortcut_norm=stage1_shortcut_norm and index == 0,
+                    strided_shortcut_norm=stage1_shortcut_norm,
                 )
             )
             dim_in, base = dim_out, round_width(base, 2.0)

@@ -18,33 +18,43 @@ from tqdm import tqdm
 from condsel.pool.members import PoolMember
 from condsel.table import PredictionTable
 from condsel.video.decode import DecodedVideo
-from condsel.video.sampling import test_views, to_model_input
+from condsel.video.sampling import ClipSpec, test_views, to_model_input
 
 
 @dataclass(frozen=True)
 class MemberOutputs:
     logits: np.ndarray  # (n, C) float32, mean over the member's test views
-    features: np.ndarray  # (n, D) float32, pooled embedding, mean over views
+    features: np.ndarray | None  # (n, D) float32, pooled embedding, mean over views
 
 
-def run_member(member: PoolMember, model: nn.Module, videos: Sequence[DecodedVideo]) -> MemberOutputs:
-    """One batched forward pass over all test views of ``videos``."""
-    views = np.concatenate([test_views(v, member.clip) for v in videos])
+def run_member(clip: ClipSpec, model: nn.Module, videos: Sequence[DecodedVideo], features: bool = False) -> MemberOutputs:
+    """One batched forward pass over all test views of ``videos``.
+
+    With ``features``, the model must offer ``forward_features`` and
+    ``classify`` (as the pool's networks do), so both come from one pass.
+    """
+    views = to_model_input(np.concatenate([test_views(v, clip) for v in videos]))
     with torch.no_grad():
-        features = model.forward_features(to_model_input(views))
-        logits = model.classify(features)
-    per_video = member.clip.views
-    return MemberOutputs(
-        logits=logits.reshape(len(videos), per_video, -1).mean(dim=1).numpy(),
-        features=features.reshape(len(videos), per_video, -1).mean(dim=1).numpy(),
-    )
+        if features:
+            embedding = model.forward_features(views)
+            logits = model.classify(embedding)
+        else:
+            embedding, logits = None, model(views)
+
+    def per_video(x: torch.Tensor) -> np.ndarray:
+        return x.reshape(len(videos), clip.views, -1).mean(dim=1).numpy()
+
+    return MemberOutputs(per_video(logits), None if embedding is None else per_video(embedding))
 
 
 def run_pool(
-    members: Sequence[PoolMember], models: Mapping[str, nn.Module], videos: Sequence[DecodedVideo]
+    members: Sequence[PoolMember],
+    models: Mapping[str, nn.Module],
+    videos: Sequence[DecodedVideo],
+    features: Sequence[str] = (),
 ) -> dict[str, MemberOutputs]:
-    """Every member's outputs on the same decoded videos."""
-    return {m.name: run_member(m, models[m.name], videos) for m in members}
+    """Every member's outputs on the same decoded videos; pooled features for the members named in ``features``."""
+    return {m.name: run_member(m.clip, models[m.name], videos, m.name in features) for m in members}
 
 
 def pool_table(
@@ -59,11 +69,11 @@ def pool_table(
     progress: bool = False,
 ) -> PredictionTable:
     """A PredictionTable of the pool on ``videos``, with the cheapest member's features for the selector."""
+    cheapest = min(members, key=lambda m: gflops[m.name]).name
     chunks = []
     starts = range(0, len(videos), batch_size)
     for start in tqdm(starts, desc="pool outputs", unit="batch", disable=not progress):
-        chunks.append(run_pool(members, models, videos[start : start + batch_size]))
-    cheapest = min(members, key=lambda m: gflops[m.name]).name
+        chunks.append(run_pool(members, models, videos[start : start + batch_size], features=[cheapest]))
     return PredictionTable(
         names=np.asarray(names),
         labels=np.asarray(labels),

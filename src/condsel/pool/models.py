@@ -55,7 +55,7 @@ class Conv3DNet(nn.Module):
         for out, stride in zip(widths, strides):
             layers += _conv_bn_relu(nn.Conv3d(width, out, 3, stride=tuple(stride), padding=1, bias=False), out, nn.BatchNorm3d)
             width = out
-        self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        self.trunk = nn.Sequential(*layers, nn.AdaptiveMaxPool3d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,15 @@
 """Render the synthetic benchmark's clips: the paper's premise, built in on purpose.
 
-Twelve classes. Six are told apart by appearance alone (a coloured shape that
-drifts in a random direction; same-coloured classes differ only by shape), so
-a 2D model that averages frames can get them right. Six come in three pairs
+Twelve classes. Six are told apart by appearance alone (a shape of a class
+colour that drifts in a random direction), so a 2D model that averages frames
+can get them right. Six come in three pairs
 that differ only by the direction of time: ``move_left`` is ``move_right``
-played backwards, ``shrink`` is ``grow`` backwards, ``square_then_disc`` is
-``disc_then_square`` backwards. A class and its pair therefore have the same
+played backwards, ``shrink`` is ``grow`` backwards, ``square_then_disc`` (a
+dark square flashes for one frame, then a light disc) is ``disc_then_square``
+backwards. A class and its pair therefore have the same
 distribution of frames, and any model that ignores frame order (a
 frame-averaging net) is at chance inside a pair; only a temporal model can
-separate them.
+separate them, and the one-frame flashes need every frame, not every other.
 
 Each clip draws a difficulty d in [0, 1] that scales sensor noise, camera
 shake, background texture, static clutter shapes, an occluding bar, low
@@ -23,21 +24,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-HEIGHT, WIDTH, NUM_FRAMES, FPS = 64, 80, 16, 8
+HEIGHT, WIDTH, NUM_FRAMES, FPS = 48, 64, 16, 8
 
-RED, GREEN, BLUE = (215.0, 45.0, 40.0), (45.0, 190.0, 60.0), (50.0, 85.0, 225.0)
-# Distractors use colours no class uses: clutter, not counter-evidence.
-CLUTTER_COLOURS = ((230.0, 200.0, 40.0), (40.0, 200.0, 210.0), (200.0, 60.0, 200.0), (235.0, 130.0, 30.0))
 SHAPES = ("square", "triangle", "disc", "ring", "cross", "diamond")
-
 APPEARANCE_CLASSES = {
-    "red_square": ("square", RED),
-    "red_triangle": ("triangle", RED),
-    "green_disc": ("disc", GREEN),
-    "green_ring": ("ring", GREEN),
-    "blue_cross": ("cross", BLUE),
-    "blue_diamond": ("diamond", BLUE),
+    "red_square": ("square", (215.0, 45.0, 40.0)),
+    "green_triangle": ("triangle", (45.0, 190.0, 60.0)),
+    "blue_disc": ("disc", (50.0, 85.0, 225.0)),
+    "yellow_ring": ("ring", (225.0, 205.0, 40.0)),
+    "magenta_cross": ("cross", (205.0, 55.0, 200.0)),
+    "cyan_diamond": ("diamond", (40.0, 200.0, 210.0)),
 }
+# Clutter uses colours no class uses, close enough to some (orange, purple,
+# olive, teal) to mislead a coarse look at a noisy frame.
+CLUTTER_COLOURS = ((235.0, 130.0, 30.0), (120.0, 60.0, 170.0), (130.0, 140.0, 40.0), (30.0, 120.0, 120.0))
 # backward class -> the forward class it is the time reversal of
 REVERSED_CLASSES = {"move_left": "move_right", "shrink": "grow", "square_then_disc": "disc_then_square"}
 CLASS_NAMES = (
@@ -81,23 +81,23 @@ def render_clip(class_name: str, rng: np.random.Generator) -> np.ndarray:
 
 def sample_scene(rng: np.random.Generator) -> Scene:
     d = float(rng.uniform())
-    base = rng.uniform(25, 110, size=3)
+    base = rng.uniform(55, 110) + rng.uniform(-15, 15, size=3)  # greyish, slightly tinted
     texture = cv2.resize(rng.normal(size=(4, 5, 3)).astype(np.float32), (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-    background = (base + (8 + 30 * d) * texture).astype(np.float32)
+    background = (base + (5 + 20 * d) * texture).astype(np.float32)
     distractors = tuple(
         (
             SHAPES[rng.integers(len(SHAPES))],
-            float(rng.uniform(4, WIDTH - 4)),
-            float(rng.uniform(4, HEIGHT - 4)),
-            float(rng.uniform(2.5, 5.0)),
+            float(rng.uniform(3, WIDTH - 3)),
+            float(rng.uniform(3, HEIGHT - 3)),
+            float(rng.uniform(1.5, 3.5)),
             _jitter(CLUTTER_COLOURS[rng.integers(len(CLUTTER_COLOURS))], rng),
         )
-        for _ in range(rng.poisson(5 * d))
+        for _ in range(rng.poisson(4 * d))
     )
     occluder = None
     if rng.uniform() < 0.7 * d:
-        occluder = (float(rng.uniform(0, WIDTH)), float(rng.uniform(-1, 1)), float(rng.uniform(6, 14)), tuple(base * 0.8))
-    amplitude = 3.0 * d
+        occluder = (float(rng.uniform(0, WIDTH)), float(rng.uniform(-1, 1)), float(rng.uniform(5, 10)), tuple(base * 0.8))
+    amplitude = 2.5 * d
     shake = np.clip(np.cumsum(rng.normal(0, 0.6 * amplitude + 1e-6, size=(NUM_FRAMES, 2)), axis=0), -2 * amplitude, 2 * amplitude)
     return Scene(
         difficulty=d,
@@ -105,9 +105,9 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         distractors=distractors,
         occluder=occluder,
         shake=shake,
-        noise_sigma=2.0 + 18.0 * d,
-        object_radius=float(rng.uniform(9, 13) * (1 - 0.5 * d)),
-        contrast=float(1.0 - rng.uniform(0, 0.45 * d)),
+        noise_sigma=2.0 + 14.0 * d,
+        object_radius=float(rng.uniform(6, 9) * (1 - 0.45 * d)),
+        contrast=float(1.0 - rng.uniform(0, 0.4 * d)),
     )
 
 
@@ -131,25 +131,33 @@ def _object_tracks(class_name: str, scene: Scene, rng: np.random.Generator) -> l
         return [[(shape, xs[i], ys[i], r, colour)] for i in range(NUM_FRAMES)]
     grey = _grey(rng)
     if class_name == "move_right":
-        speed = rng.uniform(1.5, 3.5)
-        cx, y = rng.uniform(WIDTH / 2 - 10, WIDTH / 2 + 10), rng.uniform(r + 3, HEIGHT - r - 3)
+        speed = rng.uniform(1.2, 2.6)
+        cx, y = rng.uniform(WIDTH / 2 - 8, WIDTH / 2 + 8), rng.uniform(r + 2, HEIGHT - r - 2)
         vy = rng.uniform(-0.3, 0.3)
         mid = (NUM_FRAMES - 1) / 2
         return [[("disc", cx + speed * (i - mid), y + vy * (i - mid), r, grey)] for i in t]
     if class_name == "grow":
-        x, y = rng.uniform(20, WIDTH - 20), rng.uniform(18, HEIGHT - 18)
-        radii = np.linspace(0.25 * r, min(1.6 * r, 17.0), NUM_FRAMES)
+        x, y = rng.uniform(15, WIDTH - 15), rng.uniform(13, HEIGHT - 13)
+        radii = np.linspace(0.25 * r, min(1.6 * r, 13.0), NUM_FRAMES)
         return [[("disc", x, y, radii[i], grey)] for i in range(NUM_FRAMES)]
     if class_name == "disc_then_square":
-        switch = int(rng.integers(6, 11))
-        (x1, y1), (x2, y2) = _two_apart(rng, r)
-        return [[("disc", x1, y1, r, grey)] if i < switch else [("square", x2, y2, r, grey)] for i in range(NUM_FRAMES)]
+        # One-frame flashes at about the same place, both inside frames 4..11:
+        # a 12-frame window from 0 or 4 sees both, a stride-2 sampler can miss one.
+        flash = int(rng.integers(4, 11))
+        second = flash + 1 + int(rng.integers(0, 2))
+        x, y = rng.uniform([r + 2, r + 2], [WIDTH - r - 2, HEIGHT - r - 2])
+        dx, dy = rng.uniform(-r / 2, r / 2, size=2)
+        dark = (float(rng.uniform(0, 25)),) * 3
+        objects: list[list[Draw]] = [[] for _ in range(NUM_FRAMES)]
+        objects[flash] = [("disc", x, y, r, grey)]
+        objects[second] = [("square", x + dx, y + dy, r, dark)]
+        return objects
     raise AssertionError(f"no track for {class_name}")
 
 
 def _drift(rng: np.random.Generator, r: float) -> tuple[np.ndarray, np.ndarray]:
     """A random-direction drift that bounces off the frame edges."""
-    angle, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.4, 1.6)
+    angle, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.2)
     lo, hi = np.array([r + 2, r + 2]), np.array([WIDTH - r - 2, HEIGHT - r - 2])
     pos = rng.uniform(lo, hi)
     vel = speed * np.array([np.cos(angle), np.sin(angle)])
@@ -162,15 +170,6 @@ def _drift(rng: np.random.Generator, r: float) -> tuple[np.ndarray, np.ndarray]:
         pos = np.clip(pos, lo, hi)
     path = np.array(path)
     return path[:, 0], path[:, 1]
-
-
-def _two_apart(rng: np.random.Generator, r: float) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = np.array([r + 2, r + 2]), np.array([WIDTH - r - 2, HEIGHT - r - 2])
-    first = rng.uniform(lo, hi)
-    second = rng.uniform(lo, hi)
-    while np.linalg.norm(second - first) < 2 * r:
-        second = rng.uniform(lo, hi)
-    return first, second
 
 
 def _compose(scene: Scene, objects: list[Draw], t: int) -> np.ndarray:

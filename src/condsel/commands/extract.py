@@ -1,0 +1,88 @@
+"""``condsel extract``: run a pool over a manifest into a resumable store, on one or many processes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = """\
+Run every model of a pool over the videos of a manifest and store, per video,
+each model's scores (aggregated over its test views) and the backbone's
+pooled features, ready for `condsel table --store STORE`.
+
+POOL is a run directory written by `condsel demo` (DIR/synthetic/run) or a
+pool config TOML (see `condsel zoo --help`). The manifest is a CSV with the
+columns path,label (paths relative to the manifest, labels class names or
+indices), as `condsel synth` writes it.
+
+Each video is decoded once for the whole pool, in --workers DataLoader
+processes, while the main process runs the models. Every finished video is
+written atomically: re-running the same command resumes where a killed run
+stopped, and never stores a video twice. Files that cannot be read (empty,
+truncated, not a video, unknown codec, missing) and unreadable manifest rows
+are recorded in STORE/failures and skipped; the exit status is 1 if any
+video of the manifest failed.
+
+On several processes or machines, start it with torchrun; the manifest is
+sharded by rank and the store is the same as from one process:
+  torchrun --standalone --nproc-per-node 2 -m condsel extract --pool P --manifest M --out S
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
+      --rdzv-endpoint HOST:29400 --rdzv-id JOB -m condsel extract ...
+GPUs use NCCL, CPUs gloo. STORE must be on a file system all nodes share.
+GFLOPs are multiply-adds (the X3D/fvcore convention).
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("extract", help="run a pool over a manifest into a resumable store (torchrun-shardable)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pool", required=True, metavar="POOL", help="run directory of `condsel demo`, or a pool config .toml")
+    p.add_argument("--manifest", required=True, metavar="CSV", help="path,label CSV of the videos")
+    p.add_argument("--out", required=True, metavar="STORE", help="store directory (created, or resumed)")
+    p.add_argument("--classes", metavar="FILE", help="class names, one a line, for a pool config (labels may then be names)")
+    p.add_argument("--workers", type=int, default=2, help="decoding processes per rank (default: 2; 0 decodes in the main process)")
+    p.add_argument("--per-clip", type=float, metavar="SECONDS",
+                   help="untrimmed videos: score consecutive windows of SECONDS, each with the full test views")
+    p.add_argument("--aggregate", choices=["softmax", "logits"], default="softmax",
+                   help="how views are combined: mean softmax as PySlowFast (default), or mean logits")
+    p.add_argument("--save-views", action="store_true", help="also store every view's logits")
+    p.add_argument("--device", help="torch device (default: this rank's GPU if there is one, else cpu)")
+    p.add_argument("--threads", type=int, help="intra-op threads per process (default: torch's; torchrun sets 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from condsel.extract import ExtractSettings, extract, load_pool, read_manifest
+    from condsel.extract.distributed import distributed
+
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views)
+    # everything that can be wrong with the inputs is found before any work starts
+    pool = load_pool(args.pool, args.classes)
+    manifest = read_manifest(args.manifest, pool.num_classes, pool.class_names)
+    with distributed(args.device) as ctx:
+        for model in pool.models.values():
+            model.to(ctx.device)
+        report = extract(pool, manifest, args.out, ctx, settings, args.workers, progress=not args.no_progress)
+        if ctx.is_main:
+            _print_summary(report, args, ctx.world_size)
+    return 0 if report.ok else 1
+
+
+def _print_summary(report, args, world_size: int) -> None:
+    rate = report.processed / report.seconds if report.seconds > 0 else 0.0
+    print(f"condsel extract: {report.videos} entries in {args.manifest} -> {args.out}")
+    print(f"  stored {report.stored} ({report.stored - report.stored_before} this run, {report.stored_before} before)")
+    print(f"  rank 0 of {world_size}: {report.processed} videos in {report.seconds:.1f} s ({rate:.2f} videos/s)")
+    if report.failures:
+        print(f"  FAILED {len(report.failures)} (recorded in {args.out}/failures, retried on the next run):", file=sys.stderr)
+        for f in report.failures[:20]:
+            print(f"    [{f.stage}] {f.error}", file=sys.stderr)
+        if len(report.failures) > 20:
+            print(f"    ... and {len(report.failures) - 20} more: condsel inspect {args.out}", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""Decode videos in DataLoader workers, in parallel with inference in the main process.
+
+Items never raise: a video that cannot be decoded or sampled comes back as an
+error message, so that one bad file costs one record and not the run (an
+exception inside a worker would end the whole DataLoader). A worker process
+that dies (a crash inside FFmpeg on a hostile file) or hangs is handled by
+``iterate``: the items it may have held are retried in a worker process each,
+and one that kills its own worker is reported as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import cv2
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from condsel.data.manifests import ManifestEntry
+from condsel.extract.views import ViewPlan, frame_selector, sample_views
+from condsel.video.decode import VideoDecodeError, decode_video
+
+log = logging.getLogger(__name__)
+
+# A worker that delivers nothing for this long is taken to be stuck on its file.
+WORKER_TIMEOUT_S = 600
+PREFETCH = 2  # videos decoded ahead per worker
+
+
+class VideoViews(Dataset):
+    """Item i: ``{"index": i, "windows": (K, 2) seconds, "views": {member: (K, V, T, S, S, 3) uint8}}``,
+    or ``{"index": i, "error": message}``."""
+
+    def __init__(self, entries: Sequence[ManifestEntry], plan: ViewPlan):
+        self.entries = list(entries)
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict:
+        entry = self.entries[index]
+        try:
+            video = decode_video(entry.path, frame_selector(self.plan), short_side=self.plan.short_side)
+            windows, views = sample_views(video, self.plan)
+        except VideoDecodeError as e:
+            return {"index": index, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - any failure on one file must cost only that file
+            return {"index": index, "error": f"{entry.path}: {type(e).__name__}: {e}"}
+        return {"index": index, "windows": windows, "views": {m: torch.from_numpy(v) for m, v in views.items()}}
+
+
+def _init_worker(_: int) -> None:
+    # Workers run side by side with inference: one thread each, no oversubscription.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def is_worker_failure(error: RuntimeError) -> bool:
+    text = str(error)
+    return "DataLoader worker" in text or "DataLoader timed out" in text
+
+
+def iterate(dataset: VideoViews, workers: int, handle: Callable[[dict], None], pin_memory: bool = False) -> None:
+    """Call ``handle`` on every item of ``dataset``, in order, each exactly once.
+
+    ``handle`` runs inside the guarded region: PyTorch reports a dead worker
+    through a SIGCHLD handler that raises wherever the main process happens to
+    be, so an item is counted done only when ``handle`` has returned.
+    """
+    start, isolate_until = 0, 0
+    while start < len(dataset):
+        isolating = start < isolate_until
+        # isolated: a worker process of its own for each video, so a death has one suspect
+        stop = start + 1 if isolating else len(dataset)
+        loader = _loader(Subset(dataset, range(start, stop)), 1 if isolating else workers, pin_memory)
+        try:
+            for item in loader:
+                handle(item)
+                start += 1
+        except RuntimeError as e:
+            if workers == 0 or not is_worker_failure(e):
+                raise
+            if isolating:
+                log.warning("%s: the decoding worker died on this file (%s); recorded, going on", dataset.entries[start].path, e)
+                handle({"index": start, "error": f"{dataset.entries[start].path}: the decoding worker died or hung on this file: {e}"})
+                start += 1
+            else:
+                log.warning("a decoding worker died (%s); retrying the next videos in a worker process each", e)
+                # the items a dead worker may have held: the one awaited and what was prefetched
+                isolate_until = min(len(dataset), start + PREFETCH * workers + 1)
+
+
+def _loader(dataset: Dataset, workers: int, pin_memory: bool) -> Iterator[dict]:
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=_init_worker if workers else None,
+        pin_memory=pin_memory,
+        timeout=WORKER_TIMEOUT_S if workers else 0,
+        prefetch_factor=PREFETCH if workers else None,
+    )

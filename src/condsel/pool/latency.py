@@ -1,0 +1,117 @@
+"""Measured wall-clock latency of conditional inference against the largest model alone.
+
+The paper's point (Fig. 4b) is that GFLOPs saved are seconds saved; here that
+is measured on real files, decoding included, with a fixed number of torch
+threads so that runs are comparable. Modes:
+- ``largest``: the costliest member alone, one video at a time, resident;
+- ``selector``: backbone + selector + chosen model, one video at a time, resident;
+- ``selector_load_per_selection``: as ``selector``, but the chosen model is
+  read from its checkpoint for every selection;
+- ``largest_batched`` / ``selector_batched``: batches of videos, the selector
+  grouping each batch by chosen model.
+``speedup_ratio`` = (wall-clock speedup) / (GFLOPs speedup) of ``selector``
+over ``largest``: 1 means every GFLOP saved is time saved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from condsel.pool.inference import run_member
+from condsel.pool.predict import Prediction, decode_for, predict_batched, predict_video, predict_with
+from condsel.pool.run_dir import Run
+
+
+@contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _per_video(run_one: Callable[[Path], Prediction], paths: Sequence[Path], warmup: int, desc: str, progress: bool) -> list[Prediction]:
+    for p in paths[:warmup]:
+        run_one(p)
+    return [run_one(p) for p in tqdm(paths, desc=desc, unit="video", disable=not progress, leave=False)]
+
+
+def _batched(run_batch: Callable[[Sequence[Path]], float], paths: Sequence[Path], batch_size: int) -> float:
+    """Seconds per video over all batches."""
+    run_batch(paths[:batch_size])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(paths), batch_size):
+        run_batch(paths[i : i + batch_size])
+    return (time.perf_counter() - start) / len(paths)
+
+
+def measure_latency(
+    run: Run,
+    paths: Sequence[str | Path],
+    threshold: float,
+    threads: int = 1,
+    batch_size: int = 16,
+    warmup: int = 3,
+    progress: bool = False,
+) -> dict:
+    """Seconds and GFLOPs per video of every mode on ``paths``; see the module docstring."""
+    paths = [Path(p) for p in paths]
+    largest = max(run.order, key=lambda m: run.gflops[m])
+    member = run.members[largest]
+
+    def largest_batch(batch: Sequence[Path]) -> None:
+        run_member(member.clip, run.models[largest], [decode_for(run, p, [largest]) for p in batch])
+
+    with torch_threads(threads), torch.no_grad():
+        alone = _per_video(lambda p: predict_with(run, p, largest), paths, warmup, "latency: largest", progress)
+        chosen = _per_video(lambda p: predict_video(run, p, threshold), paths, warmup, "latency: selector", progress)
+        loading = _per_video(
+            lambda p: predict_video(run, p, threshold, load_chosen=True), paths, warmup, "latency: load per selection", progress
+        )
+        largest_batched = _batched(largest_batch, paths, batch_size)
+        selector_batched = _batched(lambda b: predict_batched(run, b, threshold), paths, batch_size)
+
+    selector_gflops = float(np.mean([p.gflops for p in chosen]))
+    t_largest = float(np.mean([p.seconds for p in alone]))
+    t_selector = float(np.mean([p.seconds for p in chosen]))
+    gflops_speedup = run.gflops[largest] / selector_gflops
+    return {
+        "largest": {"model": largest, "seconds_per_video": t_largest, "gflops": run.gflops[largest]},
+        "selector": {"seconds_per_video": t_selector, "gflops": selector_gflops, "threshold": float(threshold)},
+        "selector_load_per_selection": {
+            "seconds_per_video": float(np.mean([p.seconds for p in loading])),
+            "gflops": selector_gflops,
+        },
+        "largest_batched": {"seconds_per_video": largest_batched, "gflops": run.gflops[largest], "batch_size": batch_size},
+        "selector_batched": {"seconds_per_video": selector_batched, "gflops": selector_gflops, "batch_size": batch_size},
+        "wall_speedup": t_largest / t_selector,
+        "gflops_speedup": gflops_speedup,
+        "speedup_ratio": (t_largest / t_selector) / gflops_speedup,
+        "chosen_share": {m: float(np.mean([p.model == m for p in chosen])) for m in run.order},
+        "videos": len(paths),
+        "torch_threads": threads,
+        "includes": "decoding, sampling, every network run, the selector; networks resident unless stated",
+    }
+
+
+def format_latency(latency: dict) -> str:
+    """Two lines for the terminal."""
+    big, sel = latency["largest"], latency["selector"]
+    return (
+        f"latency ({latency['videos']} test videos, {latency['torch_threads']} torch thread(s), decoding included): "
+        f"{big['model']} alone {1000 * big['seconds_per_video']:.1f} ms/video, "
+        f"selector {1000 * sel['seconds_per_video']:.1f} ms/video at threshold {sel['threshold']:.3f}\n"
+        f"  wall-clock speedup {latency['wall_speedup']:.2f}x for a GFLOPs speedup of {latency['gflops_speedup']:.2f}x "
+        f"(ratio {latency['speedup_ratio']:.2f}); batched: {1000 * latency['largest_batched']['seconds_per_video']:.1f} vs "
+        f"{1000 * latency['selector_batched']['seconds_per_video']:.1f} ms/video; "
+        f"loading the chosen model per selection: {1000 * latency['selector_load_per_selection']['seconds_per_video']:.1f} ms/video"
+    )
