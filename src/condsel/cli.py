@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "zoo": "zoo",
     "extract": "extract",
     "inspect": "inspect",
+    "demo": "demo",
 }
 
 

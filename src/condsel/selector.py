@@ -24,6 +24,7 @@ from torch import nn
 
 from condsel.affinity import softmax
 from condsel.costs import count_gflops
+from condsel.threads import torch_threads
 
 
 INPUT_KINDS = ("sorted", "probs", "probs+sorted")
@@ -113,20 +114,24 @@ class Selector:
         optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), self.gamma)
         self.net_.train()
+        with torch_threads(1):
+            self._train(inputs, targets, batch, optimizer, schedule, generator)
+        self.net_.eval()
+        return self
+
+    def _train(self, inputs, targets, batch, optimizer, schedule, generator) -> None:
         for _ in range(self.epochs):
-            for idx in torch.randperm(len(X), generator=generator).split(batch):
+            for idx in torch.randperm(len(inputs), generator=generator).split(batch):
                 log_p = torch.log_softmax(self.net_(inputs[idx]), dim=1)
                 loss = -(targets[idx] * log_p).sum(dim=1).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             schedule.step()
-        self.net_.eval()
-        return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         inputs = torch.from_numpy((np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_)
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             return torch.softmax(self.net_(inputs), dim=1).numpy()
 
     def gflops(self) -> float:

@@ -29,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
         compare_ground_truths,
         load_ground_truth,
         load_wtalc,
-        write_json_atomic,
     )
+    from condsel.summary import write_json
 
     try:
         gt = load_wtalc(args.wtalc)
-        write_json_atomic(activitynet_document(gt), args.out)
+        write_json(args.out, activitynet_document(gt))
         print(f"wrote {args.out}: {len(gt.videos)} videos, segments per subset {gt.segment_counts()}")
         if args.compare:
             comparison = compare_ground_truths(gt, load_ground_truth(args.compare), args.tolerance)

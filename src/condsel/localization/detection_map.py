@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.localization.annotations import GroundTruth, read_json, parse_segment, write_json_atomic
+from condsel.localization.annotations import GroundTruth, parse_segment, read_json
+from condsel.summary import write_json
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def results_document(detections: Detections) -> dict:
 
 
 def write_results(detections: Detections, path: str | Path) -> None:
-    write_json_atomic(results_document(detections), path)
+    write_json(path, results_document(detections))
 
 
 def segment_tiou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

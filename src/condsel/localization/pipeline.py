@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -34,15 +33,17 @@ from tqdm import tqdm
 from condsel.costs import FLOP_CONVENTION, count_gflops
 from condsel.curves import choose_models, curve_at
 from condsel.localization import plots
-from condsel.localization.annotations import GroundTruth, write_json_atomic
+from condsel.localization.annotations import GroundTruth
 from condsel.localization.detection_map import Detections, detection_map, parse_tiou, write_results
 from condsel.localization.disparity import affinity, disparity
 from condsel.localization.features import TwoStreamFeatures, load_two_streams
 from condsel.localization.proposals import ProposalConfig, localize
 from condsel.localization.synthetic import make_benchmark
+from condsel.summary import write_json
 from condsel.localization.wtalc import WTALCConfig, WTALCHead, class_activations, train_wtalc
 from condsel.models import gflops
 from condsel.selector import Selector
+from condsel.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +70,6 @@ class BackboneCosts:
 def zoo_costs(rgb_model: str, motion_model: str) -> BackboneCosts:
     """Per-clip GFLOPs of two zoo models at their default clip, counted from their graphs."""
     return BackboneCosts(gflops(rgb_model), gflops(motion_model), rgb_model, motion_model)
-
-
-@contextmanager
-def torch_threads(count: int):
-    """Temporarily set torch's intra-op threads. The synthetic heads train on tiny
-    batches where per-op overhead dominates; there, extra threads only add
-    synchronization (100 W-TALC steps took 21 s with 2 threads vs 1 s with 1 on a
-    busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 FUSIONS = {"min": np.minimum, "mean": lambda a, b: 0.5 * (a + b)}
@@ -318,7 +305,7 @@ def run_localization(
 def write_run(run: LocalizationRun, out_dir: Path, title: str, clip_seconds: float) -> None:
     """summary.json, the three figures and the detections (ActivityNet results layout)."""
     out_dir = Path(out_dir)
-    write_json_atomic(run.summary, out_dir / "summary.json")
+    write_json(out_dir / "summary.json", run.summary)
     for name, dets in run.detections.items():
         write_results(dets, out_dir / "detections" / f"{name}.json")
     plots.disparity_histogram(run.disparity, run.foreground, out_dir / "disparity_hist.png", f"{title}: test clips")
