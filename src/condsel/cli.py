@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "extract": "extract",
     "inspect": "inspect",
     "demo": "demo",
+    "synth": "synth",
+    "predict": "predict",
 }
 
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SelectionConfig:
-    alpha: float = 1.0
+    alpha: float = 0.5
     temperature: float | None = None  # soft affinity when set
     folds: int = 5
     seed: int = 0

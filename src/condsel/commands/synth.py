@@ -8,8 +8,8 @@ import sys
 DESCRIPTION = """\
 Generate the synthetic video benchmark: N H.264 clips (16 frames, 64x48, 8 fps)
 of 12 classes, six recognisable from appearance alone (a coloured shape) and
-six that differ only in motion (left/right, grow/shrink, and the order of two
-one-frame flashes: each is its partner played backwards). Difficulty (noise,
+six that differ only in motion (left/right, grow/shrink, and the order of a
+light and a dark one-frame flash: each is its partner played backwards). Difficulty (noise,
 shake, clutter, occlusion, contrast, object size) varies per video.
 
 Writes into DIR:
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    p.add_argument("--videos", required=True, type=int, metavar="N", help="number of videos (at least 60)")
+    p.add_argument("--videos", required=True, type=int, metavar="N", help="number of videos (use at least 60 so that every class reaches every split)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

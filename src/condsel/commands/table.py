@@ -41,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--backbone", required=True, help="the model that always runs and feeds the selector")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
-    p.add_argument("--alpha", type=float, default=1.0, help="cost weight in the affinity labels, Eq. 2 (default: 1.0)")
+    p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
     p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
     p.add_argument("--selector-input", choices=["sorted", "probs", "probs+sorted"], default="sorted",
                    help="what the selector reads: the backbone's top-10 sorted probabilities (default), its full "

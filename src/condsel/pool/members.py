@@ -34,11 +34,11 @@ class PoolMember:
         return cls(name=d["name"], arch=dict(d["arch"]), clip=ClipSpec.from_dict(d["clip"]))
 
 
-# Rising cost, rising ability. frame2d sees 4 frames at 32 px and ignores their
+# Rising cost, rising ability. frame2d sees 4 frames at 40 px and ignores their
 # order; conv3d_s sees 8 frames at 40 px; conv3d_l sees 12 consecutive frames at
 # 48 px and is tested on 2 clips x 3 crops, so its cost dominates decoding.
 DEFAULT_POOL: tuple[PoolMember, ...] = (
-    PoolMember("frame2d", {"kind": "frame2d", "widths": [16, 32, 64, 64]}, ClipSpec(num_frames=4, stride=4, size=32)),
+    PoolMember("frame2d", {"kind": "frame2d", "widths": [16, 32, 64, 64]}, ClipSpec(num_frames=4, stride=4, size=40)),
     PoolMember(
         "conv3d_s",
         {"kind": "conv3d", "widths": [16, 32, 64], "strides": [[1, 2, 2], [2, 2, 2], [1, 1, 1]]},

@@ -2,14 +2,14 @@
 
 Twelve classes. Six are told apart by appearance alone (a shape of a class
 colour that drifts in a random direction), so a 2D model that averages frames
-can get them right. Six come in three pairs
-that differ only by the direction of time: ``move_left`` is ``move_right``
-played backwards, ``shrink`` is ``grow`` backwards, ``square_then_disc`` (a
-dark square flashes for one frame, then a light disc) is ``disc_then_square``
-backwards. A class and its pair therefore have the same
-distribution of frames, and any model that ignores frame order (a
-frame-averaging net) is at chance inside a pair; only a temporal model can
-separate them, and the one-frame flashes need every frame, not every other.
+can get them right. Six come in three pairs that differ only by the direction
+of time: ``move_left`` is ``move_right`` played backwards, ``shrink`` is
+``grow`` backwards, and ``dark_then_light`` is ``light_then_dark`` backwards
+(a grey ring whose centre flashes light for one frame, then dark for the
+next). A class and its pair therefore have the same distribution of frames:
+a model that ignores frame order (a frame-averaging net) can tell which pair a
+clip belongs to but is at chance inside it. A 3D model on every other frame
+separates the first two pairs; the one-frame flashes need every frame.
 
 Each clip draws a difficulty d in [0, 1] that scales sensor noise, camera
 shake, background texture, static clutter shapes, an occluding bar, low
@@ -39,10 +39,10 @@ APPEARANCE_CLASSES = {
 # olive, teal) to mislead a coarse look at a noisy frame.
 CLUTTER_COLOURS = ((235.0, 130.0, 30.0), (120.0, 60.0, 170.0), (130.0, 140.0, 40.0), (30.0, 120.0, 120.0))
 # backward class -> the forward class it is the time reversal of
-REVERSED_CLASSES = {"move_left": "move_right", "shrink": "grow", "square_then_disc": "disc_then_square"}
+REVERSED_CLASSES = {"move_left": "move_right", "shrink": "grow", "dark_then_light": "light_then_dark"}
 CLASS_NAMES = (
     *APPEARANCE_CLASSES,
-    "move_right", "move_left", "grow", "shrink", "disc_then_square", "square_then_disc",
+    "move_right", "move_left", "grow", "shrink", "light_then_dark", "dark_then_light",
 )
 
 _SUBPIXEL = 4  # cv2 drawing with 4 fractional bits, so slow motion is smooth
@@ -123,7 +123,6 @@ def _jitter(colour, rng: np.random.Generator) -> tuple[float, float, float]:
 def _object_tracks(class_name: str, scene: Scene, rng: np.random.Generator) -> list[list[Draw]]:
     """Per frame, the class's objects to draw (the things that carry the label)."""
     r = scene.object_radius
-    t = np.arange(NUM_FRAMES, dtype=np.float64)
     if class_name in APPEARANCE_CLASSES:
         shape, colour = APPEARANCE_CLASSES[class_name]
         colour = _jitter(colour, rng)
@@ -135,22 +134,23 @@ def _object_tracks(class_name: str, scene: Scene, rng: np.random.Generator) -> l
         cx, y = rng.uniform(WIDTH / 2 - 8, WIDTH / 2 + 8), rng.uniform(r + 2, HEIGHT - r - 2)
         vy = rng.uniform(-0.3, 0.3)
         mid = (NUM_FRAMES - 1) / 2
-        return [[("disc", cx + speed * (i - mid), y + vy * (i - mid), r, grey)] for i in t]
+        return [[("disc", cx + speed * (i - mid), y + vy * (i - mid), r, grey)] for i in range(NUM_FRAMES)]
     if class_name == "grow":
         x, y = rng.uniform(15, WIDTH - 15), rng.uniform(13, HEIGHT - 13)
         radii = np.linspace(0.25 * r, min(1.6 * r, 13.0), NUM_FRAMES)
         return [[("disc", x, y, radii[i], grey)] for i in range(NUM_FRAMES)]
-    if class_name == "disc_then_square":
-        # One-frame flashes at about the same place, both inside frames 4..11:
-        # a 12-frame window from 0 or 4 sees both, a stride-2 sampler can miss one.
+    if class_name == "light_then_dark":
+        # A grey lamp (ring) in every frame marks the pair; its centre flashes
+        # light for one frame, then dark for the next, inside frames 4..11:
+        # a 12-frame window from 0 or 4 sees both flashes, while a sampler
+        # taking every other frame sees exactly one and cannot tell the order.
         flash = int(rng.integers(4, 11))
-        second = flash + 1 + int(rng.integers(0, 2))
         x, y = rng.uniform([r + 2, r + 2], [WIDTH - r - 2, HEIGHT - r - 2])
-        dx, dy = rng.uniform(-r / 2, r / 2, size=2)
-        dark = (float(rng.uniform(0, 25)),) * 3
-        objects: list[list[Draw]] = [[] for _ in range(NUM_FRAMES)]
-        objects[flash] = [("disc", x, y, r, grey)]
-        objects[second] = [("square", x + dx, y + dy, r, dark)]
+        lamp: Draw = ("ring", x, y, r, grey)
+        light, dark = (float(rng.uniform(225, 255)),) * 3, (float(rng.uniform(0, 25)),) * 3
+        objects = [[lamp] for _ in range(NUM_FRAMES)]
+        objects[flash] = [lamp, ("disc", x, y, 0.6 * r, light)]
+        objects[flash + 1] = [lamp, ("disc", x, y, 0.6 * r, dark)]
         return objects
     raise AssertionError(f"no track for {class_name}")
 

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 # Seeking costs a demuxer round trip and lands on an earlier keyframe anyway;
 # it only pays when the first wanted frame is this far into the video.
 SEEK_MIN_SECONDS = 2.0
+# After a seek, a frame's index is read from its timestamp. Only containers
+# with a sample index give exact presentation timestamps: AVI frames carry
+# decode-order stamps (off by one or two around B-frames), so AVI and the
+# rest are decoded from the start.
+SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
 
 # Frame-threaded decoding starts a thread pool per file, which costs more than
 # it saves below about this many pixels per frame (tens of ms on 80x64 clips).
@@ -181,7 +186,8 @@ def _seek_before(container, stream, first: int, fps: float) -> int:
     Returns the source index of the next decoded frame, or -1 when it must be
     read from the frame's timestamp (after a seek).
     """
-    if first / fps < SEEK_MIN_SECONDS or not stream.time_base:
+    seekable = any(name in SEEKABLE_FORMATS for name in container.format.name.split(","))
+    if first / fps < SEEK_MIN_SECONDS or not stream.time_base or not seekable:
         return 0
     start = stream.start_time or 0
     container.seek(start + int(first / fps / stream.time_base), stream=stream, backward=True)

@@ -1,0 +1,35 @@
+"""Fig. 4a: the same pool, the selector reading a different backbone each time.
+
+The backbone always runs, so a cheaper backbone lowers the floor of the curve
+but may say less about which model a video needs; this compares the
+cross-validated curves side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from condsel.analysis.oof import OutOfFoldRuns
+from condsel.evaluate import SelectionConfig
+
+
+def backbone_comparison(runs: OutOfFoldRuns, backbones: Sequence[str], config: SelectionConfig) -> dict:
+    """Per backbone: the selector's curve and headline figures; the single models once."""
+    if not backbones:
+        raise ValueError("give at least one backbone")
+    out = {"backbones": {}}
+    for backbone in backbones:
+        _, summary = runs(backbone, config)
+        metric = summary["metric"]
+        out["backbones"][backbone] = {
+            "gflops": summary["models"][backbone]["gflops"],
+            metric: summary["models"][backbone][metric],
+            "selector_gflops": summary["selector_gflops"],
+            "selector": [{k: p[k] for k in ("threshold", "gflops", metric)} for p in summary["curves"]["selector"]],
+            "headline": summary["summary"],
+        }
+    out["metric"] = metric
+    out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in summary["models"].items()}
+    out["alpha"] = config.alpha
+    out["protocol"] = summary["protocol"]
+    return out

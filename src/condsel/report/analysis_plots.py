@@ -1,0 +1,285 @@
+"""Plots of the analyses in :mod:`condsel.analysis`, one function per analysis, each from its data dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib import colormaps
+import numpy as np
+
+from condsel.report.plots import METRIC_LABELS
+from condsel.report.style import PALETTE, new_figure, save
+
+GFLOPS_LABEL = "GFLOPs / video (multiply-adds, backbone + selector included)"
+# Okabe-Ito colours in an order where neighbours differ in lightness as well as hue
+SERIES = [PALETTE[k] for k in ("selector", "single", "oracle", "extra", "random", "sky", "black", "yellow")]
+MARKERS = "osD^v<>P"
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _panels(width: float, height: float, n: int, **gridspec):
+    """A row of ``n`` axes with the house style."""
+    fig, ax = new_figure(width, height)
+    ax.remove()
+    return fig, fig.subplots(1, n, gridspec_kw=gridspec or None)
+
+
+def _series(i: int) -> str:
+    return SERIES[i % len(SERIES)]
+
+
+def _single_models(ax, models: dict, metric: str) -> None:
+    for name, m in models.items():
+        ax.plot(m["gflops"], m[metric], "s", color=PALETTE["hull"], ms=7, mec="black", mew=0.6, zorder=3)
+        ax.annotate(name, (m["gflops"], m[metric]), textcoords="offset points", xytext=(5, 4), fontsize=8.5)
+    ax.plot([], [], "s", color=PALETTE["hull"], mec="black", mew=0.6, label="single models (run alone)")
+
+
+def _mark_match(ax, curve: list[dict], headline: dict, metric: str, color: str, row: int = 0) -> None:
+    """Mark where a selector curve first reaches the best single model, with its threshold (labels stacked by ``row``)."""
+    target = headline.get(f"best_{metric}")
+    reaching = [p for p in curve if target is not None and p[metric] >= target - 1e-9]
+    if not reaching:
+        return
+    p = min(reaching, key=lambda q: q["gflops"])
+    ax.plot(p["gflops"], p[metric], "o", color=color, ms=7, mec="black", mew=0.8, zorder=4)
+    ax.annotate(f"t={p['threshold']:.2f}", (p["gflops"], p[metric]), textcoords="offset points", xytext=(8, -14 - 11 * row),
+                fontsize=8, color=color, fontweight="bold")
+
+
+def _curve_ylim(ax, models: dict, metric: str) -> None:
+    low = min(m[metric] for m in models.values())
+    ax.set_ylim(bottom=max(0.0, low - 4))
+
+
+def plot_alpha_sweep(data: dict, path: str | Path) -> None:
+    """Left: the selector's curve per alpha; right: the affinity-label shares per alpha (Fig. 3a)."""
+    metric = data["metric"]
+    fig, (ax, bars) = _panels(13.0, 5.2, 2, width_ratios=[1.35, 1])
+    # alpha is ordered: one sequential (viridis, colour-blind safe) colour and a line style per value,
+    # so the curves are not confused with the per-model colours of the bars
+    shades = colormaps["viridis"](np.linspace(0.0, 0.85, len(data["curves"])))
+    for i, run in enumerate(data["curves"]):
+        c = [p["gflops"] for p in run["selector"]]
+        a = [p[metric] for p in run["selector"]]
+        ax.plot(c, a, color=shades[i], lw=1.8, ls=LINESTYLES[i % len(LINESTYLES)], label=f"alpha = {run['alpha']:g}")
+        _mark_match(ax, run["selector"], run["headline"], metric, shades[i], row=i)
+    _single_models(ax, data["models"], metric)
+    _curve_ylim(ax, data["models"], metric)
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(f"Selector on {data['backbone']}, one curve per alpha\n(dot: cheapest point matching the best model, with its threshold)",
+                 fontsize=10)
+    ax.legend(loc="lower right", fontsize=8.5)
+
+    rows = data["labels"]
+    y = np.arange(len(rows))
+    left = np.zeros(len(rows))
+    for k, model in enumerate(data["pool"]):
+        share = np.array([100 * r["share"][model] for r in rows])
+        bars.barh(y, share, left=left, color=_series(k), edgecolor="white", label=f"{model} ({data['gflops'][model]:.0f} GFLOPs)")
+        for yi, (l0, s) in enumerate(zip(left, share)):
+            if s >= 7:
+                bars.text(l0 + s / 2, yi, f"{s:.0f}", ha="center", va="center", fontsize=8, color="white")
+        left += share
+    bars.set_yticks(y, [f"alpha={r['alpha']:g}\n{r['mean_routed_gflops']:.0f} GFLOPs" for r in rows], fontsize=8.5)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 100)
+    bars.set_xlabel("share of videos whose affinity label is the model (%)")
+    bars.set_title("Affinity labels (Eq. 2) per alpha; GFLOPs/video of routing\nevery video to its label (backbone included)",
+                   fontsize=10)
+    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8)
+    bars.grid(False)
+    save(fig, path)
+
+
+def plot_views(data: dict, path: str | Path) -> None:
+    """Top-1 against GFLOPs/video as views are added, per model; points labelled clips x crops (Fig. 3b)."""
+    fig, ax = new_figure()
+    for i, (name, m) in enumerate(data["models"].items()):
+        pts = sorted(m["points"], key=lambda p: (p["views"], p["clips"]))
+        c = np.array([p["gflops"] for p in pts])
+        a = np.array([p["top1"] for p in pts])
+        s = np.array([p["top1_std"] for p in pts])
+        ax.errorbar(c, a, yerr=s, fmt=MARKERS[i % len(MARKERS)] + "-", color=_series(i), ms=5, lw=1.5, capsize=2,
+                    label=f"{name}: {m['gflops_per_view']:.3g} GFLOPs/view, up to {m['clips']} clips x {m['crops']} crops")
+        if len(pts) > 1:
+            for p in pts:
+                ax.annotate(f"{p['clips']}x{p['crops']}", (p["gflops"], p["top1"]), textcoords="offset points",
+                            xytext=(4, -11), fontsize=7.5, color=_series(i))
+    ax.set_xscale("log")
+    ax.set_xlabel("GFLOPs / video (multiply-adds; views x GFLOPs per view), log scale")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"Test views per video (clips x crops), {data['videos']} videos, "
+                 f"mean ± sd over {data['draws']} random view draws", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    save(fig, path)
+
+
+def plot_per_class(data: dict, path: str | Path) -> None:
+    """Per-class top-1 against mean GFLOPs/video at one threshold; cheapest and costliest classes named (Fig. 3c)."""
+    fig, ax = new_figure(8.5, 5.6)
+    rows = data["classes"]
+    c = np.array([r["gflops"] for r in rows])
+    a = np.array([r["top1"] for r in rows])
+    b = np.array([r["backbone_top1"] for r in rows])
+    dots = ax.scatter(c, a, c=b, cmap="viridis", s=28, edgecolors="black", linewidths=0.4, zorder=3)
+    fig.colorbar(dots, ax=ax, label=f"top-1 of the backbone ({data['backbone']}) alone on the class (%)")
+    named = {name: ("cheapest", PALETTE["oracle"]) for name in data["cheapest"]}
+    named.update({name: ("costliest", PALETTE["single"]) for name in data["costliest"]})
+    for r in rows:
+        if r["class"] in named:
+            _, color = named[r["class"]]
+            ax.annotate(r["class"], (r["gflops"], r["top1"]), textcoords="offset points", xytext=(5, 3), fontsize=8,
+                        color=color, fontweight="bold")
+    overall = data["overall"]
+    ax.axvline(overall["gflops"], color=PALETTE["black"], lw=1, ls="--")
+    ax.text(overall["gflops"], ax.get_ylim()[0], f" mean {overall['gflops']:.0f} GFLOPs, top-1 {overall['top1']:.1f}%",
+            fontsize=8, va="bottom")
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel("top-1 accuracy of the class (%)")
+    ax.set_title(f"Per-class compute at threshold t={data['threshold']:.2f} "
+                 f"(green: {len(data['cheapest'])} cheapest classes, red-orange: {len(data['costliest'])} costliest)",
+                 fontsize=10)
+    save(fig, path)
+
+
+def plot_backbones(data: dict, path: str | Path) -> None:
+    """The selector's curve on each backbone, same pool (Fig. 4a)."""
+    metric = data["metric"]
+    fig, ax = new_figure()
+    for i, (name, b) in enumerate(data["backbones"].items()):
+        c = [p["gflops"] for p in b["selector"]]
+        a = [p[metric] for p in b["selector"]]
+        ax.plot(c, a, color=_series(i), lw=1.8, ls=LINESTYLES[i % len(LINESTYLES)],
+                label=f"selector on {name} ({b['gflops']:.0f} GFLOPs, always runs)")
+        _mark_match(ax, b["selector"], b["headline"], metric, _series(i), row=i)
+    _single_models(ax, data["models"], metric)
+    _curve_ylim(ax, data["models"], metric)
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(f"Same pool, selector on different backbones (alpha={data['alpha']:g})\n"
+                 "dot: cheapest point matching the best model, with its threshold", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8.5)
+    save(fig, path)
+
+
+def plot_latency(data: dict, path: str | Path) -> None:
+    """Measured ms/video against top-1 for each execution mode (Fig. 4b)."""
+    fig, ax = new_figure()
+    for i, p in enumerate(data["points"]):
+        ms = 1000 * p["seconds_per_video"]
+        policy = "selector" if p["mode"].startswith("selector") else "largest"
+        color = PALETTE["selector"] if policy == "selector" else PALETTE["single"]
+        ax.plot(ms, p["top1"], MARKERS[i % len(MARKERS)], color=color, ms=9, mec="black", mew=0.6,
+                label=f"{p['label']}: {ms:.1f} ms, {p['gflops']:.3g} GFLOPs")
+    ax.set_xlabel("wall-clock latency (ms / video, decoding included)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_xlim(left=0)
+    span = [p["top1"] for p in data["points"]]
+    ax.set_ylim(min(span) - 5, max(span) + 5)
+    ax.set_title(f"Latency vs accuracy, selector at t={data['threshold']:.2f} "
+                 f"({data['videos_timed']} videos, {data['torch_threads']} torch thread(s))", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    save(fig, path)
+
+
+def plot_diagnostics(data: dict, path: str | Path) -> None:
+    """Reliability diagram, label-vs-chosen confusion and label shares of the selector."""
+    fig, (rel, conf, share) = _panels(15.0, 4.8, 3)
+    rel.plot([0, 1], [0, 1], color=PALETTE["hull"], ls=":", lw=1.2, label="perfect calibration")
+    series = [("reliability_vs_label", "top model = affinity label", PALETTE["selector"]),
+              ("reliability_vs_correct", "top model classifies correctly", PALETTE["single"])]
+    for key, label, color in series:
+        r = data[key]
+        if r is None:
+            continue
+        x = [c for c in r["confidence"] if c is not None]
+        y = [v for v in r["rate"] if v is not None]
+        rel.plot(x, y, "o-", color=color, ms=4, label=f"{label} (ECE {r['ece']:.3f})")
+    counts = np.array(data["reliability_vs_label"]["count"])
+    edges = np.array(data["reliability_vs_label"]["edges"])
+    twin = rel.twinx()
+    twin.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=PALETTE["sky"], alpha=0.25, lw=0)
+    twin.set_ylabel("videos per bin", fontsize=9)
+    twin.grid(False)
+    rel.set_zorder(twin.get_zorder() + 1)
+    rel.patch.set_visible(False)
+    rel.set_xlim(0, 1)
+    rel.set_ylim(0, 1)
+    rel.set_xlabel("selector confidence, max_k P(M_k | x)")
+    rel.set_ylabel("empirical rate")
+    rel.set_title("Reliability of the selector's top model", fontsize=10)
+    rel.legend(loc="upper left", fontsize=7.5)
+
+    pool = data["pool"]
+    matrix = np.array(data["confusion"], dtype=np.float64)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    conf.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(pool)):
+        for j in range(len(pool)):
+            conf.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=8,
+                      color="white" if rows[i, j] > 0.6 else "black")
+    conf.set_xticks(range(len(pool)), pool, rotation=30, fontsize=8.5)
+    conf.set_yticks(range(len(pool)), pool, fontsize=8.5)
+    conf.set_xlabel(f"model chosen at t={data['threshold']:.2f}")
+    conf.set_ylabel("affinity-label model (Eq. 2)")
+    conf.set_title("Confusion (counts; shade = share of the row)", fontsize=10)
+    conf.grid(False)
+
+    x = np.arange(len(pool))
+    width = 0.4
+    share.bar(x - width / 2, [100 * data["label_share"][m] for m in pool], width, color=PALETTE["oracle"],
+              label=f"affinity labels (alpha={data['alpha']:g})")
+    share.bar(x + width / 2, [100 * data["chosen_share"][m] for m in pool], width, color=PALETTE["selector"],
+              label=f"chosen at t={data['threshold']:.2f}")
+    share.set_xticks(x, pool, rotation=30, fontsize=8.5)
+    share.set_ylabel("share of videos (%)")
+    share.set_title("Label distribution vs what runs", fontsize=10)
+    share.legend(fontsize=8)
+    save(fig, path)
+
+
+def plot_localization(data: dict, path: str | Path) -> None:
+    """(a) disparity of training clips; (b) mAP vs GFLOPs/clip per beta; (c) soft vs pseudo-labels (Fig. 5)."""
+    fig, (hist, beta, variant) = _panels(16.0, 4.8, 3)
+    h = data["disparity"]
+    edges = np.array(h["edges"])
+    for key, color in (("background", PALETTE["hull"]), ("foreground", PALETTE["single"])):
+        counts = np.array(h[key], dtype=np.float64)
+        density = counts / max(counts.sum(), 1) / np.diff(edges)
+        hist.stairs(density, edges, fill=True, alpha=0.45, color=color, label=f"{key} clips ({int(counts.sum())})")
+    hist.set_xlabel("normalized disparity D(x) (training clips)")
+    hist.set_ylabel("density")
+    hist.set_title("(a) RGB vs motion CAS disparity", fontsize=10)
+    hist.legend(fontsize=8)
+
+    def curve(ax, points, **kw):
+        ax.plot([p["gflops"] for p in points], [p["map"] for p in points], **kw)
+
+    soft = [r for r in data["runs"] if r["variant"] == "soft"]
+    for i, r in enumerate(soft):
+        curve(beta, r["selector"], color=_series(i), marker="o", ms=3, lw=1.6, label=f"selector, beta={r['beta']:g}")
+    if soft:
+        rnd = soft[0]["random"]
+        curve(beta, rnd, color=PALETTE["random"], ls="--", lw=1.4, label="random clips, same shares")
+    for ax in (beta, variant):
+        for name, marker in (("rgb", "^"), ("motion", "v")):
+            s = data["streams"][name]
+            ax.plot(s["gflops"], s["map"], marker, color=PALETTE["black"], ms=8)
+            ax.annotate(f"{name} alone", (s["gflops"], s["map"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
+        ax.set_xlabel("GFLOPs / clip (multiply-adds; optical flow not counted)")
+        ax.set_ylabel("average mAP (%)")
+    beta.set_title("(b) beta: share of each video's clips labelled motion", fontsize=10)
+    beta.legend(fontsize=7.5, loc="lower right")
+    betas = data["settings"]["betas"]
+    middle = betas[len(betas) // 2]
+    for i, r in enumerate(r for r in data["runs"] if r["beta"] == middle):
+        curve(variant, r["selector"], color=_series(i), marker="o", ms=3, lw=1.6,
+              label=f"{r['variant']} (above random on {100 * r['selector_above_random_fraction']:.0f}% of GFLOPs)")
+        for p in r["selector"][1:-1:3]:
+            variant.annotate(f"t={p['threshold']:.2f}", (p["gflops"], p["map"]), textcoords="offset points",
+                             xytext=(4, -11), fontsize=7, color=_series(i))
+    variant.set_title(f"(c) soft affinity vs pure pseudo-labels, beta={middle:g}", fontsize=10)
+    variant.legend(fontsize=7.5, loc="lower right")
+    save(fig, path)
