@@ -9,7 +9,7 @@ DESCRIPTION = """\
 Generate the synthetic video benchmark: N H.264 clips (16 frames, 64x48, 8 fps)
 of 12 classes, six recognisable from appearance alone (a coloured shape) and
 six that differ only in motion (left/right, grow/shrink, and the order of a
-light and a dark one-frame flash: each is its partner played backwards). Difficulty (noise,
+one-frame bright and dark flicker: each is its partner played backwards). Difficulty (noise,
 shake, clutter, occlusion, contrast, object size) varies per video.
 
 Writes into DIR:

@@ -15,6 +15,7 @@ GFLOPS_LABEL = "GFLOPs / video (multiply-adds, backbone + selector included)"
 SERIES = [PALETTE[k] for k in ("selector", "single", "oracle", "extra", "random", "sky", "black", "yellow")]
 MARKERS = "osD^v<>P"
 LINESTYLES = ("-", "--", "-.", ":")
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}
 
 
 def _panels(width: float, height: float, n: int, **gridspec):
@@ -44,7 +45,7 @@ def _mark_match(ax, curve: list[dict], headline: dict, metric: str, color: str, 
     p = min(reaching, key=lambda q: q["gflops"])
     ax.plot(p["gflops"], p[metric], "o", color=color, ms=7, mec="black", mew=0.8, zorder=4)
     ax.annotate(f"t={p['threshold']:.2f}", (p["gflops"], p[metric]), textcoords="offset points", xytext=(8, -14 - 11 * row),
-                fontsize=8, color=color, fontweight="bold")
+                fontsize=8, color=color, fontweight="bold", bbox=LABEL_BOX)
 
 
 def _curve_ylim(ax, models: dict, metric: str) -> None:

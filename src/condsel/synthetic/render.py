@@ -4,12 +4,12 @@ Twelve classes. Six are told apart by appearance alone (a shape of a class
 colour that drifts in a random direction), so a 2D model that averages frames
 can get them right. Six come in three pairs that differ only by the direction
 of time: ``move_left`` is ``move_right`` played backwards, ``shrink`` is
-``grow`` backwards, and ``dark_then_light`` is ``light_then_dark`` backwards
-(a grey ring whose centre flashes light for one frame, then dark for the
-next). A class and its pair therefore have the same distribution of frames:
+``grow`` backwards, and ``dark_then_bright`` is ``bright_then_dark``
+backwards (a grey ring in a scene whose exposure flickers bright for one
+frame, then dark for the next). A class and its pair therefore have the same distribution of frames:
 a model that ignores frame order (a frame-averaging net) can tell which pair a
 clip belongs to but is at chance inside it. A 3D model on every other frame
-separates the first two pairs; the one-frame flashes need every frame.
+separates the first two pairs; the one-frame flicker needs every frame.
 
 Each clip draws a difficulty d in [0, 1] that scales sensor noise, camera
 shake, background texture, static clutter shapes, an occluding bar, low
@@ -39,10 +39,10 @@ APPEARANCE_CLASSES = {
 # olive, teal) to mislead a coarse look at a noisy frame.
 CLUTTER_COLOURS = ((235.0, 130.0, 30.0), (120.0, 60.0, 170.0), (130.0, 140.0, 40.0), (30.0, 120.0, 120.0))
 # backward class -> the forward class it is the time reversal of
-REVERSED_CLASSES = {"move_left": "move_right", "shrink": "grow", "dark_then_light": "light_then_dark"}
+REVERSED_CLASSES = {"move_left": "move_right", "shrink": "grow", "dark_then_bright": "bright_then_dark"}
 CLASS_NAMES = (
     *APPEARANCE_CLASSES,
-    "move_right", "move_left", "grow", "shrink", "light_then_dark", "dark_then_light",
+    "move_right", "move_left", "grow", "shrink", "bright_then_dark", "dark_then_bright",
 )
 
 _SUBPIXEL = 4  # cv2 drawing with 4 fractional bits, so slow motion is smooth
@@ -71,10 +71,11 @@ def render_clip(class_name: str, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"unknown synthetic class {class_name!r}; known: {', '.join(CLASS_NAMES)}")
     scene = sample_scene(rng)
     tracks = _object_tracks(class_name, scene, rng)
+    exposure = _exposure(class_name, rng)
     noise = rng.normal(0.0, scene.noise_sigma, size=(NUM_FRAMES, HEIGHT, WIDTH, 3)).astype(np.float32)
     frames = np.empty((NUM_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
     for t in range(NUM_FRAMES):
-        frame = _compose(scene, tracks[t], t)
+        frame = _compose(scene, tracks[t], t) * exposure[t]
         frames[t] = np.clip(frame + noise[t], 0, 255).astype(np.uint8)
     return frames
 
@@ -139,20 +140,25 @@ def _object_tracks(class_name: str, scene: Scene, rng: np.random.Generator) -> l
         x, y = rng.uniform(15, WIDTH - 15), rng.uniform(13, HEIGHT - 13)
         radii = np.linspace(0.25 * r, min(1.6 * r, 13.0), NUM_FRAMES)
         return [[("disc", x, y, radii[i], grey)] for i in range(NUM_FRAMES)]
-    if class_name == "light_then_dark":
-        # A grey lamp (ring) in every frame marks the pair; its centre flashes
-        # light for one frame, then dark for the next, inside frames 4..11:
-        # a 12-frame window from 0 or 4 sees both flashes, while a sampler
-        # taking every other frame sees exactly one and cannot tell the order.
-        flash = int(rng.integers(4, 11))
+    if class_name == "bright_then_dark":
+        # a grey ring in every frame marks the pair; the flicker is in _exposure
         x, y = rng.uniform([r + 2, r + 2], [WIDTH - r - 2, HEIGHT - r - 2])
-        lamp: Draw = ("ring", x, y, r, grey)
-        light, dark = (float(rng.uniform(225, 255)),) * 3, (float(rng.uniform(0, 25)),) * 3
-        objects = [[lamp] for _ in range(NUM_FRAMES)]
-        objects[flash] = [lamp, ("disc", x, y, 0.6 * r, light)]
-        objects[flash + 1] = [lamp, ("disc", x, y, 0.6 * r, dark)]
-        return objects
+        return [[("ring", x, y, r, grey)] for _ in range(NUM_FRAMES)]
     raise AssertionError(f"no track for {class_name}")
+
+
+def _exposure(class_name: str, rng: np.random.Generator) -> np.ndarray:
+    """Per-frame brightness gain: 1, except a one-frame bright flash and then a one-frame dark one.
+
+    Both flicker frames lie in frames 4..11, so a 12-frame window from frame 0
+    or 4 sees both, while a sampler taking every other frame sees exactly one
+    of the two and cannot tell their order.
+    """
+    gain = np.ones(NUM_FRAMES, dtype=np.float32)
+    if class_name == "bright_then_dark":
+        flash = int(rng.integers(4, 11))
+        gain[flash], gain[flash + 1] = rng.uniform(1.6, 2.0), rng.uniform(0.25, 0.45)
+    return gain
 
 
 def _drift(rng: np.random.Generator, r: float) -> tuple[np.ndarray, np.ndarray]:
