@@ -15,6 +15,7 @@ GFLOPS_LABEL = "GFLOPs / video (multiply-adds, backbone + selector included)"
 SERIES = [PALETTE[k] for k in ("selector", "single", "oracle", "extra", "random", "sky", "black", "yellow")]
 MARKERS = "osD^v<>P"
 LINESTYLES = ("-", "--", "-.", ":")
+MIN_BIN = 20  # reliability bins with fewer videos are too noisy to draw
 LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}
 
 
@@ -119,29 +120,36 @@ def plot_views(data: dict, path: str | Path) -> None:
 
 def plot_per_class(data: dict, path: str | Path) -> None:
     """Per-class top-1 against mean GFLOPs/video at one threshold; cheapest and costliest classes named (Fig. 3c)."""
-    fig, ax = new_figure(8.5, 5.6)
+    fig, ax = new_figure(9.5, 6.0)
     rows = data["classes"]
     c = np.array([r["gflops"] for r in rows])
     a = np.array([r["top1"] for r in rows])
     b = np.array([r["backbone_top1"] for r in rows])
     dots = ax.scatter(c, a, c=b, cmap="viridis", s=28, edgecolors="black", linewidths=0.4, zorder=3)
-    fig.colorbar(dots, ax=ax, label=f"top-1 of the backbone ({data['backbone']}) alone on the class (%)")
-    named = {name: ("cheapest", PALETTE["oracle"]) for name in data["cheapest"]}
-    named.update({name: ("costliest", PALETTE["single"]) for name in data["costliest"]})
-    for r in rows:
-        if r["class"] in named:
-            _, color = named[r["class"]]
-            ax.annotate(r["class"], (r["gflops"], r["top1"]), textcoords="offset points", xytext=(5, 3), fontsize=8,
-                        color=color, fontweight="bold")
+    fig.colorbar(dots, ax=ax, label=f"top-1 of the backbone ({data['backbone']}) alone on the class (%)", fraction=0.05, pad=0.01)
+    by_name = {r["class"]: r for r in rows}
+    # named classes get a ring and a label in a column (cheapest bottom-left, costliest bottom-right),
+    # joined by a thin line: labels on the points would pile up where many classes share 100 %
+    span = a.max() - a.min()
+    ax.set_ylim(a.min() - 0.45 * span - 1, a.max() + 0.04 * span + 1)  # an empty band at the bottom for the labels
+    for names, color, x, align in ((data["cheapest"], PALETTE["oracle"], 0.02, "left"),
+                                   (data["costliest"], PALETTE["single"], 0.98, "right")):
+        # label rows in the order of the points' accuracy, so the joining lines do not cross
+        for i, r in enumerate(sorted((by_name[n] for n in names), key=lambda r: r["top1"])):
+            name = r["class"]
+            ax.plot(r["gflops"], r["top1"], "o", ms=9, mfc="none", mec=color, mew=2, zorder=4)
+            ax.annotate(f"{name}: {r['gflops']:.0f} GFLOPs, {r['top1']:.0f}%", (r["gflops"], r["top1"]),
+                        xytext=(x, 0.03 + 0.055 * i), textcoords="axes fraction", ha=align, fontsize=8, color=color,
+                        fontweight="bold", bbox=LABEL_BOX,
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 0.7, "alpha": 0.7})
     overall = data["overall"]
     ax.axvline(overall["gflops"], color=PALETTE["black"], lw=1, ls="--")
     ax.text(overall["gflops"], ax.get_ylim()[0], f" mean {overall['gflops']:.0f} GFLOPs, top-1 {overall['top1']:.1f}%",
             fontsize=8, va="bottom")
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel("top-1 accuracy of the class (%)")
-    ax.set_title(f"Per-class compute at threshold t={data['threshold']:.2f} "
-                 f"(green: {len(data['cheapest'])} cheapest classes, red-orange: {len(data['costliest'])} costliest)",
-                 fontsize=10)
+    ax.set_title(f"Per-class compute at threshold t={data['threshold']:.2f}: the {len(data['cheapest'])} cheapest classes "
+                 f"(green, left) and the {len(data['costliest'])} costliest (vermilion, right)", fontsize=10)
     save(fig, path)
 
 
@@ -195,9 +203,8 @@ def plot_diagnostics(data: dict, path: str | Path) -> None:
         r = data[key]
         if r is None:
             continue
-        x = [c for c in r["confidence"] if c is not None]
-        y = [v for v in r["rate"] if v is not None]
-        rel.plot(x, y, "o-", color=color, ms=4, label=f"{label} (ECE {r['ece']:.3f})")
+        kept = [(c, v) for c, v, n in zip(r["confidence"], r["rate"], r["count"]) if n >= MIN_BIN]
+        rel.plot(*zip(*kept), "o-", color=color, ms=4, label=f"{label} (ECE {r['ece']:.3f})")
     counts = np.array(data["reliability_vs_label"]["count"])
     edges = np.array(data["reliability_vs_label"]["edges"])
     twin = rel.twinx()
@@ -210,8 +217,8 @@ def plot_diagnostics(data: dict, path: str | Path) -> None:
     rel.set_ylim(0, 1)
     rel.set_xlabel("selector confidence, max_k P(M_k | x)")
     rel.set_ylabel("empirical rate")
-    rel.set_title("Reliability of the selector's top model", fontsize=10)
-    rel.legend(loc="upper left", fontsize=7.5)
+    rel.set_title(f"Reliability of the selector's top model (bins with >= {MIN_BIN} videos)", fontsize=10)
+    rel.legend(loc="lower right", fontsize=7.5)
 
     pool = data["pool"]
     matrix = np.array(data["confusion"], dtype=np.float64)
