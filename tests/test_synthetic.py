@@ -66,7 +66,7 @@ def test_labels_are_balanced_and_splits_stratified():
     assert np.bincount(labels).tolist() == [100] * len(CLASS_NAMES)
     for c in range(len(CLASS_NAMES)):
         counts = {s: int(np.sum((labels == c) & (splits == s))) for s in ("train", "val", "test")}
-        assert counts == {"train": 60, "val": 20, "test": 20}
+        assert counts == {"train": 50, "val": 25, "test": 25}
     assert np.array_equal(assign_labels_and_splits(1200, seed=0)[0], labels)
     assert not np.array_equal(assign_labels_and_splits(1200, seed=1)[0], labels)
 

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "synth": "synth",
     "predict": "predict",
+    "analyze": "analyze",
+    "report": "report",
 }
 
 

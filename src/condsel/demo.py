@@ -34,8 +34,8 @@ from condsel.video.decode import DecodedVideo, decode_video
 
 log = logging.getLogger(__name__)
 
-DEMO_VIDEOS = 1200  # 720 train / 240 val / 240 test
-DEMO_EPOCHS = {"frame2d": 4, "conv3d_s": 4, "conv3d_l": 8}
+DEMO_VIDEOS = 1440  # 720 train / 360 val / 360 test
+DEMO_EPOCHS = {"frame2d": 8, "conv3d_s": 4, "conv3d_l": 8}
 LATENCY_VIDEOS = 120  # test videos timed per latency mode
 LATENCY_THREADS = 1
 

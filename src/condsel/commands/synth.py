@@ -15,7 +15,7 @@ shake, clutter, occlusion, contrast, object size) varies per video.
 Writes into DIR:
   videos/vid_NNNNN.mp4
   manifest.csv             path,label for every video (path relative to DIR, label = class name)
-  train.csv val.csv test.csv   a stratified 60/20/20 split, same columns
+  train.csv val.csv test.csv   a stratified 50/25/25 split, same columns
   classes.txt              class names in class-index order
 The same --seed gives the same videos, byte for byte. See docs/synthetic.md.
 """

@@ -7,7 +7,9 @@ from pathlib import Path
 from matplotlib import colormaps
 import numpy as np
 
+from condsel.analysis.operating import matching_point
 from condsel.report.plots import METRIC_LABELS
+from condsel.report.tables import num
 from condsel.report.style import PALETTE, new_figure, save
 
 GFLOPS_LABEL = "GFLOPs / video (multiply-adds, backbone + selector included)"
@@ -39,11 +41,9 @@ def _single_models(ax, models: dict, metric: str) -> None:
 
 def _mark_match(ax, curve: list[dict], headline: dict, metric: str, color: str, row: int = 0) -> None:
     """Mark where a selector curve first reaches the best single model, with its threshold (labels stacked by ``row``)."""
-    target = headline.get(f"best_{metric}")
-    reaching = [p for p in curve if target is not None and p[metric] >= target - 1e-9]
-    if not reaching:
+    p = matching_point(curve, headline.get(f"best_{metric}"), metric)
+    if p is None:
         return
-    p = min(reaching, key=lambda q: q["gflops"])
     ax.plot(p["gflops"], p[metric], "o", color=color, ms=7, mec="black", mew=0.8, zorder=4)
     ax.annotate(f"t={p['threshold']:.2f}", (p["gflops"], p[metric]), textcoords="offset points", xytext=(8, -14 - 11 * row),
                 fontsize=8, color=color, fontweight="bold", bbox=LABEL_BOX)
@@ -96,24 +96,31 @@ def plot_alpha_sweep(data: dict, path: str | Path) -> None:
 
 
 def plot_views(data: dict, path: str | Path) -> None:
-    """Top-1 against GFLOPs/video as views are added, per model; points labelled clips x crops (Fig. 3b)."""
+    """Top-1 against GFLOPs/video as views are added, per model; one line per clip count, crops along it (Fig. 3b)."""
     fig, ax = new_figure()
     for i, (name, m) in enumerate(data["models"].items()):
-        pts = sorted(m["points"], key=lambda p: (p["views"], p["clips"]))
-        c = np.array([p["gflops"] for p in pts])
-        a = np.array([p["top1"] for p in pts])
-        s = np.array([p["top1_std"] for p in pts])
-        ax.errorbar(c, a, yerr=s, fmt=MARKERS[i % len(MARKERS)] + "-", color=_series(i), ms=5, lw=1.5, capsize=2,
-                    label=f"{name}: {m['gflops_per_view']:.3g} GFLOPs/view, up to {m['clips']} clips x {m['crops']} crops")
-        if len(pts) > 1:
-            for p in pts:
-                ax.annotate(f"{p['clips']}x{p['crops']}", (p["gflops"], p["top1"]), textcoords="offset points",
-                            xytext=(4, -11), fontsize=7.5, color=_series(i))
+        color = _series(i)
+        layout = f"up to {m['clips']} clips x {m['crops']} crops" if m["clips"] * m["crops"] > 1 else "1 view"
+        ax.plot([], [], MARKERS[i % len(MARKERS)], color=color, label=f"{name}: {m['gflops_per_view']:.3g} GFLOPs/view, {layout}")
+        for clips in range(1, m["clips"] + 1):
+            pts = sorted((p for p in m["points"] if p["clips"] == clips), key=lambda p: p["crops"])
+            ax.errorbar([p["gflops"] for p in pts], [p["top1"] for p in pts], yerr=[p["top1_std"] for p in pts],
+                        fmt=MARKERS[i % len(MARKERS)], ls=LINESTYLES[(clips - 1) % len(LINESTYLES)], color=color, ms=6,
+                        lw=1.5, capsize=2)
+            if len(m["points"]) > 1:
+                for p in pts:
+                    ax.annotate(f"{p['clips']}x{p['crops']}", (p["gflops"], p["top1"]), textcoords="offset points",
+                                xytext=(-6, 7) if clips == 1 else (6, -15), ha="right" if clips == 1 else "left",
+                                fontsize=8, color=color, bbox=LABEL_BOX)
+    if any(m["clips"] > 1 for m in data["models"].values()):
+        for clips in range(1, max(m["clips"] for m in data["models"].values()) + 1):
+            ax.plot([], [], color=PALETTE["black"], ls=LINESTYLES[(clips - 1) % len(LINESTYLES)],
+                    label=f"{clips} clip{'s' if clips > 1 else ''}, 1..{max(m['crops'] for m in data['models'].values())} crops")
     ax.set_xscale("log")
     ax.set_xlabel("GFLOPs / video (multiply-adds; views x GFLOPs per view), log scale")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"Test views per video (clips x crops), {data['videos']} videos, "
-                 f"mean ± sd over {data['draws']} random view draws", fontsize=10)
+    ax.set_title(f"Test views per video (label: clips x crops), {data['videos']} videos,\n"
+                 f"mean ± sd over {data['draws']} random draws of which clips and crops", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     save(fig, path)
 
@@ -182,6 +189,12 @@ def plot_latency(data: dict, path: str | Path) -> None:
         color = PALETTE["selector"] if policy == "selector" else PALETTE["single"]
         ax.plot(ms, p["top1"], MARKERS[i % len(MARKERS)], color=color, ms=9, mec="black", mew=0.6,
                 label=f"{p['label']}: {ms:.1f} ms, {p['gflops']:.3g} GFLOPs")
+    modes = {p["mode"]: p for p in data["points"]}
+    if "largest" in modes and "selector" in modes:
+        big, sel = modes["largest"], modes["selector"]
+        ideal = 1000 * big["seconds_per_video"] * sel["gflops"] / big["gflops"]
+        ax.axvline(ideal, color=PALETTE["hull"], ls=":", lw=1.5,
+                   label=f"largest's latency x GFLOPs ratio ({ideal:.1f} ms): every GFLOP saved is time saved")
     ax.set_xlabel("wall-clock latency (ms / video, decoding included)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_xlim(left=0)
@@ -253,10 +266,11 @@ def plot_localization(data: dict, path: str | Path) -> None:
     fig, (hist, beta, variant) = _panels(16.0, 4.8, 3)
     h = data["disparity"]
     edges = np.array(h["edges"])
-    for key, color in (("background", PALETTE["hull"]), ("foreground", PALETTE["single"])):
+    for key, color, filled in (("background", PALETTE["hull"], True), ("foreground", PALETTE["single"], False)):
         counts = np.array(h[key], dtype=np.float64)
         density = counts / max(counts.sum(), 1) / np.diff(edges)
-        hist.stairs(density, edges, fill=True, alpha=0.45, color=color, label=f"{key} clips ({int(counts.sum())})")
+        hist.stairs(density, edges, fill=filled, alpha=0.6 if filled else 1.0, lw=2.2, color=color,
+                    label=f"{key} clips ({int(counts.sum())}), mean D {num(h[f'{key}_mean'])}")
     hist.set_xlabel("normalized disparity D(x) (training clips)")
     hist.set_ylabel("density")
     hist.set_title("(a) RGB vs motion CAS disparity", fontsize=10)
@@ -282,12 +296,26 @@ def plot_localization(data: dict, path: str | Path) -> None:
     beta.legend(fontsize=7.5, loc="lower right")
     betas = data["settings"]["betas"]
     middle = betas[len(betas) // 2]
-    for i, r in enumerate(r for r in data["runs"] if r["beta"] == middle):
-        curve(variant, r["selector"], color=_series(i), marker="o", ms=3, lw=1.6,
+    at_middle = [r for r in data["runs"] if r["beta"] == middle]
+    for i, r in enumerate(at_middle):
+        curve(variant, r["selector"], color=_series(i), marker="o", ms=3, lw=1.6, ls=LINESTYLES[i % len(LINESTYLES)],
               label=f"{r['variant']} (above random on {100 * r['selector_above_random_fraction']:.0f}% of GFLOPs)")
-        for p in r["selector"][1:-1:3]:
+        for p in r["selector"][1:-1:2]:
             variant.annotate(f"t={p['threshold']:.2f}", (p["gflops"], p["map"]), textcoords="offset points",
-                             xytext=(4, -11), fontsize=7, color=_series(i))
+                             xytext=(6, -12 - 11 * i), fontsize=7.5, color=_series(i), bbox=LABEL_BOX)
+    if at_middle:
+        curve(variant, at_middle[0]["random"], color=PALETTE["random"], ls="--", lw=1.4, label="random clips, same shares")
     variant.set_title(f"(c) soft affinity vs pure pseudo-labels, beta={middle:g}", fontsize=10)
     variant.legend(fontsize=7.5, loc="lower right")
     save(fig, path)
+
+
+PLOTS = {
+    "alpha_sweep": plot_alpha_sweep,
+    "views": plot_views,
+    "per_class": plot_per_class,
+    "backbones": plot_backbones,
+    "latency": plot_latency,
+    "diagnostics": plot_diagnostics,
+    "localization": plot_localization,
+}

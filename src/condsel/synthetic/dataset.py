@@ -1,10 +1,10 @@
 """Write the synthetic benchmark to disk: mp4 files, manifests and the class list.
 
 Layout of ``DIR`` (paths in manifests are relative to ``DIR``):
-- ``videos/vid_00000.mp4`` ...: H.264 clips, 16 frames of 80x64 at 8 fps;
+- ``videos/vid_00000.mp4`` ...: H.264 clips, 16 frames of 64x48 at 8 fps;
 - ``manifest.csv``: every video, columns ``path,label``, label = class name;
 - ``train.csv``, ``val.csv``, ``test.csv``: the same columns, a stratified
-  60/20/20 split (train fits the pool, val fits the selector, test reports);
+  50/25/25 split (train fits the pool, val fits the selector, test reports);
 - ``classes.txt``: the class names, one a line, in class-index order.
 Video ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a set is
 reproducible from its seed and any video can be regenerated alone.
@@ -26,7 +26,7 @@ from condsel.synthetic.render import CLASS_NAMES, FPS, render_clip
 from condsel.video.encode import write_video
 
 SPLITS = ("train", "val", "test")
-SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+SPLIT_FRACTIONS = (0.5, 0.25, 0.25)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ colour that drifts in a random direction), so a 2D model that averages frames
 can get them right. Six come in three pairs that differ only by the direction
 of time: ``move_left`` is ``move_right`` played backwards, ``shrink`` is
 ``grow`` backwards, and ``dark_then_bright`` is ``bright_then_dark``
-backwards (a grey ring in a scene whose exposure flickers bright for one
+backwards (a pink ring in a scene whose exposure flickers bright for one
 frame, then dark for the next). A class and its pair therefore have the same distribution of frames:
 a model that ignores frame order (a frame-averaging net) can tell which pair a
 clip belongs to but is at chance inside it. A 3D model on every other frame
@@ -35,6 +35,10 @@ APPEARANCE_CLASSES = {
     "magenta_cross": ("cross", (205.0, 55.0, 200.0)),
     "cyan_diamond": ("diamond", (40.0, 200.0, 210.0)),
 }
+# Each motion pair has its own look (a white disc moves, a black disc grows or
+# shrinks, a pink ring sits in a flickering scene), so a frame model can tell
+# which pair a clip belongs to, and so which model it needs.
+PINK = (245.0, 160.0, 195.0)
 # Clutter uses colours no class uses, close enough to some (orange, purple,
 # olive, teal) to mislead a coarse look at a noisy frame.
 CLUTTER_COLOURS = ((235.0, 130.0, 30.0), (120.0, 60.0, 170.0), (130.0, 140.0, 40.0), (30.0, 120.0, 120.0))
@@ -112,11 +116,6 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     )
 
 
-def _grey(rng: np.random.Generator) -> tuple[float, float, float]:
-    v = rng.uniform(175, 245)
-    return (v, v, v)
-
-
 def _jitter(colour, rng: np.random.Generator) -> tuple[float, float, float]:
     return tuple(float(np.clip(c + rng.normal(0, 12), 0, 255)) for c in colour)
 
@@ -129,21 +128,22 @@ def _object_tracks(class_name: str, scene: Scene, rng: np.random.Generator) -> l
         colour = _jitter(colour, rng)
         xs, ys = _drift(rng, r)
         return [[(shape, xs[i], ys[i], r, colour)] for i in range(NUM_FRAMES)]
-    grey = _grey(rng)
     if class_name == "move_right":
+        white = (float(rng.uniform(175, 245)),) * 3
         speed = rng.uniform(1.2, 2.6)
         cx, y = rng.uniform(WIDTH / 2 - 8, WIDTH / 2 + 8), rng.uniform(r + 2, HEIGHT - r - 2)
         vy = rng.uniform(-0.3, 0.3)
         mid = (NUM_FRAMES - 1) / 2
-        return [[("disc", cx + speed * (i - mid), y + vy * (i - mid), r, grey)] for i in range(NUM_FRAMES)]
+        return [[("disc", cx + speed * (i - mid), y + vy * (i - mid), r, white)] for i in range(NUM_FRAMES)]
     if class_name == "grow":
         x, y = rng.uniform(15, WIDTH - 15), rng.uniform(13, HEIGHT - 13)
         radii = np.linspace(0.25 * r, min(1.6 * r, 13.0), NUM_FRAMES)
-        return [[("disc", x, y, radii[i], grey)] for i in range(NUM_FRAMES)]
+        dark = (float(rng.uniform(5, 35)),) * 3
+        return [[("disc", x, y, radii[i], dark)] for i in range(NUM_FRAMES)]
     if class_name == "bright_then_dark":
-        # a grey ring in every frame marks the pair; the flicker is in _exposure
+        # a pink ring in every frame marks the pair; the flicker is in _exposure
         x, y = rng.uniform([r + 2, r + 2], [WIDTH - r - 2, HEIGHT - r - 2])
-        return [[("ring", x, y, r, grey)] for _ in range(NUM_FRAMES)]
+        return [[("ring", x, y, r, _jitter(PINK, rng))] for _ in range(NUM_FRAMES)]
     raise AssertionError(f"no track for {class_name}")
 
 

@@ -1,0 +1,161 @@
+"""The synthetic pool: architectures and their counted cost, view averaging, training, run directories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from condsel.costs import count_gflops, load_costs_toml
+from condsel.pool.inference import pool_table, run_member
+from condsel.pool.members import DEFAULT_POOL, PoolMember
+from condsel.pool.models import Conv3DNet, FrameAverageNet, build_model
+from condsel.pool.run_dir import load_run, save_run
+from condsel.pool.train import TrainConfig, train_member
+from condsel.selector import Selector
+from condsel.synthetic import CLASS_NAMES, render_clip
+from condsel.synthetic.render import FPS, NUM_FRAMES
+from condsel.video import sampling
+from condsel.video.decode import DecodedVideo
+from condsel.video.sampling import ClipSpec, to_model_input
+
+
+def _clip_video(name: str, seed: int) -> DecodedVideo:
+    frames = render_clip(name, np.random.default_rng([seed]))
+    return DecodedVideo(f"{name}_{seed}", frames, np.arange(NUM_FRAMES), NUM_FRAMES, float(FPS))
+
+
+def test_conv3d_cost_matches_a_hand_count():
+    net = Conv3DNet(num_classes=5, widths=[4, 8], strides=[[1, 2, 2], [2, 2, 2]])
+    # stem 3->4 (1x3x3) to 4x8x8: 4*4*8*8 outputs x 27; stage 4->4 (3x3x3, /2 in space) to 4x4x4: 4*64 x 108;
+    # stage 4->8 (/2 in time and space) to 2x2x2: 8*8 x 108; linear 8->5: 40
+    macs = 4 * 4 * 8 * 8 * 27 + 4 * 64 * 108 + 8 * 8 * 108 + 40
+    assert count_gflops(net, torch.zeros(1, 3, 4, 16, 16)) == pytest.approx(macs / 1e9)
+
+
+def test_frame_net_costs_frames_times_one_frame_and_ignores_frame_order():
+    torch.manual_seed(0)
+    net = FrameAverageNet(num_classes=5, widths=[4, 8]).eval()
+    # conv 3->4 (3x3, /2) on 16x16: 64 x 4 x 27; conv 4->8: 16 x 8 x 36; linear 8->5 per frame
+    per_frame = 64 * 4 * 27 + 16 * 8 * 36 + 40
+    x = torch.randn(2, 3, 6, 16, 16)
+    assert count_gflops(net, x[:1]) == pytest.approx(6 * per_frame / 1e9)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(x.flip(2)), atol=1e-5, rtol=1e-5)
+        conv = Conv3DNet(num_classes=5, widths=[4, 8], strides=[[1, 2, 2], [1, 1, 1]]).eval()
+        assert not torch.allclose(conv(x), conv(x.flip(2)), atol=1e-4)
+
+
+def test_default_pool_costs_rise_and_count_every_view():
+    costs = []
+    for member in DEFAULT_POOL:
+        model = member.build(len(CLASS_NAMES))
+        view = torch.zeros(1, 3, member.clip.num_frames, member.clip.size, member.clip.size)
+        assert member.gflops_per_video(model) == pytest.approx(count_gflops(model, view) * member.clip.views)
+        costs.append(member.gflops_per_video(model))
+    assert costs == sorted(costs) and costs[-1] > 10 * costs[1] > 10 * costs[0]
+    assert DEFAULT_POOL[-1].clip.views == 6
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown pool architecture"):
+        build_model({"kind": "transformer"}, 3)
+
+
+def test_member_outputs_average_the_views_and_features_give_the_same_logits():
+    torch.manual_seed(0)
+    member = PoolMember("c", {"kind": "conv3d", "widths": [4, 8], "strides": [[1, 2, 2], [1, 2, 2]]}, ClipSpec(8, 1, 32, clips=2, crops=3))
+    model = member.build(len(CLASS_NAMES)).eval()
+    videos = [_clip_video("grow", 1), _clip_video("red_square", 2)]
+    out = run_member(member.clip, model, videos, features=True)
+    with torch.no_grad():
+        manual = np.stack([model(to_model_input(sampling.test_views(v, member.clip))).mean(0).numpy() for v in videos])
+    np.testing.assert_allclose(out.logits, manual, atol=1e-5)
+    np.testing.assert_allclose(run_member(member.clip, model, videos).logits, out.logits, atol=1e-5)
+    assert out.features.shape == (2, 8)
+
+
+def test_training_fits_a_small_problem_and_is_seeded():
+    # every frame, so that a clip and its reversal show the frame net the same frames
+    member = PoolMember("f", {"kind": "frame2d", "widths": [8, 16]}, ClipSpec(16, 1, 32))
+    names = ["red_square", "blue_disc", "move_right", "move_left"]
+    videos = [_clip_video(n, s) for s in range(8) for n in names]  # move_left seed s = move_right seed s reversed
+    labels = np.array([CLASS_NAMES.index(n) for s in range(8) for n in names])
+    config = TrainConfig(epochs=25, batch_size=8, lr=1e-2)
+    torch.set_num_threads(1)
+    model = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
+    pred = run_member(member.clip, model, videos).logits.argmax(1)
+    appearance = np.isin(labels, [CLASS_NAMES.index("red_square"), CLASS_NAMES.index("blue_disc")])
+    assert (pred[appearance] == labels[appearance]).mean() == 1.0
+    # however it trained, the order-blind frame net answers the same for a clip and its reversal: half right at best
+    motion = ~appearance
+    assert (pred[motion][0::2] == pred[motion][1::2]).all()
+    assert (pred[motion] == labels[motion]).mean() <= 0.5
+    again = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.fixture()
+def tiny_run(tmp_path):
+    torch.manual_seed(0)
+    members = [
+        PoolMember("f", {"kind": "frame2d", "widths": [8, 16]}, ClipSpec(4, 4, 32)),
+        PoolMember("c", {"kind": "conv3d", "widths": [8, 16], "strides": [[1, 2, 2], [2, 2, 2]]}, ClipSpec(8, 1, 48, crops=3)),
+    ]
+    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
+    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    rng = np.random.default_rng(0)
+    selector = Selector(hidden=(8,), epochs=1).fit(rng.random((20, len(CLASS_NAMES))), np.eye(2)[rng.integers(0, 2, 20)])
+    calibration = [
+        {"threshold": 0.0, "gflops": 0.001, "top1": 40.0},
+        {"threshold": 0.4, "gflops": 0.004, "top1": 50.0},
+        {"threshold": 0.7, "gflops": 0.009, "top1": 60.0},
+    ]
+    root = save_run(tmp_path / "run", members, models, ["f", "c"], gflops, selector, list(CLASS_NAMES), 0.4, calibration, 48)
+    return root, members, models, gflops
+
+
+def test_run_directory_round_trip(tiny_run):
+    root, members, models, gflops = tiny_run
+    run = load_run(root)
+    assert run.order == ["f", "c"] and run.backbone == "f" and run.threshold == 0.4
+    assert run.gflops == pytest.approx(gflops) and load_costs_toml(root / "costs.toml") == pytest.approx(gflops)
+    assert run.selection_costs.tolist() == pytest.approx(
+        [gflops["f"] + run.selector_gflops, gflops["f"] + gflops["c"] + run.selector_gflops]
+    )
+    videos = [_clip_video("shrink", 3)]
+    for m in members:
+        np.testing.assert_array_equal(run_member(m.clip, run.models[m.name], videos).logits, run_member(m.clip, models[m.name], videos).logits)
+        np.testing.assert_array_equal(run_member(m.clip, run.load_model(m.name), videos).logits, run_member(m.clip, models[m.name], videos).logits)
+
+
+def test_budget_picks_the_costliest_calibration_point_within_it(tiny_run):
+    run = load_run(tiny_run[0])
+    assert run.threshold_for_budget(0.005) == 0.4
+    assert run.threshold_for_budget(1.0) == 0.7
+    assert run.threshold_for_budget(0.001) == 0.0
+    with pytest.raises(ValueError, match="below the cheapest operating point"):
+        run.threshold_for_budget(0.0005)
+
+
+def test_broken_run_directories_name_the_file(tiny_run, tmp_path):
+    root = tiny_run[0]
+    (root / "models" / "c.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="c.pt"):
+        load_run(root)
+    (root / "run.json").write_text("{")
+    with pytest.raises(ValueError, match="run.json"):
+        load_run(root)
+    with pytest.raises(ValueError, match="not a run directory"):
+        load_run(tmp_path / "nothing")
+
+
+def test_pool_table_has_every_member_and_the_backbone_features(tiny_run):
+    _, members, models, gflops = tiny_run
+    videos = [_clip_video(n, 5) for n in ("grow", "blue_disc", "move_left")]
+    labels = np.array([CLASS_NAMES.index(n) for n in ("grow", "blue_disc", "move_left")])
+    table = pool_table(members, models, videos, ["a", "b", "c"], labels, gflops, list(CLASS_NAMES), batch_size=2)
+    assert table.models == ["f", "c"] and list(table.features) == ["f"]
+    np.testing.assert_allclose(table.logits["c"], run_member(members[1].clip, models["c"], videos).logits, atol=1e-6)
+    assert table.features["f"].shape == (3, 16)
