@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.affinity import classification_loss, hard_affinity, loss_matrix, normalized_costs, soft_affinity
+from condsel.affinity import (
+    classification_loss,
+    hard_affinity,
+    loss_matrix,
+    normalized_costs,
+    soft_affinity,
+)
 from condsel.bundled import load_ucf101_split1
 from condsel.ucf101_costs import ucf101_costs
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from condsel.cli import main
-from condsel.localization.annotations import GroundTruth, VideoAnnotation, load_ambiguous, load_wtalc
+from condsel.localization.annotations import (
+    GroundTruth,
+    VideoAnnotation,
+    load_ambiguous,
+    load_wtalc,
+)
 from condsel.localization.detection_map import (
     Detections,
     detection_map,

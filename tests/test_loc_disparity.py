@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from condsel.localization.disparity import affinity, disparity, motion_mask, motion_threshold
+from condsel.localization.disparity import (
+    affinity,
+    disparity,
+    motion_mask,
+    motion_threshold,
+)
 
 
 def test_disparity_takes_the_max_over_labelled_classes_and_normalizes_per_video():

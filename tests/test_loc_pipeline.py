@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from condsel.localization.annotations import GroundTruth, activitynet_document, load_wtalc
+from condsel.localization.annotations import (
+    GroundTruth,
+    activitynet_document,
+    load_wtalc,
+)
 from condsel.localization.features import load_two_streams, save_clip_features
-from condsel.localization.pipeline import above_fraction, clip_foreground, fuse, run_synthetic_localization, share_thresholds
+from condsel.localization.pipeline import (
+    above_fraction,
+    clip_foreground,
+    fuse,
+    run_synthetic_localization,
+    share_thresholds,
+)
 from condsel.localization.synthetic import SyntheticConfig, make_benchmark
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from condsel.localization.proposals import ProposalConfig, candidate_segments, contrast_scores, nms, video_detections
+from condsel.localization.proposals import (
+    ProposalConfig,
+    candidate_segments,
+    contrast_scores,
+    nms,
+    video_detections,
+)
 
 
 def test_candidates_are_runs_per_threshold_plus_merges_across_small_gaps():

@@ -54,7 +54,7 @@ def test_default_pool_costs_rise_and_count_every_view():
         assert member.gflops_per_video(model) == pytest.approx(count_gflops(model, view) * member.clip.views)
         costs.append(member.gflops_per_video(model))
     assert costs == sorted(costs) and costs[-1] > 10 * costs[1] > 10 * costs[0]
-    assert DEFAULT_POOL[-1].clip.views == 6
+    assert DEFAULT_POOL[-1].clip.views == 9
 
 
 def test_unknown_architecture_is_refused():

@@ -22,7 +22,7 @@ from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.predict import predict_batched, predict_video
 from condsel.pool.run_dir import load_run, save_run
-from condsel.selector import Selector, selector_inputs
+from condsel.selector import Selector
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 
@@ -45,7 +45,8 @@ def material(tmp_path_factory):
     table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
     # random affinity targets, but a real fit on the backbone's real outputs
     targets = np.eye(3)[np.random.default_rng(0).integers(0, 3, 12)]
-    selector = Selector(hidden=(16,), epochs=3).fit(selector_inputs(table.logits[order[0]]), targets)
+    selector = Selector(hidden=(16,), epochs=3, inputs="probs")
+    selector.fit(selector.features(table.logits[order[0]]), targets)
     thresholds = np.linspace(0, 1, 101)
     calibration = calibration_curve(selector, table, order, thresholds)
     run_dir = save_run(root / "run", members, models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, short_side)
@@ -73,7 +74,7 @@ def test_the_choice_follows_the_selector_and_the_threshold(material):
     run = load_run(material["run"])
     video = decode_video(KINETICS, short_side=run.decode_short_side)  # every frame: sampling must pick the same ones
     logits = run_member(run.members[run.backbone].clip, run.models[run.backbone], [video]).logits
-    proba = run.selector.predict_proba(selector_inputs(logits))
+    proba = run.selector.predict_proba(run.selector.features(logits))
     for threshold in (0.0, 0.3, 0.6, 1.0):
         assert predict_video(run, KINETICS, threshold).model == run.order[int(choose_models(proba, threshold)[0])]
     assert predict_video(run, KINETICS, 0.0).model == run.backbone
@@ -113,7 +114,7 @@ def test_budget_and_threshold_options(material, capsys):
 def test_calibration_curve_matches_a_loop_over_thresholds(material):
     table, selector, thresholds = material["table"], material["selector"], material["thresholds"]
     order = [m.name for m in DEFAULT_POOL]
-    proba = selector.predict_proba(selector_inputs(table.logits[order[0]]))
+    proba = selector.predict_proba(selector.features(table.logits[order[0]]))
     costs = selection_costs(np.array([table.gflops[m] for m in order]), selector.gflops())
     hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1)
     curve = {p["threshold"]: p for p in material["calibration"]}

@@ -29,6 +29,9 @@ COMMANDS: dict[str, str] = {
     "report": "report",
 }
 
+# commands whose --out is a run directory: the exact command and versions are recorded there
+RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -44,11 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    out = getattr(args, "out", None)
+    if out is not None and args.command in RECORDS_PROVENANCE:
+        from condsel.report.provenance import write_provenance
+
+        write_provenance(out, argv)
     try:
         return int(args.func(args) or 0)
     except ValueError as e:  # bad input: say what and where, without a traceback

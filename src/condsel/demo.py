@@ -21,12 +21,12 @@ from condsel.curves import selection_costs, sweep
 from condsel.evaluate import SelectionConfig, evaluate_holdout
 from condsel.metrics import topk_correct
 from condsel.pool.inference import pool_table
-from condsel.pool.latency import measure_latency
+from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
-from condsel.selector import Selector, selector_inputs
+from condsel.selector import Selector
 from condsel.summary import write_json
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.table import PredictionTable
@@ -47,7 +47,7 @@ def decode_all(paths: Sequence[Path], short_side: int, progress: bool) -> list[D
 
 def calibration_curve(selector: Selector, table: PredictionTable, order: list[str], thresholds: np.ndarray) -> list[dict]:
     """Mean GFLOPs and top-1 of the selector at each threshold on ``table``, at the thresholds where they change."""
-    proba = selector.predict_proba(selector_inputs(table.logits[order[0]]))
+    proba = selector.predict_proba(selector.features(table.logits[order[0]]))
     costs = selection_costs(np.array([table.gflops[m] for m in order]), selector.gflops())
     hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1)
     cost, top1 = sweep(proba, np.stack([np.broadcast_to(costs, proba.shape), hits]), thresholds)
@@ -104,7 +104,9 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     lap("extract")
 
     backbone = min(gflops, key=gflops.get)
-    config = SelectionConfig(seed=seed)
+    # the selector reads the backbone's class probabilities (the paper's input): here which
+    # class, and so which pair of classes, the cheap model sees decides which model is needed
+    config = SelectionConfig(seed=seed, selector_input="probs")
     summary, selector = evaluate_holdout(tables["val"], tables["test"], backbone, config)
     order = summary["pool"]
     calibration = calibration_curve(selector, tables["val"], order, np.linspace(0.0, 1.0, config.thresholds))
@@ -124,6 +126,7 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     run = load_run(out_dir / "run")
     test_paths = [data.paths[j] for j in split_idx["test"]][:LATENCY_VIDEOS]
     summary["latency"] = measure_latency(run, test_paths, threshold, threads=LATENCY_THREADS, progress=progress)
+    log.info("%s", format_latency(summary["latency"]))
     lap("latency")
 
     summary["synthetic"] = {

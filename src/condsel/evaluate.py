@@ -87,20 +87,39 @@ def fold_ids(table: PredictionTable, folds: int, seed: int) -> np.ndarray:
     return group_fold[inverse]
 
 
-def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfig) -> dict:
-    """Selector trained on k-1 folds and scored on the held-out fold, for every fold."""
+@dataclass(frozen=True)
+class OutOfFold:
+    """Each sample's selector probabilities, from the fold model that held it out."""
+
+    order: list[str]  # pool order: the backbone, then the others by ascending cost
+    proba: np.ndarray  # (N, K)
+    selector_gflops: float
+    calibration: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (train idx, train proba, test idx) per fold
+    protocol: dict
+
+    def costs(self, table: PredictionTable) -> np.ndarray:
+        """(K,) GFLOPs per sample when each model is chosen: backbone and selector included."""
+        return selection_costs(np.array([table.gflops[m] for m in self.order]), self.selector_gflops)
+
+    def hits(self, table: PredictionTable) -> np.ndarray:
+        """(N, K) bool: each model's top-1 is right, in pool order (single-label tables)."""
+        return np.stack([topk_correct(table.logits[m], table.labels, 1) for m in self.order], axis=1)
+
+
+def out_of_fold(table: PredictionTable, backbone: str, config: SelectionConfig) -> OutOfFold:
+    """Selector trained on k-1 folds and applied to the held-out fold, for every fold."""
     order = pool_order(table, backbone)
     folds = fold_ids(table, config.folds, config.seed)
+    backbone_logits = table.logits[order[0]]
     proba = np.zeros((table.num_samples, len(order)), dtype=np.float64)
-    in_sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    calibration = []
     selector_gflops = 0.0
     for k in range(config.folds):
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         log.info("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
         selector = fit_selector(table.subset(train), order, config)
-        proba[test] = selector.predict_proba(selector.features(table.logits[order[0]][test]))
-        train_proba = selector.predict_proba(selector.features(table.logits[order[0]][train]))
-        in_sample.append((train, train_proba, test))
+        proba[test] = selector.predict_proba(selector.features(backbone_logits[test]))
+        calibration.append((train, selector.predict_proba(selector.features(backbone_logits[train])), test))
         selector_gflops = selector.gflops()
     protocol = {
         "kind": f"{config.folds}-fold cross-validation, out-of-fold predictions",
@@ -109,7 +128,17 @@ def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfi
         "seed": config.seed,
         "samples": table.num_samples,
     }
-    return build_summary(table, order, proba, selector_gflops, config, in_sample, protocol)
+    return OutOfFold(order, proba, selector_gflops, calibration, protocol)
+
+
+def summary_of(table: PredictionTable, oof: OutOfFold, config: SelectionConfig) -> dict:
+    """The ``summary.json`` dict of out-of-fold predictions (curves, baselines, CIs, budgets)."""
+    return build_summary(table, oof.order, oof.proba, oof.selector_gflops, config, oof.calibration, oof.protocol)
+
+
+def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfig) -> dict:
+    """Every curve point out-of-fold: the summary of :func:`out_of_fold`."""
+    return summary_of(table, out_of_fold(table, backbone, config), config)
 
 
 def evaluate_holdout(train: PredictionTable, test: PredictionTable, backbone: str, config: SelectionConfig) -> tuple[dict, Selector]:

@@ -14,8 +14,6 @@ giving ~200 steps per epoch whatever N is. Set ``batch_size`` to override.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,9 @@ import torch
 from torch import nn
 
 from condsel.affinity import softmax
+from condsel.atomic import atomic_path
 from condsel.costs import count_gflops
 from condsel.threads import torch_threads
-
 
 INPUT_KINDS = ("sorted", "probs", "probs+sorted")
 SORTED_TOP = 10
@@ -145,16 +143,8 @@ class Selector:
             "scale": torch.from_numpy(self.scale_),
             "state_dict": self.net_.state_dict(),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | Path) -> Selector:

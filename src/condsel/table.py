@@ -9,12 +9,12 @@ per sample, or a 0/1 matrix for multi-label data.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from condsel.atomic import atomic_path
 
 
 @dataclass
@@ -132,16 +132,8 @@ class PredictionTable:
         if self.groups is not None:
             arrays["groups"] = self.groups
         arrays["gflops_json"] = np.asarray(json.dumps(self.gflops))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> PredictionTable:

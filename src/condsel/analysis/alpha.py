@@ -19,8 +19,6 @@ from condsel.curves import selection_costs
 from condsel.evaluate import SelectionConfig, pool_order
 from condsel.table import PredictionTable
 
-DEFAULT_ALPHAS = (0.0, 0.5, 1.0, 2.0, 4.0)
-
 
 def label_shift(table: PredictionTable, backbone: str, alphas: Sequence[float]) -> dict:
     """Per alpha: the share of videos whose affinity label is each model, and the labels' mean cost and loss.

@@ -71,7 +71,8 @@ def synthetic_analyses(synthetic_dir: Path, progress: bool = False) -> dict[str,
     def views():
         run = load_run(synthetic_dir / "run")
         manifest = read_manifest(synthetic_dir / "data" / "test.csv", len(run.class_names), run.class_names)
-        return {**views_analysis(per_view_scores_from_run(run, manifest.entries, progress=progress)), "data": note}
+        scores, failures = per_view_scores_from_run(run, manifest.entries, progress=progress)
+        return {**views_analysis(scores), "data": note, "failures": failures}
 
     def latency():
         summary = json.loads((synthetic_dir / "summary.json").read_text(encoding="utf-8"))

@@ -10,17 +10,18 @@ Definitions (all on out-of-fold predictions):
   correctly (not a calibration target: the affinity label trades accuracy for
   cost, so this may sit above the diagonal);
 - confusion: rows = affinity-label model, columns = the model the threshold
-  rule chooses at the operating threshold (what actually runs).
+  rule chooses at the operating threshold (what actually runs);
+- ``top_model_agreement`` (share of videos whose k* is their label) is to be
+  read against ``majority_label_rate``, what always answering the commonest
+  label would score.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from condsel.analysis.oof import OutOfFold
 from condsel.curves import choose_models
-from condsel.evaluate import SelectionConfig, affinity_labels
-from condsel.metrics import topk_correct
+from condsel.evaluate import OutOfFold, SelectionConfig, affinity_labels
 from condsel.table import PredictionTable
 
 
@@ -51,17 +52,15 @@ def reliability(confidence: np.ndarray, hit: np.ndarray, bins: int = 10) -> dict
     }
 
 
-def selector_diagnostics(table: PredictionTable, oof: OutOfFold, config: SelectionConfig, threshold: float, bins: int = 10) -> dict:
+def selector_diagnostics(
+    table: PredictionTable, oof: OutOfFold, config: SelectionConfig, threshold: float, bins: int = 10
+) -> dict:
     """Reliability diagrams, the label-vs-chosen confusion at ``threshold`` and the label distribution."""
     k = len(oof.order)
     label = affinity_labels(table, oof.order, config).argmax(axis=1)
     top = oof.proba.argmax(axis=1)
     confidence = oof.proba.max(axis=1)
-    if table.multilabel:
-        correct = None
-    else:
-        hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in oof.order], axis=1)
-        correct = hits[np.arange(len(top)), top]
+    correct = None if table.multilabel else oof.hits(table)[np.arange(len(top)), top]
     chosen = choose_models(oof.proba, threshold)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (label, chosen), 1)
@@ -72,6 +71,7 @@ def selector_diagnostics(table: PredictionTable, oof: OutOfFold, config: Selecti
         "reliability_vs_label": reliability(confidence, top == label, bins),
         "reliability_vs_correct": None if correct is None else reliability(confidence, correct, bins),
         "top_model_agreement": float(np.mean(top == label)),
+        "majority_label_rate": float(np.bincount(label, minlength=k).max() / len(label)),
         "confusion": confusion.tolist(),
         "confusion_rows": "affinity-label model",
         "confusion_columns": f"model chosen at threshold {threshold:.3f}",

@@ -129,13 +129,16 @@ def beta_sweep(
         }
     d = np.concatenate([disparity(a, m, np.flatnonzero(y)) for a, m, y in
                         zip(streams.train_cas["rgb"], streams.train_cas["motion"], labels)])
-    fg = np.concatenate([clip_foreground(len(x), gt.videos[v].segments, clip_seconds) for x, v in zip(train.rgb, train.names)])
+    fg = np.concatenate([clip_foreground(len(x), gt.videos[v].segments, clip_seconds)
+                         for x, v in zip(train.rgb, train.names)])
     return {
         "runs": runs,
         "streams": streams_map,
         "disparity": disparity_histogram(d, fg),
-        "settings": {"wtalc": asdict(wtalc), "betas": [float(b) for b in betas], "pseudo_label_betas": [float(b) for b in pseudo_label_betas],
-                     "seed": seed, "fusion": settings.fusion, "tiou": tiou,
-                     "points": settings.points, "random_seeds": settings.random_seeds,
-                     "costs": {"rgb_model": costs.rgb_model, "motion_model": costs.motion_model}},
+        "settings": {
+            "betas": [float(b) for b in betas], "pseudo_label_betas": [float(b) for b in pseudo_label_betas],
+            "seed": seed, "fusion": settings.fusion, "tiou": tiou, "points": settings.points,
+            "random_seeds": settings.random_seeds, "wtalc": asdict(wtalc),
+            "costs": {"rgb_model": costs.rgb_model, "motion_model": costs.motion_model},
+        },
     }

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from condsel.analysis.oof import OutOfFold
 from condsel.curves import choose_models
-from condsel.metrics import topk_correct
+from condsel.evaluate import OutOfFold
 from condsel.table import PredictionTable
 
 
@@ -20,7 +19,7 @@ def per_class_compute(table: PredictionTable, oof: OutOfFold, threshold: float, 
     """Per class: videos, top-1 (%), mean GFLOPs/video and per-model shares; the ``named`` cheapest and costliest."""
     if table.multilabel:
         raise ValueError("per-class compute needs single-label data (one class per video)")
-    hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in oof.order], axis=1)
+    hits = oof.hits(table)
     picks = choose_models(oof.proba, threshold)
     cost = oof.costs(table)[picks]
     correct = hits[np.arange(len(picks)), picks]

@@ -13,8 +13,6 @@ a pool whose views can be recomputed, such as the demo's synthetic one
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from condsel.atomic import atomic_path
 from condsel.metrics import topk_correct
 
 
@@ -59,16 +58,8 @@ class PerViewScores:
         arrays["gflops_per_view_json"] = np.asarray(json.dumps(self.gflops_per_view))
         if self.class_names is not None:
             arrays["class_names"] = np.asarray(self.class_names, dtype=str)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> PerViewScores:
@@ -129,7 +120,9 @@ def views_analysis(scores: PerViewScores, draws: int = 20, seed: int = 0) -> dic
                 "clips": scores.layout[m][0],
                 "crops": scores.layout[m][1],
                 "gflops_per_view": scores.gflops_per_view[m],
-                "points": views_accuracy(scores.views[m], scores.labels, *scores.layout[m], scores.gflops_per_view[m], draws, seed),
+                "points": views_accuracy(
+                    scores.views[m], scores.labels, *scores.layout[m], scores.gflops_per_view[m], draws, seed
+                ),
             }
             for m in scores.views
         },
@@ -140,32 +133,48 @@ def views_analysis(scores: PerViewScores, draws: int = 20, seed: int = 0) -> dic
     }
 
 
-def per_view_scores_from_run(run, entries: Sequence, batch_size: int = 16, progress: bool = False) -> PerViewScores:
-    """Recompute every member's per-view logits on manifest entries (``ManifestEntry``) with a loaded run.
+def per_view_scores_from_run(
+    run, entries: Sequence, batch_size: int = 16, progress: bool = False
+) -> tuple[PerViewScores, dict[str, str]]:
+    """Every member's per-view logits on manifest entries (``ManifestEntry``), recomputed with a loaded run.
 
     ``run`` is a :class:`condsel.pool.run_dir.Run`. Each video is decoded once
     for all members, and each member runs on the views of ``batch_size``
     videos at a time, single-threaded: on a busy 2-core machine these small
-    networks run several times slower with two threads.
+    networks run several times slower with two threads. A video that cannot
+    be decoded is left out and returned in the failures (name -> reason).
     """
     from condsel.pool.latency import torch_threads
     from condsel.pool.predict import decode_for
+    from condsel.video.decode import VideoDecodeError
     from condsel.video.sampling import test_views, to_model_input
 
     per_model: dict[str, list[np.ndarray]] = {m: [] for m in run.order}
+    kept, failures = [], {}
     starts = range(0, len(entries), batch_size)
     with torch.no_grad(), torch_threads(1):
         for start in tqdm(starts, desc="per-view logits", unit="batch", disable=not progress):
-            videos = [decode_for(run, e.path) for e in entries[start : start + batch_size]]
+            videos = []
+            for entry in entries[start : start + batch_size]:
+                try:
+                    videos.append(decode_for(run, entry.path))
+                    kept.append(entry)
+                except VideoDecodeError as e:
+                    failures[entry.name] = str(e)
+            if not videos:
+                continue
             for m in run.order:
                 clip = run.members[m].clip
                 views = to_model_input(np.concatenate([test_views(v, clip) for v in videos]))
                 per_model[m].append(run.models[m](views).reshape(len(videos), clip.views, -1).numpy())
-    return PerViewScores(
-        names=np.array([e.name for e in entries]),
-        labels=np.array([e.label for e in entries], dtype=np.int64),
+    if not kept:
+        raise ValueError(f"none of the {len(entries)} videos could be decoded, e.g. {next(iter(failures.values()), '')}")
+    scores = PerViewScores(
+        names=np.array([e.name for e in kept]),
+        labels=np.array([e.label for e in kept], dtype=np.int64),
         views={m: np.concatenate(v) for m, v in per_model.items()},
         layout={m: (run.members[m].clip.clips, run.members[m].clip.crops) for m in run.order},
         gflops_per_view={m: run.gflops[m] / run.members[m].clip.views for m in run.order},
         class_names=list(run.class_names),
     )
+    return scores, failures

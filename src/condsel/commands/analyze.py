@@ -99,6 +99,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from condsel.analysis.output import write_analysis
@@ -111,14 +112,21 @@ def run(args: argparse.Namespace) -> int:
     data = compute(args)
     json_path, png_path = write_analysis(Path(args.out), name, data)
     print(f"wrote {json_path} and {png_path}")
-    return 0
+    failures = data.get("failures") or {}
+    for video, why in list(failures.items())[:5]:
+        print(f"skipped {video}: {why}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} input(s) skipped (listed under 'failures' in {json_path})", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _table(args):
     """The table with costs, its default backbone and a line saying what data it is."""
-    from condsel.commands.table import _load_table
-    from condsel.costs import load_costs_toml
     from condsel.analysis.ucf101 import UCF101_BACKBONE, UCF101_DATA
+    from condsel.commands.table import (
+        _load_table,  # the table command's loader: same sources, same default costs
+    )
+    from condsel.costs import load_costs_toml
 
     source = argparse.Namespace(bundled=None if args.table else "ucf101-split1", table=args.table, store=None, scores=None)
     table, costs, _ = _load_table(source)
@@ -210,7 +218,11 @@ def _diagnostics(args) -> dict:
 
 
 def _views(args) -> dict:
-    from condsel.analysis.views import PerViewScores, per_view_scores_from_run, views_analysis
+    from condsel.analysis.views import (
+        PerViewScores,
+        per_view_scores_from_run,
+        views_analysis,
+    )
 
     if args.run:
         from condsel.extract.manifest import read_manifest
@@ -220,17 +232,16 @@ def _views(args) -> dict:
             raise ValueError("--run needs --manifest (the videos to recompute the views on)")
         run = load_run(args.run)
         manifest = read_manifest(args.manifest, len(run.class_names), run.class_names)
-        for bad in manifest.bad_rows:
-            print(f"skipped {bad.error}")
-        scores = per_view_scores_from_run(run, manifest.entries, progress=True)
+        scores, failures = per_view_scores_from_run(run, manifest.entries, progress=True)
+        failures.update({bad.name: bad.error for bad in manifest.bad_rows})
         data = f"run {args.run} on {args.manifest}"
     else:
-        scores = PerViewScores.load(args.per_view)
+        scores, failures = PerViewScores.load(args.per_view), {}
         data = f"per-view scores {args.per_view}"
     out = views_analysis(scores, args.draws, args.seed)
     for name, m in out["models"].items():
         print(name + ": " + ", ".join(f"{p['clips']}x{p['crops']} {p['top1']:.1f}%" for p in m["points"]))
-    return {**out, "data": data}
+    return {**out, "data": data, "failures": failures}
 
 
 def _latency(args) -> dict:

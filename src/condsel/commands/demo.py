@@ -14,6 +14,8 @@ Run condsel end to end with nothing but the package:
                      run directory DIR/synthetic/run for `condsel predict` (synthetic data)
   DIR/localization/  a synthetic untrimmed benchmark: W-TALC heads on an appearance and
                      a motion stream, clip-level selection, detection mAP (synthetic data)
+  DIR/analyses/      the paper's analyses (alpha sweep, per-class compute, backbones,
+                     diagnostics, views, latency, beta sweep) as JSON + PNG
   DIR/report.html    one self-contained report of all of it
 
 GFLOPs are multiply-adds (the X3D/fvcore convention).
@@ -25,7 +27,7 @@ def register(sub) -> None:
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
-    p.add_argument("--skip", nargs="+", choices=["ucf101", "synthetic", "localization", "report"], default=[],
+    p.add_argument("--skip", nargs="+", choices=["ucf101", "synthetic", "localization", "analyses", "report"], default=[],
                    help="parts to leave out")
     p.set_defaults(func=run)
 
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"condsel demo -> {out}   ({FLOP_CONVENTION})")
     failed = []
     timings = {}
-    parts = [("ucf101", _ucf101), ("synthetic", _synthetic), ("localization", _localization), ("report", _report)]
+    parts = [("ucf101", _ucf101), ("synthetic", _synthetic), ("localization", _localization),
+             ("analyses", _analyses), ("report", _report)]
     for name, part in parts:
         if name in args.skip:
             continue
@@ -102,6 +105,16 @@ def _localization(out, seed: int) -> dict:
     for name, s in streams.items():
         print(f"  {name:<7} {s['gflops']:8.2f} GFLOPs/clip   mAP@0.1:0.7 {s['map']:.2f}%")
     return summary
+
+
+def _analyses(out, seed: int) -> dict:
+    from condsel.analysis.demo import run_demo_analyses
+
+    result = run_demo_analyses(out / "analyses", synthetic_dir=out / "synthetic", seed=seed, progress=True)
+    if result["failures"]:
+        raise RuntimeError(f"analyses failed: {result['failures']}")
+    print(f"wrote {len(result['written'])} analyses to {out / 'analyses'}")
+    return {}
 
 
 def _report(out, seed: int) -> dict:

@@ -30,7 +30,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condsel.localization.annotations import load_ambiguous, load_ground_truth
-    from condsel.localization.detection_map import detection_map, drop_ambiguous, load_results, parse_tiou
+    from condsel.localization.detection_map import (
+        detection_map,
+        drop_ambiguous,
+        load_results,
+        parse_tiou,
+    )
 
     try:
         tiou = parse_tiou(args.tiou)

@@ -51,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from condsel.localization.annotations import load_ground_truth
-    from condsel.localization.pipeline import SelectionSettings, run_feature_localization, zoo_costs
+    from condsel.localization.pipeline import (
+        SelectionSettings,
+        run_feature_localization,
+        zoo_costs,
+    )
     from condsel.localization.wtalc import WTALCConfig
 
     try:

@@ -56,7 +56,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from condsel.costs import FLOP_CONVENTION, load_costs_toml

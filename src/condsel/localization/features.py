@@ -10,13 +10,13 @@ Files are read with ``allow_pickle=False``: plain float arrays only.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from condsel.atomic import atomic_path
 
 
 def feature_path(root: str | Path, stream: str, video: str) -> Path:
@@ -38,15 +38,8 @@ def load_clip_features(path: str | Path) -> np.ndarray:
 
 def save_clip_features(array: np.ndarray, root: str | Path, stream: str, video: str) -> Path:
     path = feature_path(root, stream, video)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.asarray(array, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array, dtype=np.float32), allow_pickle=False)
     return path
 
 

@@ -34,15 +34,25 @@ from condsel.costs import FLOP_CONVENTION, count_gflops
 from condsel.curves import choose_models, curve_at
 from condsel.localization import plots
 from condsel.localization.annotations import GroundTruth
-from condsel.localization.detection_map import Detections, detection_map, parse_tiou, write_results
+from condsel.localization.detection_map import (
+    Detections,
+    detection_map,
+    parse_tiou,
+    write_results,
+)
 from condsel.localization.disparity import affinity, disparity
 from condsel.localization.features import TwoStreamFeatures, load_two_streams
 from condsel.localization.proposals import ProposalConfig, localize
 from condsel.localization.synthetic import make_benchmark
-from condsel.summary import write_json
-from condsel.localization.wtalc import WTALCConfig, WTALCHead, class_activations, train_wtalc
+from condsel.localization.wtalc import (
+    WTALCConfig,
+    WTALCHead,
+    class_activations,
+    train_wtalc,
+)
 from condsel.models import gflops
 from condsel.selector import Selector
+from condsel.summary import write_json
 from condsel.threads import torch_threads
 
 log = logging.getLogger(__name__)

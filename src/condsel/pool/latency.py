@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +26,10 @@ from tqdm import tqdm
 from condsel.pool.inference import run_member
 from condsel.pool.predict import Prediction, decode_for, predict_batched, predict_video, predict_with
 from condsel.pool.run_dir import Run
+from condsel.threads import torch_threads
 
 
-@contextmanager
-def torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _per_video(run_one: Callable[[Path], Prediction], paths: Sequence[Path], warmup: int, desc: str, progress: bool) -> list[Prediction]:
-    for p in paths[:warmup]:
-        run_one(p)
-    return [run_one(p) for p in tqdm(paths, desc=desc, unit="video", disable=not progress, leave=False)]
-
-
-def _batched(run_batch: Callable[[Sequence[Path]], float], paths: Sequence[Path], batch_size: int) -> float:
+def _batched(run_batch: Callable[[Sequence[Path]], object], paths: Sequence[Path], batch_size: int) -> float:
     """Seconds per video over all batches."""
     run_batch(paths[:batch_size])  # warm-up
     start = time.perf_counter()
@@ -61,44 +45,57 @@ def measure_latency(
     threads: int = 1,
     batch_size: int = 16,
     warmup: int = 3,
+    repeats: int = 2,
     progress: bool = False,
 ) -> dict:
-    """Seconds and GFLOPs per video of every mode on ``paths``; see the module docstring."""
+    """Seconds and GFLOPs per video of every mode on ``paths``; see the module docstring.
+
+    The one-video modes take turns on each video, so a burst of load from
+    elsewhere on the machine hits them alike. Each video's time is its best of
+    ``repeats`` runs (which drops such bursts), and a mode's time is the mean
+    over videos: a mean, not a median, because the selector's times are
+    bimodal (cheap model or costly model) and their mean is the throughput.
+    """
     paths = [Path(p) for p in paths]
     largest = max(run.order, key=lambda m: run.gflops[m])
     member = run.members[largest]
+    modes: dict[str, Callable[[Path], Prediction]] = {
+        "largest": lambda p: predict_with(run, p, largest),
+        "selector": lambda p: predict_video(run, p, threshold),
+        "selector_load_per_selection": lambda p: predict_video(run, p, threshold, load_chosen=True),
+    }
 
     def largest_batch(batch: Sequence[Path]) -> None:
         run_member(member.clip, run.models[largest], [decode_for(run, p, [largest]) for p in batch])
 
     with torch_threads(threads), torch.no_grad():
-        alone = _per_video(lambda p: predict_with(run, p, largest), paths, warmup, "latency: largest", progress)
-        chosen = _per_video(lambda p: predict_video(run, p, threshold), paths, warmup, "latency: selector", progress)
-        loading = _per_video(
-            lambda p: predict_video(run, p, threshold, load_chosen=True), paths, warmup, "latency: load per selection", progress
-        )
+        for p in paths[:warmup]:
+            for mode in modes.values():
+                mode(p)
+        runs: dict[str, list[Prediction]] = {name: [] for name in modes}
+        for p in tqdm(paths, desc="latency", unit="video", disable=not progress, leave=False):
+            for name, mode in modes.items():
+                runs[name].append(min((mode(p) for _ in range(repeats)), key=lambda r: r.seconds))
         largest_batched = _batched(largest_batch, paths, batch_size)
         selector_batched = _batched(lambda b: predict_batched(run, b, threshold), paths, batch_size)
 
-    selector_gflops = float(np.mean([p.gflops for p in chosen]))
-    t_largest = float(np.mean([p.seconds for p in alone]))
-    t_selector = float(np.mean([p.seconds for p in chosen]))
+    seconds = {name: float(np.mean([p.seconds for p in preds])) for name, preds in runs.items()}
+    selector_gflops = float(np.mean([p.gflops for p in runs["selector"]]))
+    wall_speedup = seconds["largest"] / seconds["selector"]
     gflops_speedup = run.gflops[largest] / selector_gflops
     return {
-        "largest": {"model": largest, "seconds_per_video": t_largest, "gflops": run.gflops[largest]},
-        "selector": {"seconds_per_video": t_selector, "gflops": selector_gflops, "threshold": float(threshold)},
-        "selector_load_per_selection": {
-            "seconds_per_video": float(np.mean([p.seconds for p in loading])),
-            "gflops": selector_gflops,
-        },
+        "largest": {"model": largest, "seconds_per_video": seconds["largest"], "gflops": run.gflops[largest]},
+        "selector": {"seconds_per_video": seconds["selector"], "gflops": selector_gflops, "threshold": float(threshold)},
+        "selector_load_per_selection": {"seconds_per_video": seconds["selector_load_per_selection"], "gflops": selector_gflops},
         "largest_batched": {"seconds_per_video": largest_batched, "gflops": run.gflops[largest], "batch_size": batch_size},
         "selector_batched": {"seconds_per_video": selector_batched, "gflops": selector_gflops, "batch_size": batch_size},
-        "wall_speedup": t_largest / t_selector,
+        "wall_speedup": wall_speedup,
         "gflops_speedup": gflops_speedup,
-        "speedup_ratio": (t_largest / t_selector) / gflops_speedup,
-        "chosen_share": {m: float(np.mean([p.model == m for p in chosen])) for m in run.order},
+        "speedup_ratio": wall_speedup / gflops_speedup,
+        "chosen_share": {m: float(np.mean([p.model == m for p in runs["selector"]])) for m in run.order},
         "videos": len(paths),
         "torch_threads": threads,
+        "statistic": f"one-video modes: mean over videos of each video's best of {repeats} runs; batched: total time / videos",
         "includes": "decoding, sampling, every network run, the selector; networks resident unless stated",
     }
 

@@ -22,7 +22,6 @@ from condsel.affinity import softmax
 from condsel.curves import choose_models
 from condsel.pool.inference import run_member
 from condsel.pool.run_dir import Run
-from condsel.selector import selector_inputs
 from condsel.video.decode import DecodedVideo, decode_video
 from condsel.video.sampling import frames_needed
 
@@ -51,7 +50,7 @@ def _route(run: Run, videos: Sequence[DecodedVideo], threshold: float) -> tuple[
     """Backbone logits (n, C) and the index in ``run.order`` of the model chosen for each video."""
     backbone = run.backbone
     logits = run_member(run.members[backbone].clip, run.models[backbone], videos).logits
-    proba = run.selector.predict_proba(selector_inputs(logits))
+    proba = run.selector.predict_proba(run.selector.features(logits))
     return logits, choose_models(proba, threshold)
 
 

@@ -112,7 +112,7 @@ def save_run(
             "members": [{**m.to_dict(), "gflops_per_video": gflops[m.name], "checkpoint": f"models/{m.name}.pt"} for m in members],
             "pool_order": list(order),
             "backbone": order[0],
-            "selector": {"checkpoint": "selector.pt", "gflops": selector.gflops(), "inputs": "softmax of the backbone's logits"},
+            "selector": {"checkpoint": "selector.pt", "gflops": selector.gflops(), "inputs": selector.inputs},
             "threshold": float(threshold),
             "calibration": calibration,
             "decode_short_side": int(decode_short_side),

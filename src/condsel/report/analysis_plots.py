@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib import colormaps
 import numpy as np
+from matplotlib import colormaps
 
 from condsel.analysis.operating import matching_point
 from condsel.report.plots import METRIC_LABELS
-from condsel.report.tables import num
 from condsel.report.style import PALETTE, new_figure, save
+from condsel.report.tables import num
 
 GFLOPS_LABEL = "GFLOPs / video (multiply-adds, backbone + selector included)"
 # Okabe-Ito colours in an order where neighbours differ in lightness as well as hue
@@ -70,8 +70,8 @@ def plot_alpha_sweep(data: dict, path: str | Path) -> None:
     _curve_ylim(ax, data["models"], metric)
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(f"Selector on {data['backbone']}, one curve per alpha\n(dot: cheapest point matching the best model, with its threshold)",
-                 fontsize=10)
+    ax.set_title(f"Selector on {data['backbone']}, one curve per alpha\n"
+                 "(dot: cheapest point matching the best model, with its threshold)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8.5)
 
     rows = data["labels"]
@@ -79,7 +79,8 @@ def plot_alpha_sweep(data: dict, path: str | Path) -> None:
     left = np.zeros(len(rows))
     for k, model in enumerate(data["pool"]):
         share = np.array([100 * r["share"][model] for r in rows])
-        bars.barh(y, share, left=left, color=_series(k), edgecolor="white", label=f"{model} ({data['gflops'][model]:.0f} GFLOPs)")
+        bars.barh(y, share, left=left, color=_series(k), edgecolor="white",
+                  label=f"{model} ({data['gflops'][model]:.0f} GFLOPs)")
         for yi, (l0, s) in enumerate(zip(left, share)):
             if s >= 7:
                 bars.text(l0 + s / 2, yi, f"{s:.0f}", ha="center", va="center", fontsize=8, color="white")

@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from condsel.atomic import atomic_path
 from condsel.bundled import UCF101_MODELS
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
@@ -62,7 +61,7 @@ REAL_AND_SYNTHETIC = (
 )
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1.5em;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1480px;padding:1.5em;
 color:#1a1a1a;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2em}
 h3{margin-top:1.6em}table{border-collapse:collapse;margin:1em 0;font-size:.92em}
@@ -228,7 +227,8 @@ def render_report(rundir: str | Path) -> str:
                         for s in sections)
         body.append(f'<nav><ul><li><a href="#real-synthetic">what is real and what is synthetic</a></li>{links}'
                     '<li><a href="#provenance">commands and versions</a></li></ul></nav>')
-    body.append(f'<section id="real-synthetic"><h2>What is real and what is synthetic</h2>{paragraph(REAL_AND_SYNTHETIC)}</section>')
+    body.append('<section id="real-synthetic"><h2>What is real and what is synthetic</h2>'
+                f"{paragraph(REAL_AND_SYNTHETIC)}</section>")
     present = {s.directory.parts[0] for s in sections if s.directory.parts}
     if present & set(PARTS):
         for part in PARTS:
@@ -249,13 +249,6 @@ def write_report(rundir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report (default ``RUNDIR/report.html``) atomically; returns its path."""
     out = Path(out) if out is not None else Path(rundir) / "report.html"
     html = render_report(rundir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".html.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return out

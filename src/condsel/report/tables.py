@@ -23,6 +23,8 @@ def num(value, digits: int = 2) -> str:
     if value is None or not np.isfinite(float(value)):
         return "–"
     value = float(value)
+    if abs(value) < 1e-9:  # rounding noise, e.g. the spread of identical draws
+        value = 0.0
     return f"{value:.3g}" if 0 < abs(value) < 0.1 else f"{value:.{digits}f}"
 
 
@@ -157,8 +159,9 @@ def localization_tables(summary: dict) -> str:
          f"{num(r['map'])} ± {num(r.get('map_std'))}" if r else "–"]
         for p, r in zip(sel, rnd + [None] * (len(sel) - len(rnd)))
     ]
-    parts.append(table(["threshold", "clips to motion %", "GFLOPs/clip", "selector mAP %", "random mAP % (mean ± sd)"],
-                       rows, "Clip selector sweep against random clip selection at the same motion share"))
+    sweep = table(["threshold", "clips to motion %", "GFLOPs/clip", "selector mAP %", "random mAP % (mean ± sd)"],
+                  rows, "Clip selector sweep against random clip selection at the same motion share")
+    parts.append(f"<details><summary>The clip selector's sweep ({len(rows)} points)</summary>{sweep}</details>")
     if "selector_above_random_fraction" in summary:
         parts.append(paragraph(f"The selector is above random over {num(100 * summary['selector_above_random_fraction'], 0)}% "
                                "of the GFLOPs range both curves span.", "note"))
@@ -203,11 +206,13 @@ def _backbones(data: dict) -> str:
 
 def _latency(data: dict) -> str:
     rows = [[p["label"], num(1000 * p["seconds_per_video"]), gflops(p["gflops"]), num(p["top1"])] for p in data["points"]]
-    return table(["mode", "ms/video", "GFLOPs/video", "top-1 %"], rows, f"Latency and accuracy; {data.get('accuracy_from', '')}")
+    return table(["mode", "ms/video", "GFLOPs/video", "top-1 %"], rows, f"Latency and accuracy ({data['accuracy_from']})")
 
 
 def _diagnostics(data: dict) -> str:
-    rows = [["top model = affinity label", num(data["reliability_vs_label"]["ece"], 3), num(100 * data["top_model_agreement"], 1)]]
+    rows = [["top model = affinity label", num(data["reliability_vs_label"]["ece"], 3),
+             num(100 * data["top_model_agreement"], 1)],
+            ["(always the commonest label)", "–", num(100 * data["majority_label_rate"], 1)]]
     if data.get("reliability_vs_correct"):
         rows.append(["top model classifies correctly", num(data["reliability_vs_correct"]["ece"], 3), "–"])
     return table(["event", "expected calibration error", "rate %"], rows, "Selector calibration (out-of-fold)")

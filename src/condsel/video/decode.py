@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -126,24 +127,24 @@ def _decode_open(path, container, select, short_side, threads) -> DecodedVideo:
     num_frames = _frame_count(container, stream, fps)
     if num_frames <= 0:
         raise VideoDecodeError(path, "the video stream declares no frames")
-    wanted = np.arange(num_frames) if select is None else np.unique(np.asarray(select(num_frames, fps), dtype=np.int64))
-    wanted = np.clip(wanted, 0, num_frames - 1)
-    first, last = int(wanted[0]), int(wanted[-1])
+    wanted_array = np.arange(num_frames) if select is None else np.asarray(select(num_frames, fps), dtype=np.int64)
+    wanted = set(np.clip(wanted_array, 0, num_frames - 1).tolist())
+    if not wanted:
+        raise ValueError(f"{path}: the frame selector chose no frames")
+    first, last = min(wanted), max(wanted)
 
     index = _seek_before(container, stream, first, fps)
     frames, indices = [], []
-    size = None
-    reformatter = VideoReformatter()  # one per file: reuses the swscale context across frames
+    to_rgb = None
     try:
         for frame in container.decode(stream):
             if index == -1:  # after a seek, place the landing frame by its timestamp
                 index = _index_from_pts(frame, stream, fps)
             if index > last:
                 break
-            if index >= first and _is_wanted(wanted, index):
-                if size is None:
-                    size = _output_size(frame.width, frame.height, short_side)
-                frames.append(_to_rgb(reformatter, frame, size))
+            if index in wanted:
+                to_rgb = to_rgb or _rgb_converter(frame, short_side)
+                frames.append(to_rgb(frame))
                 indices.append(index)
             index += 1
     except av.error.FFmpegError as e:
@@ -158,11 +159,6 @@ def _decode_open(path, container, select, short_side, threads) -> DecodedVideo:
             path, f"truncated: stream ended at frame {decoded_until} of {num_frames} declared frames"
         )
     return DecodedVideo(str(path), np.stack(frames), np.asarray(indices, dtype=np.int64), num_frames, fps)
-
-
-def _is_wanted(wanted: np.ndarray, index: int) -> bool:
-    pos = np.searchsorted(wanted, index)
-    return pos < len(wanted) and wanted[pos] == index
 
 
 def _frame_rate(stream) -> float:
@@ -208,6 +204,29 @@ def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, 
     return max(short_side, round(width * scale)), max(short_side, round(height * scale))
 
 
-def _to_rgb(reformatter: VideoReformatter, frame, size: tuple[int, int] | None) -> np.ndarray:
+# Frame colour tags (FFmpeg's AVColorSpace / AVColorRange) under which a
+# yuv420p frame is BT.601 limited range, which OpenCV's I420 conversion assumes.
+_BT601_SPACES = (2, 5, 6)  # unspecified, BT.470BG, SMPTE 170M
+_LIMITED_RANGES = (0, 1)  # unspecified, MPEG
+
+
+def _rgb_converter(frame, short_side: int | None) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Frame -> RGB24 pixels, chosen once per video from its first frame.
+
+    Full-size BT.601 yuv420p frames go through OpenCV, several times faster than
+    swscale's per-call setup on small frames; resizing and other formats use
+    one swscale context for the whole video (area filter when shrinking).
+    """
+    size = _output_size(frame.width, frame.height, short_side)
+    if (
+        size is None
+        and frame.format.name == "yuv420p"
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+        and frame.colorspace in _BT601_SPACES
+        and frame.color_range in _LIMITED_RANGES
+    ):
+        return lambda f: cv2.cvtColor(f.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     width, height = size if size is not None else (None, None)
-    return reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    reformatter = VideoReformatter()
+    return lambda f: reformatter.reformat(f, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()

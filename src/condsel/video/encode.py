@@ -13,7 +13,9 @@ import numpy as np
 def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> None:
     """Encode (T, H, W, 3) uint8 RGB frames (even H and W) with libx264, atomically.
 
-    One encoder thread keeps the bytes identical from run to run.
+    One encoder thread keeps the bytes identical from run to run. ``tune
+    fastdecode`` (no CABAC, no deblocking) roughly halves decoding time for
+    ~10% more bytes, so that decoding stays a small part of inference.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -27,7 +29,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -
     os.close(fd)
     try:
         with av.open(tmp, "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast", "threads": "1"})
+            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast", "tune": "fastdecode", "threads": "1"})
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
