@@ -43,13 +43,13 @@ def main() -> None:
     rows = []
     for threads in (1, 0):
         rows.append({"video": "kinetics 340x256, 280 frames", "frames": "all, full size", "threads": threads,
-                     "ms": best_ms(lambda: decode_video(kinetics, threads=threads), args.repeat)})
+                     "ms": best_ms(lambda n=threads: decode_video(kinetics, threads=n), args.repeat)})
         rows.append({"video": "kinetics 340x256, 280 frames", "frames": "pool's frames, short side 48", "threads": threads,
-                     "ms": best_ms(lambda: decode_video(kinetics, pool, short_side=short, threads=threads), args.repeat)})
+                     "ms": best_ms(lambda n=threads: decode_video(kinetics, pool, short_side=short, threads=n), args.repeat)})
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate(tmp, 20, seed=0).paths
         for threads in (1, 0):
-            ms = best_ms(lambda: [decode_video(p, pool, short_side=short, threads=threads) for p in paths], args.repeat) / len(paths)
+            ms = best_ms(lambda n=threads: [decode_video(p, pool, short_side=short, threads=n) for p in paths], args.repeat) / len(paths)
             rows.append({"video": "synthetic 64x48, 16 frames", "frames": "pool's frames", "threads": threads, "ms": ms})
     for r in rows:
         r["ms"] = round(r["ms"], 2)

@@ -152,10 +152,14 @@ def test_batched_and_load_per_selection_modes_give_the_same_answers(material):
 
 def test_latency_block_reports_every_mode(material):
     run = load_run(material["run"])
-    latency = measure_latency(run, material["data"].paths[:4], 0.5, threads=1, batch_size=2, warmup=1)
+    latency = measure_latency(run, material["data"].paths[:4], 0.5, threads=1, batch_size=2, warmup=1, sweep=[0.0])
     assert latency["largest"]["model"] == "conv3d_l" and latency["largest"]["gflops"] == pytest.approx(run.gflops["conv3d_l"])
     for mode in ("largest", "selector", "selector_load_per_selection", "largest_batched", "selector_batched"):
         assert latency[mode]["seconds_per_video"] > 0
     assert latency["speedup_ratio"] == pytest.approx(latency["wall_speedup"] / latency["gflops_speedup"])
     assert sum(latency["chosen_share"].values()) == pytest.approx(1.0)
+    # threshold 0 keeps every video on the backbone
+    cheapest = latency["operating_points"][0]
+    assert cheapest["threshold"] == 0.0 and cheapest["gflops"] == pytest.approx(run.selection_costs[0])
+    assert len(latency["operating_points"]) == 2 and latency["overhead_fit"]["seconds_per_gflop"] > 0
     assert torch.get_num_threads() >= 1 and "speedup" in format_latency(latency)

@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from condsel.video import sampling  # by module: pytest would collect test_views / test_clip_indices as tests
+from condsel.video import (
+    sampling,  # by module: pytest would collect test_views / test_clip_indices as tests
+)
 from condsel.video.decode import DecodedVideo
-from condsel.video.sampling import ClipSpec, clip_indices, frames_needed, resize_short_side, spatial_crops, to_model_input, train_view
+from condsel.video.sampling import (
+    ClipSpec,
+    clip_indices,
+    frames_needed,
+    resize_short_side,
+    spatial_crops,
+    to_model_input,
+    train_view,
+)
 
 
 def _video(num_frames: int, height: int, width: int, fps: float = 8.0) -> DecodedVideo:

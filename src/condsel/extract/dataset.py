@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
-import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -51,23 +50,20 @@ class VideoViews(Dataset):
         return {"index": index, "windows": windows, "views": {m: torch.from_numpy(v) for m, v in views.items()}}
 
 
-def _init_worker(_: int) -> None:
-    # Workers run side by side with inference: one thread each, no oversubscription.
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
 def is_worker_failure(error: RuntimeError) -> bool:
     text = str(error)
     return "DataLoader worker" in text or "DataLoader timed out" in text
 
 
 def iterate(dataset: VideoViews, workers: int, handle: Callable[[dict], None], pin_memory: bool = False) -> None:
-    """Call ``handle`` on every item of ``dataset``, in order, each exactly once.
+    """Call ``handle`` on every item of ``dataset``, in order.
 
     ``handle`` runs inside the guarded region: PyTorch reports a dead worker
     through a SIGCHLD handler that raises wherever the main process happens to
-    be, so an item is counted done only when ``handle`` has returned.
+    be, so an item counts as done only when ``handle`` has returned, and one
+    interrupted that way is handled again (``handle`` must be idempotent).
+    Workers need no thread settings: PyTorch gives each one intra-op thread,
+    and calling into OpenCV's thread pool from a forked worker can deadlock.
     """
     start, isolate_until = 0, 0
     while start < len(dataset):
@@ -98,7 +94,6 @@ def _loader(dataset: Dataset, workers: int, pin_memory: bool) -> Iterator[dict]:
         batch_size=None,
         shuffle=False,
         num_workers=workers,
-        worker_init_fn=_init_worker if workers else None,
         pin_memory=pin_memory,
         timeout=WORKER_TIMEOUT_S if workers else 0,
         prefetch_factor=PREFETCH if workers else None,

@@ -34,7 +34,7 @@ def run_member(clip: ClipSpec, model: nn.Module, videos: Sequence[DecodedVideo],
     ``classify`` (as the pool's networks do), so both come from one pass.
     """
     views = to_model_input(np.concatenate([test_views(v, clip) for v in videos]))
-    with torch.no_grad():
+    with torch.inference_mode():
         if features:
             embedding = model.forward_features(views)
             logits = model.classify(embedding)

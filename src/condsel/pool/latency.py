@@ -24,7 +24,13 @@ import torch
 from tqdm import tqdm
 
 from condsel.pool.inference import run_member
-from condsel.pool.predict import Prediction, decode_for, predict_batched, predict_video, predict_with
+from condsel.pool.predict import (
+    Prediction,
+    decode_for,
+    predict_batched,
+    predict_video,
+    predict_with,
+)
 from condsel.pool.run_dir import Run
 from condsel.threads import torch_threads
 
@@ -46,9 +52,15 @@ def measure_latency(
     batch_size: int = 16,
     warmup: int = 3,
     repeats: int = 2,
+    sweep: Sequence[float] = (),
     progress: bool = False,
 ) -> dict:
     """Seconds and GFLOPs per video of every mode on ``paths``; see the module docstring.
+
+    ``sweep``: more thresholds to time the one-video selector at. With them,
+    ``overhead_fit`` fits seconds = a + b * GFLOPs over every timed point: a is
+    what each video costs whatever runs (decoding, per-call overheads), b the
+    time per GFLOP.
 
     The one-video modes take turns on each video, so a burst of load from
     elsewhere on the machine hits them alike. Each video's time is its best of
@@ -63,6 +75,7 @@ def measure_latency(
         "largest": lambda p: predict_with(run, p, largest),
         "selector": lambda p: predict_video(run, p, threshold),
         "selector_load_per_selection": lambda p: predict_video(run, p, threshold, load_chosen=True),
+        **{f"sweep_{t}": (lambda p, t=t: predict_video(run, p, t)) for t in sweep},
     }
 
     def largest_batch(batch: Sequence[Path]) -> None:
@@ -80,7 +93,14 @@ def measure_latency(
         selector_batched = _batched(lambda b: predict_batched(run, b, threshold), paths, batch_size)
 
     seconds = {name: float(np.mean([p.seconds for p in preds])) for name, preds in runs.items()}
-    selector_gflops = float(np.mean([p.gflops for p in runs["selector"]]))
+    gflops = {name: float(np.mean([p.gflops for p in preds])) for name, preds in runs.items()}
+    selector_gflops = gflops["selector"]
+    points = [
+        {"threshold": float(t), "gflops": gflops[f"sweep_{t}"], "seconds_per_video": seconds[f"sweep_{t}"]} for t in sweep
+    ] + [{"threshold": float(threshold), "gflops": selector_gflops, "seconds_per_video": seconds["selector"]}]
+    fit_x = [p["gflops"] for p in points] + [run.gflops[largest]]
+    fit_y = [p["seconds_per_video"] for p in points] + [seconds["largest"]]
+    per_gflop, fixed = np.polyfit(fit_x, fit_y, 1)
     wall_speedup = seconds["largest"] / seconds["selector"]
     gflops_speedup = run.gflops[largest] / selector_gflops
     return {
@@ -93,6 +113,8 @@ def measure_latency(
         "gflops_speedup": gflops_speedup,
         "speedup_ratio": wall_speedup / gflops_speedup,
         "chosen_share": {m: float(np.mean([p.model == m for p in runs["selector"]])) for m in run.order},
+        "operating_points": sorted(points, key=lambda p: p["gflops"]),
+        "overhead_fit": {"seconds_at_zero_gflops": float(fixed), "seconds_per_gflop": float(per_gflop)},
         "videos": len(paths),
         "torch_threads": threads,
         "statistic": f"one-video modes: mean over videos of each video's best of {repeats} runs; batched: total time / videos",
@@ -102,7 +124,7 @@ def measure_latency(
 
 def format_latency(latency: dict) -> str:
     """Two lines for the terminal."""
-    big, sel = latency["largest"], latency["selector"]
+    big, sel, fit = latency["largest"], latency["selector"], latency["overhead_fit"]
     return (
         f"latency ({latency['videos']} test videos, {latency['torch_threads']} torch thread(s), decoding included): "
         f"{big['model']} alone {1000 * big['seconds_per_video']:.1f} ms/video, "
@@ -110,5 +132,8 @@ def format_latency(latency: dict) -> str:
         f"  wall-clock speedup {latency['wall_speedup']:.2f}x for a GFLOPs speedup of {latency['gflops_speedup']:.2f}x "
         f"(ratio {latency['speedup_ratio']:.2f}); batched: {1000 * latency['largest_batched']['seconds_per_video']:.1f} vs "
         f"{1000 * latency['selector_batched']['seconds_per_video']:.1f} ms/video; "
-        f"loading the chosen model per selection: {1000 * latency['selector_load_per_selection']['seconds_per_video']:.1f} ms/video"
+        f"loading the chosen model per selection: {1000 * latency['selector_load_per_selection']['seconds_per_video']:.1f} ms/video\n"
+        f"  fit over {len(latency['operating_points'])} operating point(s) and the largest model: "
+        f"{1000 * fit['seconds_at_zero_gflops']:.1f} ms/video whatever runs (decoding, per-call overheads) "
+        f"+ {1000 * fit['seconds_per_gflop']:.1f} ms per GFLOP"
     )

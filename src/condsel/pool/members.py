@@ -46,7 +46,7 @@ DEFAULT_POOL: tuple[PoolMember, ...] = (
     ),
     PoolMember(
         "conv3d_l",
-        {"kind": "conv3d", "widths": [24, 48, 96, 96], "strides": [[1, 2, 2], [2, 2, 2], [1, 2, 2], [1, 1, 1]]},
+        {"kind": "conv3d", "widths": [32, 64, 128, 128], "strides": [[1, 2, 2], [2, 2, 2], [1, 2, 2], [1, 1, 1]]},
         ClipSpec(num_frames=12, stride=1, size=48, clips=3, crops=3),
     ),
 )

@@ -9,7 +9,6 @@ keyframe instead of decoding from the start.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ import av
 import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
-
-log = logging.getLogger(__name__)
 
 # Seeking costs a demuxer round trip and lands on an earlier keyframe anyway;
 # it only pays when the first wanted frame is this far into the video.
@@ -32,7 +29,7 @@ SEEK_MIN_SECONDS = 2.0
 SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
 
 # Frame-threaded decoding starts a thread pool per file, which costs more than
-# it saves below about this many pixels per frame (tens of ms on 80x64 clips).
+# it saves below about this many pixels per frame (tens of ms on 64x48 clips).
 THREADED_MIN_PIXELS = 320 * 240
 
 # A declared frame count may overshoot the decodable frames by a little (edit
@@ -158,6 +155,8 @@ def _decode_open(path, container, select, short_side, threads) -> DecodedVideo:
         raise VideoDecodeError(
             path, f"truncated: stream ended at frame {decoded_until} of {num_frames} declared frames"
         )
+    if len({f.shape for f in frames}) > 1:
+        raise VideoDecodeError(path, f"the frame size changes inside the stream: {sorted({f.shape[:2] for f in frames})}")
     return DecodedVideo(str(path), np.stack(frames), np.asarray(indices, dtype=np.int64), num_frames, fps)
 
 
@@ -170,9 +169,9 @@ def _frame_count(container, stream, fps: float) -> int:
     if stream.frames:
         return int(stream.frames)
     if stream.duration and stream.time_base:
-        return int(math.floor(float(stream.duration * stream.time_base) * fps + 0.5))
+        return math.floor(float(stream.duration * stream.time_base) * fps + 0.5)
     if container.duration:
-        return int(math.floor(container.duration / av.time_base * fps + 0.5))
+        return math.floor(container.duration / av.time_base * fps + 0.5)
     return 0
 
 
@@ -194,7 +193,7 @@ def _index_from_pts(frame, stream, fps: float) -> int:
     if frame.pts is None:
         return 0
     seconds = float((frame.pts - (stream.start_time or 0)) * stream.time_base)
-    return max(0, int(round(seconds * fps)))
+    return max(0, round(seconds * fps))
 
 
 def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int] | None:

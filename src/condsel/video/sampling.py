@@ -83,7 +83,7 @@ def frames_needed(specs: Sequence[ClipSpec]) -> FrameSelector:
 
 def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
     """(T, H, W, 3) uint8 -> short side ``size``, aspect kept (area filter when shrinking)."""
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     if min(h, w) == size:
         return frames
     scale = size / min(h, w)

@@ -1,0 +1,177 @@
+"""Extraction under faults: kill -9 and resume, 1 vs 2 torchrun processes, fuzzed files and manifests, a crashing decoder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from condsel.cli import main
+from condsel.extract import dataset as extract_dataset
+from condsel.extract import load_store, read_manifest
+from condsel.extract.store import Store
+from condsel.synthetic import CLASS_NAMES
+from test_extract_support import condsel_command, make_bad_files, make_run_dir, make_videos, run_condsel, write_manifest
+
+GOOD = 18
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread, as torchrun gives each of its processes: the stores must then agree exactly."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extract_faults")
+    good = make_videos(root / "data", GOOD, seed=3)
+    bad = make_bad_files(root / "data", root / "data" / good[0][0])
+    rows = good + [(p, "grow") for p in bad]
+    manifest = write_manifest(root / "data" / "manifest.csv", rows, extra_lines=[b"videos/x.mp4"])
+    run = make_run_dir(root / "run")
+    reference = root / "reference"
+    assert _extract(run, manifest, reference) == 1
+    return {"root": root, "run": run, "manifest": manifest, "reference": reference, "good": [n for n, _ in good]}
+
+
+def _extract(run: Path, manifest: Path, out: Path, workers: int = 2) -> int:
+    return main(["extract", "--pool", str(run), "--manifest", str(manifest), "--out", str(out), "--workers", str(workers),
+                 "--no-progress"])
+
+
+def _assert_same_store(path: Path, reference: Path) -> None:
+    """Same videos, same numbers (to 1e-6), same failures; every entry stored once and readable."""
+    got, ref = load_store(path), load_store(reference)
+    assert got.names.tolist() == ref.names.tolist()
+    for m in ref.logits:
+        np.testing.assert_allclose(got.logits[m], ref.logits[m], rtol=0, atol=1e-6)
+    for m in ref.features:
+        np.testing.assert_allclose(got.features[m], ref.features[m], rtol=0, atol=1e-6)
+    assert got.labels.tolist() == ref.labels.tolist()
+    files = list((path / "videos").rglob("*"))
+    assert sorted(p.suffix for p in files if p.is_file()) == [".npz"] * len(ref.names)  # no duplicates, no leftovers
+    failures = [(f.video, f.error) for f in Store.open(path).failures()]
+    assert failures == [(f.video, f.error) for f in Store.open(reference).failures()]
+
+
+def test_reference_run_stores_good_videos_once_and_lists_the_failures(material):
+    table = load_store(material["reference"])
+    assert sorted(table.names) == sorted(material["good"])
+    failed = {f.video: f.error for f in Store.open(material["reference"]).failures()}
+    assert len(failed) == 6 and "manifest.csv:25" in failed
+    assert all(message for message in failed.values())
+
+
+def test_kill_9_mid_run_then_resume(material, tmp_path):
+    out = tmp_path / "store"
+    args = ["extract", "--pool", str(material["run"]), "--manifest", str(material["manifest"]), "--out", str(out),
+            "--workers", "1", "--threads", "1", "--no-progress"]
+    process = subprocess.Popen(condsel_command(*args), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(out.glob("videos/*/*.npz"))) < 3:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no video was stored in time"
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the run and its decoding worker, at once
+        process.wait()
+    stored_at_kill = len(list(out.glob("videos/*/*.npz")))
+    assert 3 <= stored_at_kill < GOOD, "the kill must land part-way through"
+    # a write cut short by the kill leaves a temporary file behind; plant one for certain
+    shard = next(p for p in (out / "videos").iterdir() if p.is_dir())
+    (shard / "tmpkilled.tmp").write_bytes(b"PK\x03\x04 half of a zip archive")
+
+    assert _extract(material["run"], material["manifest"], out) == 1
+    _assert_same_store(out, material["reference"])
+
+
+def test_two_torchrun_processes_give_the_one_process_store(material, tmp_path):
+    out = tmp_path / "store"
+    result = run_condsel("extract", "--pool", str(material["run"]), "--manifest", str(material["manifest"]), "--out", str(out),
+                         "--workers", "1", "--no-progress", torchrun=2, timeout=240)
+    assert result.returncode != 0, result.stderr
+    assert "rank 0/2" in result.stderr and "rank 1/2" in result.stderr
+    assert result.stdout.count("condsel extract:") == 1  # rank 0 alone prints the summary
+    assert f"stored {GOOD} ({GOOD} this run, 0 before)" in result.stdout
+    assert "FAILED 6" in result.stderr
+    _assert_same_store(out, material["reference"])
+
+
+def _fuzzed(data: bytes, rng: np.random.Generator) -> list[bytes]:
+    """Hostile variants of a good mp4: random bytes, bit flips, cuts, zeroed spans, splices."""
+    variants = [rng.integers(0, 256, int(rng.integers(1, 4000)), dtype=np.uint8).tobytes() for _ in range(3)]
+    for flips in (1, 10, 200):
+        buf = np.frombuffer(data, dtype=np.uint8).copy()
+        at = rng.integers(0, len(buf), flips)
+        buf[at] ^= rng.integers(1, 256, flips, dtype=np.uint8)
+        variants.append(buf.tobytes())
+    variants += [data[: int(rng.integers(8, len(data)))] for _ in range(3)]
+    zeroed = bytearray(data)
+    start = int(rng.integers(0, len(data) // 2))
+    zeroed[start : start + len(data) // 4] = bytes(len(data) // 4)
+    variants += [bytes(zeroed), data[len(data) // 2 :] + data[: len(data) // 2], data[:64]]
+    return variants
+
+
+def test_fuzzed_files_and_rows_never_stop_the_run(material, tmp_path):
+    rng = np.random.default_rng(11)
+    root = material["manifest"].parent
+    data = (root / material["good"][0]).read_bytes()
+    rows = [(n, "grow") for n in material["good"][:4]]
+    for i, blob in enumerate(_fuzzed(data, rng)):
+        (tmp_path / f"fuzz_{i:02d}.mp4").write_bytes(blob)
+        rows.append((str(tmp_path / f"fuzz_{i:02d}.mp4"), "grow"))
+    rows = [(str(root / n) if not Path(n).is_absolute() else n, label) for n, label in rows]
+    junk = [bytes(b for b in rng.integers(0, 256, 30, dtype=np.uint8) if b not in b"\n\r,") for _ in range(4)]
+    manifest = write_manifest(tmp_path / "fuzz.csv", rows, extra_lines=junk)
+    names = set(read_manifest(manifest, len(CLASS_NAMES), list(CLASS_NAMES)).names)
+    out = tmp_path / "store"
+    code = _extract(material["run"], manifest, out)
+    store = Store.open(out)
+    stored, failed = set(store.video_names()), {f.video for f in store.failures()}
+    assert stored | failed == names and not stored & failed  # every video accounted for, once
+    assert {str(root / n) for n in material["good"][:4]} <= stored
+    assert len(failed) >= 4 + 3  # the junk rows and the random-byte files at least
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"video,label\na.mp4,grow\n", b"path;label\na.mp4;grow\n", b"path,label\na.mp4,no_such_class\n"],
+)
+def test_malformed_manifests_are_clear_errors_before_any_work(material, tmp_path, text, capsys):
+    manifest = tmp_path / "bad.csv"
+    manifest.write_bytes(text)
+    assert _extract(material["run"], manifest, tmp_path / "store") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("condsel extract: error: ") and str(manifest) in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_decoder_that_kills_its_worker_costs_one_video(material, tmp_path, monkeypatch):
+    victim = material["good"][5]
+    decode = extract_dataset.decode_video
+
+    def crashing_decode(path, *args, **kwargs):
+        if str(path).endswith(victim):
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a crash inside FFmpeg looks like to the loader
+        return decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract_dataset, "decode_video", crashing_decode)
+    out = tmp_path / "store"
+    assert _extract(material["run"], material["manifest"], out) == 1
+    store = Store.open(out)
+    assert sorted(store.video_names()) == sorted(n for n in material["good"] if n != victim)
+    errors = {f.video: f.error for f in store.failures()}
+    assert "worker died" in errors[victim] and len(errors) == 7
