@@ -14,7 +14,7 @@ The pool is ``--pool`` (a ``condsel demo`` run directory or a pool config),
 or by default the demo's pool architectures with untrained weights (weights
 do not change the cost). Prints a markdown table for docs/extract.md.
 
-    python benchmarks/extract_throughput.py [--videos 120] [--bad 4] [--workers 1] [--pool RUN]
+    python benchmarks/extract_throughput.py [--videos 120] [--bad 4] [--workers 1] [--repeats 3] [--pool RUN]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="decoding workers per process")
     parser.add_argument("--pool", type=Path, help="run directory or pool config (default: the demo's pool, untrained)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per process count (default: 3)")
     parser.add_argument("--workdir", type=Path, help="keep the videos and stores here (default: a temporary directory)")
     args = parser.parse_args()
 
@@ -133,25 +135,31 @@ def main() -> int:
     pool = args.pool or untrained_demo_pool(work / "pool")
     manifest = data.root / "manifest.csv"
 
-    runs = {}
-    for processes in (1, 2):
-        runs[processes] = timed_run(extract_args(pool, manifest, work / f"store_{processes}", args.workers), processes)
-    problems = {"torchrun, 2 processes": check_store(work / "store_2", good, spoiled, runs[2]["returncode"])}
+    # interleaved repeats, median reported: the machine may be shared
+    runs = {1: [], 2: []}
+    for repeat in range(args.repeats):
+        for processes in (1, 2):
+            out = work / f"store_{processes}_{repeat}"
+            runs[processes].append(timed_run(extract_args(pool, manifest, out, args.workers), processes))
+    problems = {"torchrun, 2 processes": check_store(work / "store_2_0", good, spoiled, runs[2][0]["returncode"])}
     killed = work / "store_killed"
     stored_at_kill, returncode = killed_then_resumed(extract_args(pool, manifest, killed, args.workers), killed, len(good) // 2)
     problems["kill -9 at %d stored, re-run" % stored_at_kill] = check_store(killed, good, spoiled, returncode)
-    reference, resumed = load_store(work / "store_2"), load_store(killed)
+    reference, resumed = load_store(work / "store_2_0"), load_store(killed)
     deviation = max(float(np.abs(reference.logits[m] - resumed.logits[m]).max()) for m in reference.logits)
     if deviation > 1e-6:
         problems["kill -9 at %d stored, re-run" % stored_at_kill].append(f"logits differ from the torchrun store by {deviation:.2e}")
 
     print(f"\n{args.videos} synthetic videos ({args.bad} spoiled), pool {pool}, --workers {args.workers}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")
-    print("| processes | wall s (incl. start-up) | videos/s (wall) | rank-0 loop s | videos/s (loop, all ranks) |")
+    print(f"median of {args.repeats} interleaved runs; the loop rate leaves out start-up (imports, loading the pool)\n")
+    print("| processes | wall s | videos/s (wall) | rank-0 loop s | videos/s (loop, all ranks) |")
     print("|---|---|---|---|---|")
-    for processes, r in runs.items():
-        loop_rate = r["rank0_videos"] * processes / r["rank0_seconds"]
-        print(f"| {processes} | {r['wall']:.1f} | {args.videos / r['wall']:.2f} | {r['rank0_seconds']:.1f} | {loop_rate:.2f} |")
+    for processes, repeats in runs.items():
+        wall = statistics.median(r["wall"] for r in repeats)
+        loop = statistics.median(r["rank0_seconds"] for r in repeats)
+        loop_rate = statistics.median(r["rank0_videos"] * processes / r["rank0_seconds"] for r in repeats)
+        print(f"| {processes} | {wall:.1f} | {args.videos / wall:.2f} | {loop:.1f} | {loop_rate:.2f} |")
     print()
     for name, issues in problems.items():
         print(f"bar, {name}: " + ("PASS (exactly the good videos once each, the spoiled ones in failures, exit non-zero)"

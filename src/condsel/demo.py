@@ -127,9 +127,9 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     run = load_run(out_dir / "run")
     test_paths = [data.paths[j] for j in split_idx["test"]][:LATENCY_VIDEOS]
     largest = max(gflops.values())
-    sweep = sorted({run.threshold_for_budget(f * largest) for f in LATENCY_SWEEP} - {threshold})
+    more_points = sorted({run.threshold_for_budget(f * largest) for f in LATENCY_SWEEP} - {threshold})
     summary["latency"] = measure_latency(
-        run, test_paths, threshold, threads=LATENCY_THREADS, sweep=sweep, progress=progress
+        run, test_paths, threshold, threads=LATENCY_THREADS, sweep=more_points, progress=progress
     )
     log.info("%s", format_latency(summary["latency"]))
     lap("latency")
