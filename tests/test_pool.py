@@ -15,6 +15,7 @@ from condsel.pool.train import TrainConfig, train_member
 from condsel.selector import Selector
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS, NUM_FRAMES
+from condsel.threads import torch_threads
 from condsel.video import sampling
 from condsel.video.decode import DecodedVideo
 from condsel.video.sampling import ClipSpec, to_model_input
@@ -82,8 +83,9 @@ def test_training_fits_a_small_problem_and_is_seeded():
     videos = [_clip_video(n, s) for s in range(8) for n in names]  # move_left seed s = move_right seed s reversed
     labels = np.array([CLASS_NAMES.index(n) for s in range(8) for n in names])
     config = TrainConfig(epochs=25, batch_size=8, lr=1e-2)
-    torch.set_num_threads(1)
-    model = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
+    with torch_threads(1):
+        model = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
+        again = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
     pred = run_member(member.clip, model, videos).logits.argmax(1)
     appearance = np.isin(labels, [CLASS_NAMES.index("red_square"), CLASS_NAMES.index("blue_disc")])
     assert (pred[appearance] == labels[appearance]).mean() == 1.0
@@ -91,7 +93,6 @@ def test_training_fits_a_small_problem_and_is_seeded():
     motion = ~appearance
     assert (pred[motion][0::2] == pred[motion][1::2]).all()
     assert (pred[motion] == labels[motion]).mean() <= 0.5
-    again = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b)
 

@@ -93,8 +93,11 @@ def _ucf101(out, seed: int) -> dict:
 
 def _synthetic(out, seed: int) -> dict:
     from condsel.demo import run_synthetic_demo
+    from condsel.pool.latency import format_latency
 
-    return run_synthetic_demo(out / "synthetic", seed=seed, progress=True)
+    summary = run_synthetic_demo(out / "synthetic", seed=seed, progress=True)
+    print(format_latency(summary["latency"]))
+    return summary
 
 
 def _localization(out, seed: int) -> dict:

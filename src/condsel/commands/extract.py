@@ -47,7 +47,8 @@ def register(sub) -> None:
                    help="how views are combined: mean softmax as PySlowFast (default), or mean logits")
     p.add_argument("--save-views", action="store_true", help="also store every view's logits")
     p.add_argument("--device", help="torch device (default: this rank's GPU if there is one, else cpu)")
-    p.add_argument("--threads", type=int, help="intra-op threads per process (default: torch's; torchrun sets 1)")
+    p.add_argument("--threads", type=int, help="intra-op threads per process (default: OMP_NUM_THREADS if set, "
+                   "as torchrun does, else this process's share of the cores minus --workers, at least 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
     settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views)
     # everything that can be wrong with the inputs is found before any work starts
     pool = load_pool(args.pool, args.classes)
@@ -73,6 +73,25 @@ def run(args: argparse.Namespace) -> int:
         if ctx.is_main:
             _print_summary(report, args, ctx.world_size)
     return 0 if report.ok else 1
+
+
+def _intra_op_threads(requested: int | None, workers: int) -> int:
+    """Threads for inference that leave a core to each decoding worker.
+
+    On a busy CPU, intra-op threads that outnumber the free cores spin in
+    OpenMP barriers: on 2 cores, 2 threads beside one decoding worker ran
+    4x slower than 1 thread (docs/extract.md).
+    """
+    import os
+
+    import torch
+
+    if requested:
+        return requested
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(1, share - workers)
 
 
 def _print_summary(report, args, world_size: int) -> None:

@@ -21,8 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel.extract.store import Store, video_key
 
     store = Store.open(args.store)
-    entries = list(store.entries())
-    names = sorted(str(e["name"]) for e in entries)
+    names = store.video_names()
     stored = {video_key(n) for n in names}
     failures = [f for f in store.failures() if video_key(f.video) not in stored]
     if args.json:
@@ -30,21 +29,21 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1))
         return 0
     meta = store.meta
-    windows = sum(len(e["windows"]) for e in entries)
     per_clip = meta["settings"]["per_clip_seconds"]
+    first = next(store.entries(), {})
+    rows = sum(len(e["windows"]) for e in store.entries()) if per_clip else len(names)
     print(f"store {store.root}: {len(names)} videos, {len(failures)} failures, {store.size_bytes() / 1e6:.1f} MB on disk")
     print(f"pool {meta['pool']['source']} (backbone {store.backbone}); views aggregated by mean {meta['settings']['aggregate']}")
     if per_clip:
-        print(f"per-clip windows of {per_clip} s: {windows} windows in all")
-    print(f"GFLOPs {meta['gflops_unit']}, {meta['flop_convention']}")
-    first = entries[0] if entries else {}
+        print(f"per-clip windows of {per_clip} s: {rows} windows in all")
+    print(f"GFLOPs {meta['gflops_unit']}; {meta['flop_convention']}")
     for m in store.models:
-        arrays = [f"logits {_shape(first, f'logits/{m}', windows)}"]
+        arrays = [f"logits {_shape(first, f'logits/{m}', rows)}"]
         if f"views/{m}" in first:
-            arrays.append(f"views {_shape(first, f'views/{m}', windows)}")
+            arrays.append(f"views {_shape(first, f'views/{m}', rows)}")
         if m == store.backbone:
-            arrays.append(f"features {_shape(first, 'features', windows)}")
-        print(f"  {m:<16} {meta['gflops'][m]:10.3f} GFLOPs  " + ", ".join(arrays))
+            arrays.append(f"features {_shape(first, 'features', rows)}")
+        print(f"  {m:<16} {meta['gflops'][m]:10.4g} GFLOPs  " + ", ".join(arrays))
     for f in failures:
         print(f"  failed: {f.error}")
     return 0

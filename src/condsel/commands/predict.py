@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from condsel.pool.predict import predict_video
+    from condsel.pool.predict import predict_video, warm_up
     from condsel.pool.run_dir import load_run
     from condsel.video.decode import VideoDecodeError
 
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"condsel predict: error: {e}", file=sys.stderr)
         return 2
+    warm_up(loaded)
     results = []
     for path in tqdm(args.videos, desc="predict", unit="video", disable=None, leave=False):
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -73,7 +74,7 @@ def store_metadata(pool: ExtractionPool, settings: ExtractSettings) -> dict:
 def extract(
     pool: ExtractionPool,
     manifest: Manifest,
-    store_root,
+    store_root: str | Path,
     ctx: DistContext,
     settings: ExtractSettings = ExtractSettings(),
     workers: int = 2,

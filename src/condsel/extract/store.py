@@ -183,28 +183,26 @@ class Store:
             if failure.manifest == manifest:
                 self._failure_path(video_key(failure.video)).unlink(missing_ok=True)
 
-    def entries(self) -> Iterator[dict[str, np.ndarray]]:
-        """Every stored video's arrays, in no particular order."""
-        for shard in sorted((self.root / "videos").iterdir()):
-            for path in sorted(shard.glob("*.npz")):
-                yield self._read_entry(path)
+    def _entry_files(self) -> list[Path]:
+        return sorted((self.root / "videos").glob("*/*.npz"))
 
-    def _read_entry(self, path: Path) -> dict[str, np.ndarray]:
+    def entries(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every stored video's arrays, in the order of their keys."""
+        for path in self._entry_files():
+            yield self._read_entry(path)
+
+    def video_names(self) -> list[str]:
+        return sorted(str(self._read_entry(path, ("name",))["name"]) for path in self._entry_files())
+
+    def _read_entry(self, path: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as e:
+                arrays = {k: data[k] for k in (data.files if keys is None else keys)}
+        except (OSError, ValueError, KeyError, EOFError) as e:
             raise ValueError(f"{path}: unreadable store entry: {e}") from e
         if path.stem != video_key(str(arrays.get("name", ""))):
             raise ValueError(f"{path}: entry does not hold the video its file name says")
         return arrays
-
-    def video_names(self) -> list[str]:
-        names = []
-        for path in sorted((self.root / "videos").glob("*/*.npz")):
-            with np.load(path, allow_pickle=False) as data:
-                names.append(str(data["name"]))
-        return sorted(names)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())

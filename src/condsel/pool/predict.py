@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from condsel.affinity import softmax
 from condsel.curves import choose_models
@@ -62,6 +63,15 @@ def _prediction(run: Run, path, logits: np.ndarray, model: str, gflops: float, s
 
 def _selected(run: Run, path, logits: np.ndarray, k: int, seconds: float) -> Prediction:
     return _prediction(run, path, logits, run.order[k], run.selection_costs[k], seconds)
+
+
+def warm_up(run: Run) -> None:
+    """Run every network once on zeros, so the first video's ``seconds`` do not include one-off kernel setup."""
+    with torch.inference_mode():
+        for name in run.order:
+            clip = run.members[name].clip
+            run.models[name](torch.zeros(clip.views, 3, clip.num_frames, clip.size, clip.size))
+    run.selector.predict_proba(run.selector.features(np.zeros((1, len(run.class_names)), dtype=np.float32)))
 
 
 def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: bool = False) -> Prediction:

@@ -17,8 +17,6 @@ GFLOPs and top-1 per threshold); ``--budget`` picks a threshold from it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from condsel.atomic import atomic_path
 from condsel.costs import FLOP_CONVENTION
 from condsel.curves import selection_costs
 from condsel.models.checkpoints import load_checked, read_state_dict
@@ -102,7 +101,8 @@ def save_run(
         _save_state_dict(models[m.name], root / "models" / f"{m.name}.pt")
     selector.save(root / "selector.pt")
     costs = "".join(f"{m.name} = {gflops[m.name]!r}\n" for m in members)
-    _write_text(root / "costs.toml", f"# {FLOP_CONVENTION}, per video, all test views\n[gflops]\n{costs}")
+    with atomic_path(root / "costs.toml") as tmp:
+        tmp.write_text(f"# {FLOP_CONVENTION}, per video, all test views\n[gflops]\n{costs}", encoding="utf-8")
     write_json(
         root / RUN_FILE,
         {
@@ -161,22 +161,5 @@ def load_run(root: str | Path) -> Run:
 
 
 def _save_state_dict(model: nn.Module, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
