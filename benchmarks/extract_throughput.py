@@ -83,7 +83,7 @@ def extract_args(pool: Path, manifest: Path, out: Path, workers: int) -> list[st
 
 def timed_run(args: list[str], processes: int) -> dict:
     start = time.perf_counter()
-    result = subprocess.run(command(args, processes), capture_output=True, text=True)
+    result = subprocess.run(command(args, processes), check=False, capture_output=True, text=True)
     wall = time.perf_counter() - start
     match = re.search(r"rank 0 of \d+: (\d+) videos in ([\d.]+) s", result.stdout)
     if match is None:
@@ -99,7 +99,7 @@ def killed_then_resumed(args: list[str], out: Path, after: int) -> tuple[int, in
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     stored = len(list(out.glob("videos/*/*.npz")))
-    return stored, subprocess.run(command(args, 1), capture_output=True, text=True).returncode
+    return stored, subprocess.run(command(args, 1), check=False, capture_output=True, text=True).returncode
 
 
 def check_store(out: Path, good: set[str], spoiled: list[str], returncode: int) -> list[str]:
@@ -144,11 +144,12 @@ def main() -> int:
     problems = {"torchrun, 2 processes": check_store(work / "store_2_0", good, spoiled, runs[2][0]["returncode"])}
     killed = work / "store_killed"
     stored_at_kill, returncode = killed_then_resumed(extract_args(pool, manifest, killed, args.workers), killed, len(good) // 2)
-    problems["kill -9 at %d stored, re-run" % stored_at_kill] = check_store(killed, good, spoiled, returncode)
+    killed_bar = f"kill -9 at {stored_at_kill} stored, re-run"
+    problems[killed_bar] = check_store(killed, good, spoiled, returncode)
     reference, resumed = load_store(work / "store_2_0"), load_store(killed)
     deviation = max(float(np.abs(reference.logits[m] - resumed.logits[m]).max()) for m in reference.logits)
     if deviation > 1e-6:
-        problems["kill -9 at %d stored, re-run" % stored_at_kill].append(f"logits differ from the torchrun store by {deviation:.2e}")
+        problems[killed_bar].append(f"logits differ from the torchrun store by {deviation:.2e}")
 
     print(f"\n{args.videos} synthetic videos ({args.bad} spoiled), pool {pool}, --workers {args.workers}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")

@@ -11,13 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_extract_support import (
+    condsel_command,
+    make_bad_files,
+    make_run_dir,
+    make_videos,
+    run_condsel,
+    write_manifest,
+)
 
 from condsel.cli import main
 from condsel.extract import dataset as extract_dataset
 from condsel.extract import load_store, read_manifest
 from condsel.extract.store import Store
 from condsel.synthetic import CLASS_NAMES
-from test_extract_support import condsel_command, make_bad_files, make_run_dir, make_videos, run_condsel, write_manifest
 
 GOOD = 18
 

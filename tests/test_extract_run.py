@@ -8,6 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from test_extract_support import (
+    DATA,
+    SHORT_SIDE,
+    make_bad_files,
+    make_run_dir,
+    make_videos,
+    write_manifest,
+)
 
 from condsel.cli import main
 from condsel.extract import load_store
@@ -18,7 +26,6 @@ from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.decode import DecodedVideo, decode_video
 from condsel.video.encode import write_video
-from test_extract_support import DATA, SHORT_SIDE, make_bad_files, make_run_dir, make_videos, write_manifest
 
 GOOD = 14
 REAL_VIDEOS = [DATA / "videos" / "kinetics_arm_wrestling.mp4", DATA / "videos" / "unlabelled_test.avi"]

@@ -101,4 +101,4 @@ def condsel_command(*args: str, torchrun: int = 0) -> list[str]:
 
 def run_condsel(*args: str, torchrun: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(condsel_command(*args, torchrun=torchrun), capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(condsel_command(*args, torchrun=torchrun), check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)

@@ -116,7 +116,7 @@ def out_of_fold(table: PredictionTable, backbone: str, config: SelectionConfig) 
     selector_gflops = 0.0
     for k in range(config.folds):
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        log.info("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
+        log.debug("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
         selector = fit_selector(table.subset(train), order, config)
         proba[test] = selector.predict_proba(selector.features(backbone_logits[test]))
         calibration.append((train, selector.predict_proba(selector.features(backbone_logits[train])), test))

@@ -27,7 +27,7 @@ def format_summary(summary: dict) -> str:
     lines = [f"{'model':<14}{'GFLOPs/video':>14}{label + ' %':>10}"]
     for name, m in summary["models"].items():
         tag = "  (backbone)" if name == summary["backbone"] else ""
-        lines.append(f"{name:<14}{m['gflops']:>14.2f}{m[metric]:>10.2f}{tag}")
+        lines.append(f"{name:<14}{m['gflops']:>14.4g}{m[metric]:>10.2f}{tag}")
     best = head["best_model"]
     ci = head.get("ci95", {})
 
@@ -41,7 +41,7 @@ def format_summary(summary: dict) -> str:
     lines += [
         f"selector on {summary['backbone']} ({summary['protocol']['kind']}):",
         f"  reaches {best}'s {label} ({head[f'best_{metric}']:.2f}%) at "
-        f"{_fmt(head['gflops_to_match_best'], '.1f')} GFLOPs = "
+        f"{_fmt(head['gflops_to_match_best'], '.4g')} GFLOPs = "
         f"{_fmt(head['gflops_ratio_to_match_best'], '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
         f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head[gain_key], '+.2f', 'n/a')} points{interval(gain_key, '+.2f')}",
         f"  share of the oracle's lead over the single-model hull closed: "

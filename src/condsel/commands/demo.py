@@ -93,11 +93,8 @@ def _ucf101(out, seed: int) -> dict:
 
 def _synthetic(out, seed: int) -> dict:
     from condsel.demo import run_synthetic_demo
-    from condsel.pool.latency import format_latency
 
-    summary = run_synthetic_demo(out / "synthetic", seed=seed, progress=True)
-    print(format_latency(summary["latency"]))
-    return summary
+    return run_synthetic_demo(out / "synthetic", seed=seed, progress=True)  # logs its latency block
 
 
 def _localization(out, seed: int) -> dict:

@@ -90,7 +90,7 @@ def _intra_op_threads(requested: int | None, workers: int) -> int:
         return requested
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
-    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, share - workers)
 
 

@@ -65,7 +65,7 @@ def distributed(device: str | None = None) -> Iterator[DistContext]:
     if "RANK" not in os.environ:
         yield DistContext(0, 1, 0, _device(device, 0))
         return
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = _device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
