@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from test_extract_support import (
     condsel_command,
     make_bad_files,
@@ -29,13 +28,7 @@ from condsel.synthetic import CLASS_NAMES
 GOOD = 18
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread, as torchrun gives each of its processes: the stores must then agree exactly."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,7 @@ GOOD = 14
 REAL_VIDEOS = [DATA / "videos" / "kinetics_arm_wrestling.mp4", DATA / "videos" / "unlabelled_test.avi"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

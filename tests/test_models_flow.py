@@ -17,14 +17,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VIDEO = DATA / "videos" / "kinetics_arm_wrestling.mp4"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP barriers make 2 threads far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,7 @@ from condsel.pool_config import build_pool, load_pool_config
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pool_x3d_kinetics.toml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP barriers make 2 threads far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -36,13 +36,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from condsel.atomic import atomic_path
 from condsel.summary import write_json
 from condsel.table import PredictionTable
 
@@ -151,17 +151,8 @@ class Store:
         """Record one completed video atomically, then drop any failure record it had."""
         key = video_key(name)
         path = self._entry_path(key)
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, name=np.asarray(name), label=np.asarray(label, dtype=np.int64), **arrays)
-                f.flush()
-                os.fsync(f.fileno())  # a node crash must not leave a renamed but empty file
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # synced before the rename
+            np.savez(f, name=np.asarray(name), label=np.asarray(label, dtype=np.int64), **arrays)
         self._failure_path(key).unlink(missing_ok=True)
 
     def write_failure(self, failure: Failure) -> None:
