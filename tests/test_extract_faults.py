@@ -90,7 +90,7 @@ def test_kill_9_mid_run_then_resume(material, tmp_path):
     assert 3 <= stored_at_kill < GOOD, "the kill must land part-way through"
     # a write cut short by the kill leaves a temporary file behind; plant one for certain
     shard = next(p for p in (out / "videos").iterdir() if p.is_dir())
-    (shard / "tmpkilled.tmp").write_bytes(b"PK\x03\x04 half of a zip archive")
+    (shard / ".killed.npz.q8r2.tmp").write_bytes(b"PK\x03\x04 half of a zip archive")
 
     assert _extract(material["run"], material["manifest"], out) == 1
     _assert_same_store(out, material["reference"])

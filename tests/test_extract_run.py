@@ -160,3 +160,44 @@ def test_per_clip_windows_score_each_window_as_its_own_clip(material, tmp_path):
         part = DecodedVideo(full.path, full.frames[16 * k : 16 * (k + 1)], np.arange(16), 16, full.fps)
         ref = run_member(run.members["conv3d"].clip, run.models["conv3d"], [part])
         np.testing.assert_allclose(table.logits["conv3d"][k], ref.logits[0], atol=1e-5)
+
+
+def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
+    """A pool config: zoo networks, per-channel normalisation of their weights, class names from --classes."""
+    from condsel import models
+    from condsel.video.sampling import test_views
+
+    torch.manual_seed(0)
+    for arch in ("x3d_xs", "efficientnet_b0"):
+        torch.save(models.create_model(arch, num_classes=12).state_dict(), tmp_path / f"{arch}.pt")
+    config = tmp_path / "pool.toml"
+    config.write_text(
+        'backbone = "x3d"\n'
+        '[models.x3d]\narch = "x3d_xs"\ncheckpoint = "x3d_xs.pt"\nnum_classes = 12\nframes = 4\nstride = 2\ncrop = 32\nfps = 8\n'
+        '[models.effnet]\narch = "efficientnet_b0"\ncheckpoint = "efficientnet_b0.pt"\nnum_classes = 12\nframes = 2\n'
+        "stride = 4\ncrop = 32\nclips = 2\nfps = 8\n"
+    )
+    (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES))
+    root = material["manifest"].parent
+    manifest = write_manifest(tmp_path / "three.csv", [(str(root / n), label) for n, label in material["good"][:3]])
+    out = tmp_path / "store"
+    assert main(["extract", "--pool", str(config), "--classes", str(tmp_path / "classes.txt"), "--manifest", str(manifest),
+                 "--out", str(out), "--aggregate", "logits", "--workers", "0", "--no-progress"]) == 0
+    table = load_store(out)
+    assert table.gflops["effnet"] == pytest.approx(2 * models.gflops("efficientnet_b0", 2, 32, 12))
+    net = models.create_model("efficientnet_b0", 12, tmp_path / "efficientnet_b0.pt")
+    backbone = models.create_model("x3d_xs", 12, tmp_path / "x3d_xs.pt")
+    from condsel.pool_config import load_pool_config
+
+    pool = load_pool_config(config)
+    for i, name in enumerate(table.names):
+        video = decode_video(name, short_side=32)
+        for member, model in ((pool.member("effnet"), net), (pool.member("x3d"), backbone)):
+            spec = models.get_spec(member.arch)
+            views = test_views(video, member.clip_spec).astype(np.float64) / 255.0
+            x = (views - np.array(spec.mean)) / np.array(spec.std)  # ImageNet statistics for EfficientNet
+            x = torch.from_numpy(x.transpose(0, 4, 1, 2, 3)).float()
+            with torch.no_grad():
+                np.testing.assert_allclose(table.logits[member.name][i], model(x).mean(0).numpy(), atol=1e-4)
+                if member.name == "x3d":
+                    np.testing.assert_allclose(table.features["x3d"][i], model.forward_features(x).mean(0).numpy(), atol=1e-4)

@@ -44,7 +44,7 @@ def aggregate_views(view_logits: torch.Tensor, method: str) -> torch.Tensor:
         return view_logits.mean(dim=-2)
     if method == "softmax":
         views = view_logits.shape[-2]
-        return view_logits.mean(dim=-2)
+        return torch.logsumexp(torch.log_softmax(view_logits, dim=-1), dim=-2) - math.log(views)
     raise ValueError(f"unknown view aggregation {method!r}; expected one of {AGGREGATIONS}")
 
 
