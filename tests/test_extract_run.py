@@ -165,6 +165,7 @@ def test_per_clip_windows_score_each_window_as_its_own_clip(material, tmp_path):
 def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
     """A pool config: zoo networks, per-channel normalisation of their weights, class names from --classes."""
     from condsel import models
+    from condsel.pool_config import load_pool_config
     from condsel.video.sampling import test_views
 
     torch.manual_seed(0)
@@ -179,16 +180,15 @@ def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
     )
     (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES))
     root = material["manifest"].parent
-    manifest = write_manifest(tmp_path / "three.csv", [(str(root / n), label) for n, label in material["good"][:3]])
+    manifest = write_manifest(tmp_path / "one.csv", [(str(root / n), label) for n, label in material["good"][:1]])
     out = tmp_path / "store"
     assert main(["extract", "--pool", str(config), "--classes", str(tmp_path / "classes.txt"), "--manifest", str(manifest),
                  "--out", str(out), "--aggregate", "logits", "--workers", "0", "--no-progress"]) == 0
     table = load_store(out)
+    assert table.class_names == list(CLASS_NAMES) and table.labels.tolist() == [CLASS_NAMES.index(material["good"][0][1])]
     assert table.gflops["effnet"] == pytest.approx(2 * models.gflops("efficientnet_b0", 2, 32, 12))
     net = models.create_model("efficientnet_b0", 12, tmp_path / "efficientnet_b0.pt")
     backbone = models.create_model("x3d_xs", 12, tmp_path / "x3d_xs.pt")
-    from condsel.pool_config import load_pool_config
-
     pool = load_pool_config(config)
     for i, name in enumerate(table.names):
         video = decode_video(name, short_side=32)
