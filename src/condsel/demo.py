@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from condsel.analysis.operating import best_point, matching_point
 from condsel.curves import selection_costs, sweep
 from condsel.evaluate import SelectionConfig, evaluate_holdout
 from condsel.metrics import topk_correct
@@ -58,10 +59,7 @@ def calibration_curve(selector: Selector, table: PredictionTable, order: list[st
 
 def default_threshold(calibration: list[dict], target_top1: float) -> float:
     """The cheapest calibration point reaching ``target_top1``, else the most accurate."""
-    reaching = [p for p in calibration if p["top1"] >= target_top1 - 1e-9]
-    if reaching:
-        return min(reaching, key=lambda p: (p["gflops"], p["threshold"]))["threshold"]
-    return max(calibration, key=lambda p: (p["top1"], -p["gflops"]))["threshold"]
+    return (matching_point(calibration, target_top1) or best_point(calibration))["threshold"]
 
 
 def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:

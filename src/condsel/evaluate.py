@@ -251,11 +251,12 @@ def build_summary(
     return summary
 
 
-def _named_figures(figures: dict, order: list[str]) -> dict:
+def _named_figures(figures: dict, order: list[str], metric: str = "top1") -> dict:
+    """Headline figures with the model named and the accuracy keys spelled after the metric."""
     out = dict(figures)
     out["best_model"] = order[out.pop("best_index")]
-    out["best_top1"] = out.pop("best_accuracy")
-    out["top1_gain_at_best_gflops"] = out.pop("accuracy_gain_at_best_gflops")
+    out[f"best_{metric}"] = out.pop("best_accuracy")
+    out[f"{metric}_gain_at_best_gflops"] = out.pop("accuracy_gain_at_best_gflops")
     return out
 
 
@@ -365,10 +366,6 @@ def build_multilabel_summary(table, order, proba, selector_gflops, config, calib
     hull_c, hull_a = upper_hull(gflops, single)
     keep = _distinct_points(sel_cost, sel_map)
     figures = headline_figures((sel_cost, sel_map), (gflops, single), (oracle_c, oracle_a))
-    named = dict(figures)
-    named["best_model"] = order[named.pop("best_index")]
-    named["best_map"] = named.pop("best_accuracy")
-    named["map_gain_at_best_gflops"] = named.pop("accuracy_gain_at_best_gflops")
     return {
         "flop_convention": FLOP_CONVENTION,
         "metric": "map",
@@ -389,7 +386,7 @@ def build_multilabel_summary(table, order, proba, selector_gflops, config, calib
             "oracle": [{"gflops": float(c), "map": float(a)} for c, a in zip(oracle_c, oracle_a)],
             "hull": [{"gflops": float(c), "map": float(a)} for c, a in zip(hull_c, hull_a)],
         },
-        "summary": named,
+        "summary": _named_figures(figures, order, "map"),
         "budget": _calibrate_budgets(
             costs, proba, calibration, thresholds, config, gflops,
             lambda test_idx, picks: 100 * mean_average_precision(
