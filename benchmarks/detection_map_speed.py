@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_loc_detection_map import WTALC, _detections, generated_detections, reference_map  # noqa: E402
 
-from condsel.localization.annotations import load_wtalc  # noqa: E402
+from condsel.datasets.thumos import load_wtalc  # noqa: E402
 from condsel.localization.detection_map import detection_map, parse_tiou  # noqa: E402
 
 

@@ -38,7 +38,7 @@ import torch
 from condsel.extract import load_store
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.run_dir import save_run
-from condsel.selector import Selector
+from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, generate
 
 

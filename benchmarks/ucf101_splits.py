@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from condsel.bundled import ucf101_score_files
+from condsel.datasets.ucf101 import ucf101_score_files
 from condsel.cli import main as condsel
 
 ROOT = Path(__file__).resolve().parents[1]

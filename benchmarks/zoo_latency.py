@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from condsel import models
-from condsel.flow import compute_flow
+from condsel.video.flow import compute_flow
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "kinetics_arm_wrestling.mp4"
 

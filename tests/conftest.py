@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from condsel.threads import torch_threads
+from condsel._io import torch_threads
 
 
 @pytest.fixture(scope="module")

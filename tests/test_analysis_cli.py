@@ -8,7 +8,7 @@ import pytest
 from condsel.analysis.ucf101 import ucf101_table
 from condsel.analysis.views import PerViewScores
 from condsel.cli import main
-from condsel.summary import write_json
+from condsel._io import write_json
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from condsel.analysis.views import (
     views_accuracy,
     views_analysis,
 )
-from condsel.data.manifests import ManifestEntry
+from condsel.datasets.manifests import ManifestEntry
 from condsel.pool.inference import run_member
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.predict import decode_for

@@ -165,7 +165,7 @@ def test_per_clip_windows_score_each_window_as_its_own_clip(material, tmp_path):
 def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
     """A pool config: zoo networks, per-channel normalisation of their weights, class names from --classes."""
     from condsel import models
-    from condsel.pool_config import load_pool_config
+    from condsel.pool.config import load_pool_config
     from condsel.video.sampling import test_views
 
     torch.manual_seed(0)

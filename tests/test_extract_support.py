@@ -18,7 +18,7 @@ import torch
 
 from condsel.pool.members import PoolMember
 from condsel.pool.run_dir import save_run
-from condsel.selector import Selector
+from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.encode import write_video

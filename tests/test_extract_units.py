@@ -150,7 +150,7 @@ def test_reopening_removes_writes_a_kill_interrupted(tmp_path):
     store = Store.create(tmp_path / "s", META)
     store.write_entry("b.mp4", 0, _arrays(np.random.default_rng(0)))
     shard = next((tmp_path / "s" / "videos").iterdir())
-    partial = shard / ".3f9a.npz.k2j4x.tmp"  # as condsel.atomic names a write in progress
+    partial = shard / ".3f9a.npz.k2j4x.tmp"  # as condsel._io names a write in progress
     partial.write_bytes(b"PK\x03\x04 half a zip")
     Store.create(tmp_path / "s", META)
     assert not partial.exists() and len(list(shard.iterdir())) == 1

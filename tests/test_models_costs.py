@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from condsel import models
-from condsel.costs import count_gflops
+from condsel.models.costs import count_gflops
 from condsel.models.i3d import Unit3D
 
 # Published multiply-adds per view at the default input: X3D paper / PySlowFast

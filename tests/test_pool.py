@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from condsel.costs import count_gflops, load_costs_toml
+from condsel.models.costs import count_gflops, load_costs_toml
 from condsel.pool.inference import pool_table, run_member
 from condsel.pool.members import DEFAULT_POOL, PoolMember
 from condsel.pool.models import Conv3DNet, FrameAverageNet, build_model
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
-from condsel.selector import Selector
+from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS, NUM_FRAMES
-from condsel.threads import torch_threads
+from condsel._io import torch_threads
 from condsel.video import sampling
 from condsel.video.decode import DecodedVideo
 from condsel.video.sampling import ClipSpec, to_model_input

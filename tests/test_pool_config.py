@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from condsel import models
-from condsel.pool_config import build_pool, load_pool_config
+from condsel.pool.config import build_pool, load_pool_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pool_x3d_kinetics.toml"
 

@@ -15,18 +15,18 @@ import pytest
 import torch
 
 from condsel.analysis.alpha import alpha_sweep
-from condsel.analysis.demo import run_analyses
+from condsel.analysis.suite import run_analyses
 from condsel.analysis.latency import latency_points
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
 from condsel.analysis.ucf101 import ucf101_table
 from condsel.cli import main
-from condsel.evaluate import SelectionConfig
+from condsel.selection.evaluate import SelectionConfig
 from condsel.report.html import render_report, write_report
 from condsel.report.plots import plot_curves
 from condsel.report.provenance import read_provenance, write_provenance
-from condsel.summary import write_json
+from condsel._io import write_json
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

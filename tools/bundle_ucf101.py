@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.bundled import UCF101_MODELS, ucf101_score_files
-from condsel.importers import join_scores, read_scores
+from condsel.datasets.ucf101 import UCF101_MODELS, ucf101_score_files
+from condsel.selection.importers import join_scores, read_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 

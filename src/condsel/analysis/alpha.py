@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from condsel.affinity import hard_affinity, loss_matrix, normalized_costs
+from condsel.selection.affinity import hard_affinity, loss_matrix, normalized_costs
 from condsel.analysis.oof import OutOfFoldRuns
-from condsel.curves import selection_costs
-from condsel.evaluate import SelectionConfig, pool_order
-from condsel.table import PredictionTable
+from condsel.selection.curves import selection_costs
+from condsel.selection.evaluate import SelectionConfig, pool_order
+from condsel.selection.table import PredictionTable
 
 
 def label_shift(table: PredictionTable, backbone: str, alphas: Sequence[float]) -> dict:

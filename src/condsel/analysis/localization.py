@@ -19,8 +19,8 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from condsel.costs import count_gflops
-from condsel.localization.annotations import GroundTruth
+from condsel.models.costs import count_gflops
+from condsel.datasets.thumos import GroundTruth
 from condsel.localization.detection_map import parse_tiou
 from condsel.localization.disparity import disparity
 from condsel.localization.features import TwoStreamFeatures
@@ -41,7 +41,7 @@ from condsel.localization.proposals import ProposalConfig
 from condsel.localization.synthetic import make_benchmark
 from condsel.localization.wtalc import WTALCConfig
 from condsel.pool.latency import torch_threads
-from condsel.selector import Selector
+from condsel.selection.selector import Selector
 
 DEFAULT_BETAS = (0.1, 0.3, 0.5)
 VARIANTS = {"soft": True, "pseudo-labels": False}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from condsel.report.analysis_plots import PLOTS
-from condsel.summary import write_json
+from condsel._io import write_json
 
 
 def write_analysis(out_dir: str | Path, name: str, data: dict) -> tuple[Path, Path]:

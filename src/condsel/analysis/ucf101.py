@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from condsel.bundled import load_ucf101_split1
-from condsel.table import PredictionTable
-from condsel.ucf101_costs import ucf101_costs
+from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.table import PredictionTable
+from condsel.datasets.ucf101_costs import ucf101_costs
 
 UCF101_BACKBONE = "mv"  # the cheapest real input: motion vectors straight from the compressed stream
 UCF101_DATA = ("UCF101 split 1: published per-video scores of five real models (DMC-Net/CoViAR), "

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from condsel.atomic import atomic_path
-from condsel.metrics import topk_correct
+from condsel._io import atomic_path
+from condsel.selection.metrics import topk_correct
 
 
 @dataclass

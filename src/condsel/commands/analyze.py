@@ -126,7 +126,7 @@ def _table(args):
     from condsel.commands.table import (
         _load_table,  # the table command's loader: same sources, same default costs
     )
-    from condsel.costs import load_costs_toml
+    from condsel.models.costs import load_costs_toml
 
     source = argparse.Namespace(bundled=None if args.table else "ucf101-split1", table=args.table, store=None, scores=None)
     table, costs, _ = _load_table(source)
@@ -140,7 +140,7 @@ def _table(args):
 
 def _config(args, alpha: float | None = None):
     """The selection recipe of `condsel table`, without bootstrap CIs (the analyses do not report them)."""
-    from condsel.evaluate import SelectionConfig
+    from condsel.selection.evaluate import SelectionConfig
 
     alpha = alpha if alpha is not None else getattr(args, "alpha", None)
     chosen = {"alpha": alpha} if alpha is not None else {}

@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from condsel.costs import FLOP_CONVENTION
-    from condsel.summary import format_summary
+    from condsel.models.costs import FLOP_CONVENTION
+    from condsel.selection.summary import format_summary
 
-    log = logging.getLogger("condsel.demo")
+    log = logging.getLogger("condsel.synthetic.pipeline")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"condsel demo -> {out}   ({FLOP_CONVENTION})")
@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ucf101(out, seed: int) -> dict:
-    from condsel.bundled import load_ucf101_split1
-    from condsel.evaluate import SelectionConfig, cross_validate
+    from condsel.datasets.ucf101 import load_ucf101_split1
+    from condsel.selection.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
-    from condsel.summary import write_json
-    from condsel.ucf101_costs import ucf101_costs
+    from condsel._io import write_json
+    from condsel.datasets.ucf101_costs import ucf101_costs
 
     costs, derivation = ucf101_costs()
     print("\n".join(derivation))
@@ -92,7 +92,7 @@ def _ucf101(out, seed: int) -> dict:
 
 
 def _synthetic(out, seed: int) -> dict:
-    from condsel.demo import run_synthetic_demo
+    from condsel.synthetic.pipeline import run_synthetic_demo
 
     return run_synthetic_demo(out / "synthetic", seed=seed, progress=True)  # logs its latency block
 
@@ -108,7 +108,7 @@ def _localization(out, seed: int) -> dict:
 
 
 def _analyses(out, seed: int) -> dict:
-    from condsel.analysis.demo import run_demo_analyses
+    from condsel.analysis.suite import run_demo_analyses
 
     result = run_demo_analyses(out / "analyses", synthetic_dir=out / "synthetic", seed=seed, progress=True)
     if result["failures"]:

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from condsel.localization.annotations import load_ambiguous, load_ground_truth
+    from condsel.datasets.thumos import load_ambiguous, load_ground_truth
     from condsel.localization.detection_map import (
         detection_map,
         drop_ambiguous,

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from condsel.localization.annotations import load_ground_truth
+    from condsel.datasets.thumos import load_ground_truth
     from condsel.localization.pipeline import (
         SelectionSettings,
         run_feature_localization,

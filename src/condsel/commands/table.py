@@ -58,10 +58,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from condsel.costs import FLOP_CONVENTION, load_costs_toml
-    from condsel.evaluate import SelectionConfig, cross_validate
+    from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
+    from condsel.selection.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
-    from condsel.summary import format_summary, write_json
+    from condsel._io import write_json
+    from condsel.selection.summary import format_summary
 
     table, default_costs, derivation = _load_table(args)
     if args.models:
@@ -93,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_table(args):
     """The table, default costs for its models, and how those were derived."""
-    from condsel.bundled import UCF101_MODELS, load_ucf101_split1
-    from condsel.importers import join_scores, read_scores
-    from condsel.table import PredictionTable
-    from condsel.ucf101_costs import ucf101_costs
+    from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1
+    from condsel.selection.importers import join_scores, read_scores
+    from condsel.selection.table import PredictionTable
+    from condsel.datasets.ucf101_costs import ucf101_costs
 
     if args.bundled:
         table = load_ucf101_split1()

@@ -24,13 +24,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from condsel.localization.annotations import (
+    from condsel.datasets.thumos import (
         activitynet_document,
         compare_ground_truths,
         load_ground_truth,
         load_wtalc,
     )
-    from condsel.summary import write_json
+    from condsel._io import write_json
 
     try:
         gt = load_wtalc(args.wtalc)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from condsel import models
-    from condsel.costs import FLOP_CONVENTION
+    from condsel.models.costs import FLOP_CONVENTION
 
     if args.pool:
         return _run_pool(args)
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pool(args: argparse.Namespace) -> int:
-    from condsel.costs import FLOP_CONVENTION
-    from condsel.pool_config import load_pool_config
+    from condsel.models.costs import FLOP_CONVENTION
+    from condsel.pool.config import load_pool_config
 
     try:
         pool = load_pool_config(args.pool)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from condsel.data.manifests import ManifestEntry
+from condsel.datasets.manifests import ManifestEntry
 from condsel.extract.views import ViewPlan, frame_selector, sample_views
 from condsel.video.decode import VideoDecodeError, decode_video
 

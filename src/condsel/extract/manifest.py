@@ -14,7 +14,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from condsel.data.manifests import ManifestEntry
+from condsel.datasets.manifests import ManifestEntry
 
 REQUIRED_COLUMNS = ("path", "label")
 

@@ -85,8 +85,8 @@ def load_pool(source: str | Path, class_names_file: str | Path | None = None) ->
 
 def _from_pool_config(path: Path, class_names_file: str | Path | None) -> ExtractionPool:
     from condsel import models
-    from condsel.data.manifests import read_class_names
-    from condsel.pool_config import build_pool, load_pool_config
+    from condsel.datasets.manifests import read_class_names
+    from condsel.pool.config import build_pool, load_pool_config
 
     config = load_pool_config(path)
     widths = {m.num_classes for m in config.members}

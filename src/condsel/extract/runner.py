@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from condsel.costs import FLOP_CONVENTION
+from condsel.models.costs import FLOP_CONVENTION
 from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
 from condsel.extract.distributed import DistContext
 from condsel.extract.inference import AGGREGATIONS, video_outputs

@@ -42,9 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.atomic import atomic_path
-from condsel.summary import write_json
-from condsel.table import PredictionTable
+from condsel._io import atomic_path, write_json
+from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)
 

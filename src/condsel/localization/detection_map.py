@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.localization.annotations import GroundTruth, parse_segment, read_json
-from condsel.summary import write_json
+from condsel.datasets.thumos import GroundTruth, parse_segment, read_json
+from condsel._io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from condsel.atomic import atomic_path
+from condsel._io import atomic_path
 
 
 def feature_path(root: str | Path, stream: str, video: str) -> Path:

@@ -5,10 +5,10 @@ Used by ``condsel localize`` (real per-clip features) and ``condsel demo``
 
 1. one W-TALC head per stream on the training videos (video-level labels only);
 2. the heads' CAS on the training videos give the clip affinity G (disparity.py);
-3. the selector (``condsel.selector.Selector``) learns G from the RGB stream's clip
+3. the selector (``condsel.selection.selector.Selector``) learns G from the RGB stream's clip
    features: the RGB backbone always runs, so its features are free at inference;
 4. on the test videos, threshold t routes a clip to the motion stream when the
-   selector's P(rgb) < t (``condsel.curves.choose_models``: the cheapest model whose
+   selector's P(rgb) < t (``condsel.selection.curves.choose_models``: the cheapest model whose
    confidence reaches t). Where motion runs, the clip's CAS fuses both streams'
    (``fusion``: by default their per-class minimum, so both streams must agree and
    motion vetoes what appearance alone fires on; or their mean); elsewhere it is the
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from condsel.costs import FLOP_CONVENTION, count_gflops
-from condsel.curves import choose_models, curve_at
+from condsel.models.costs import FLOP_CONVENTION, count_gflops
+from condsel.selection.curves import choose_models, curve_at
 from condsel.localization import plots
-from condsel.localization.annotations import GroundTruth
+from condsel.datasets.thumos import GroundTruth
 from condsel.localization.detection_map import (
     Detections,
     detection_map,
@@ -51,9 +51,8 @@ from condsel.localization.wtalc import (
     train_wtalc,
 )
 from condsel.models import gflops
-from condsel.selector import Selector
-from condsel.summary import write_json
-from condsel.threads import torch_threads
+from condsel.selection.selector import Selector
+from condsel._io import torch_threads, write_json
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from condsel.atomic import atomic_path
-from condsel.costs import FLOP_CONVENTION  # noqa: E402
+from condsel._io import atomic_path
+from condsel.models.costs import FLOP_CONVENTION  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

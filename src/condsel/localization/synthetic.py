@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from condsel.localization.annotations import GroundTruth, VideoAnnotation
+from condsel.datasets.thumos import GroundTruth, VideoAnnotation
 
 ACTOR = np.array([250, 250, 250], dtype=np.uint8)
 ACTOR_SIZE = 6

@@ -32,7 +32,7 @@ from condsel.pool.predict import (
     predict_with,
 )
 from condsel.pool.run_dir import Run
-from condsel.threads import torch_threads
+from condsel._io import torch_threads
 
 
 def _batched(run_batch: Callable[[Sequence[Path]], object], paths: Sequence[Path], batch_size: int) -> float:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from condsel.costs import count_gflops
+from condsel.models.costs import count_gflops
 from condsel.pool.models import build_model
 from condsel.video.sampling import ClipSpec
 

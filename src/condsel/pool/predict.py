@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condsel.affinity import softmax
-from condsel.curves import choose_models
+from condsel.selection.affinity import softmax
+from condsel.selection.curves import choose_models
 from condsel.pool.inference import run_member
 from condsel.pool.run_dir import Run
 from condsel.video.decode import DecodedVideo, decode_video

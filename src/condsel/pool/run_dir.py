@@ -7,7 +7,7 @@ Layout::
                          default threshold and the calibration curve
     costs.toml           [gflops] per member, for ``condsel table --costs``
     models/<name>.pt     each member's state_dict (torch.save)
-    selector.pt          the selector (condsel.selector.Selector.save)
+    selector.pt          the selector (condsel.selection.selector.Selector.save)
 
 Checkpoints are read with ``torch.load(weights_only=True)``. The calibration
 curve is the selector's threshold sweep on the split it was trained on (mean
@@ -24,13 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from condsel.atomic import atomic_path
-from condsel.costs import FLOP_CONVENTION
-from condsel.curves import selection_costs
+from condsel._io import atomic_path, write_json
+from condsel.models.costs import FLOP_CONVENTION
+from condsel.selection.curves import selection_costs
 from condsel.models.checkpoints import load_checked, read_state_dict
 from condsel.pool.members import PoolMember
-from condsel.selector import Selector
-from condsel.summary import write_json
+from condsel.selection.selector import Selector
 
 RUN_FORMAT = "condsel-run/1"
 RUN_FILE = "run.json"

@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from condsel.atomic import atomic_path
-from condsel.bundled import UCF101_MODELS
+from condsel._io import atomic_path
+from condsel.datasets.ucf101 import UCF101_MODELS
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
     ANALYSIS_TABLES,

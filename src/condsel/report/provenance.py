@@ -20,7 +20,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from condsel.summary import write_json
+from condsel._io import write_json
 
 PROVENANCE_FILE = "provenance.json"
 PROVENANCE_FORMAT = "condsel-provenance/1"

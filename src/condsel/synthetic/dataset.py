@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from condsel.atomic import atomic_path
+from condsel._io import atomic_path
 from condsel.synthetic.render import CLASS_NAMES, FPS, render_clip
 from condsel.video.encode import write_video
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from condsel.atomic import atomic_path
+from condsel._io import atomic_path
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> None:

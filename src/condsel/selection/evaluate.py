@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from condsel.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
-from condsel.costs import FLOP_CONVENTION
-from condsel.curves import (
+from condsel.selection.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
+from condsel.models.costs import FLOP_CONVENTION
+from condsel.selection.curves import (
     choice_fractions,
     choose_models,
     oracle_curve,
@@ -25,10 +25,10 @@ from condsel.curves import (
     sweep,
     upper_hull,
 )
-from condsel.figures import headline_figures
-from condsel.metrics import mean_average_precision, topk_correct
-from condsel.selector import Selector
-from condsel.table import PredictionTable
+from condsel.selection.headline import headline_figures
+from condsel.selection.metrics import mean_average_precision, topk_correct
+from condsel.selection.selector import Selector
+from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class SelectionConfig:
     random_seeds: int = 10
     bootstrap: int = 200
     budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
-    selector_input: str = "sorted"  # see condsel.selector.selector_inputs
+    selector_input: str = "sorted"  # see condsel.selection.selector.selector_inputs
     hidden: tuple[int, ...] = (256,)
     epochs: int = 5
     lr: float = 1e-3

@@ -1,18 +1,8 @@
-"""Writing ``summary.json`` atomically and printing its headline as text."""
+"""The headline of a ``summary.json`` as a few lines of text."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-from condsel.atomic import atomic_path
-
-
-def write_json(path: str | Path, data) -> None:
-    """Write JSON via a temporary file and a rename, so a reader never sees half a file."""
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
 
 
 def _fmt(value, spec: str, none: str = "not reached") -> str:

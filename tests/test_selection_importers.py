@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from condsel.bundled import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
-from condsel.importers import join_scores, read_scores
-from condsel.metrics import topk_correct
-from condsel.safe_npy import load_npy
-from condsel.table import PredictionTable
+from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
+from condsel.selection.importers import join_scores, read_scores
+from condsel.selection.metrics import topk_correct
+from condsel._io import load_npy
+from condsel.selection.table import PredictionTable
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SCORES = DATA / "ucf101_scores"

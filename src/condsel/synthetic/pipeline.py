@@ -18,19 +18,19 @@ import numpy as np
 from tqdm import tqdm
 
 from condsel.analysis.operating import best_point, matching_point
-from condsel.curves import selection_costs, sweep
-from condsel.evaluate import SelectionConfig, evaluate_holdout
-from condsel.metrics import topk_correct
+from condsel.selection.curves import selection_costs, sweep
+from condsel.selection.evaluate import SelectionConfig, evaluate_holdout
+from condsel.selection.metrics import topk_correct
 from condsel.pool.inference import pool_table
 from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
-from condsel.selector import Selector
-from condsel.summary import write_json
+from condsel.selection.selector import Selector
+from condsel._io import write_json
 from condsel.synthetic import CLASS_NAMES, generate
-from condsel.table import PredictionTable
+from condsel.selection.table import PredictionTable
 from condsel.video.decode import DecodedVideo, decode_video
 
 log = logging.getLogger(__name__)

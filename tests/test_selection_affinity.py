@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.affinity import (
+from condsel.selection.affinity import (
     classification_loss,
     hard_affinity,
     loss_matrix,
     normalized_costs,
     soft_affinity,
 )
-from condsel.bundled import load_ucf101_split1
-from condsel.ucf101_costs import ucf101_costs
+from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.datasets.ucf101_costs import ucf101_costs
 
 
 def test_cross_entropy_and_bce_by_hand():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from condsel.table import PredictionTable
+from condsel.selection.table import PredictionTable
 
 UCF101_MODELS = ("mv", "residual", "gen_flow", "flow", "iframe")
 
@@ -37,6 +37,6 @@ def ucf101_score_files(directory: str | Path, split: int) -> dict[str, Path]:
 
 
 def load_ucf101_split1() -> PredictionTable:
-    """The bundled UCF101 split-1 table (costs not attached; see :mod:`condsel.ucf101_costs`)."""
+    """The bundled UCF101 split-1 table (costs not attached; see :mod:`condsel.datasets.ucf101_costs`)."""
     with resources.as_file(resources.files("condsel") / "data" / "ucf101_split1.npz") as path:
         return PredictionTable.load(path)

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from condsel.affinity import softmax
-from condsel.atomic import atomic_path
-from condsel.costs import count_gflops
-from condsel.threads import torch_threads
+from condsel.selection.affinity import softmax
+from condsel._io import atomic_path, torch_threads
+from condsel.models.costs import count_gflops
 
 INPUT_KINDS = ("sorted", "probs", "probs+sorted")
 SORTED_TOP = 10

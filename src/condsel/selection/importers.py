@@ -7,7 +7,7 @@ class counts, labels) is an error that names the files involved.
 Accepted layouts, chosen by content:
 - DMC-Net / CoViAR published scores (``*_score_model_best.npz``): ``names``,
   ``labels`` and a pickled ``scores`` object array whose row[0] is a (1, C)
-  score array and row[1] the label. Read with :mod:`condsel.safe_npy`.
+  score array and row[1] the label. Read with :mod:`condsel._io`.
 - plain npz: ``names`` (N,), ``labels`` (N,) or (N, C), ``logits`` (N, C),
   optionally ``features`` (N, D). No pickles.
 - CSV: header ``name,label,<one column per class>``; ``label`` is a class
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.safe_npy import load_npz
-from condsel.table import PredictionTable
+from condsel._io import load_npz
+from condsel.selection.table import PredictionTable
 
 
 @dataclass

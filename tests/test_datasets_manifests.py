@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from condsel.data import (
+from condsel.datasets.manifests import (
     read_class_names,
     read_hvu_csv,
     read_hvu_vocabulary,

@@ -6,7 +6,7 @@ the BaSNet json ``train``, MultiThumos ``training``), the segments in seconds
 with their class names, and the video-level labels used for weak supervision.
 
 W-TALC's annotations are pickled object arrays; they are read through
-:func:`condsel.safe_npy.load_npy`, which rebuilds numpy arrays and nothing else,
+:func:`condsel._io.load_npy`, which rebuilds numpy arrays and nothing else,
 and only for the file names in :data:`WTALC_FILES`.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.safe_npy import load_npy
+from condsel._io import load_npy
 
 # The files of a W-TALC annotation folder (sujoyp/wtalc-pytorch, Thumos14reduced-Annotations/).
 WTALC_FILES = ("videoname", "subset", "classlist", "labels", "segments", "duration", "labels_all")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from condsel.localization.annotations import (
+from condsel.datasets.thumos import (
     MULTITHUMOS_CLASSES,
     GroundTruth,
     VideoAnnotation,

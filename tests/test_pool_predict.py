@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from condsel.cli import main
-from condsel.curves import choose_models, selection_costs
-from condsel.demo import calibration_curve, default_threshold
-from condsel.metrics import topk_correct
+from condsel.selection.curves import choose_models, selection_costs
+from condsel.synthetic.pipeline import calibration_curve, default_threshold
+from condsel.selection.metrics import topk_correct
 from condsel.pool.inference import pool_table, run_member
 from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.members import DEFAULT_POOL, decode_short_side
 from condsel.pool.predict import predict_batched, predict_video
 from condsel.pool.run_dir import load_run, save_run
-from condsel.selector import Selector
+from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 

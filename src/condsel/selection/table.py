@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.atomic import atomic_path
+from condsel._io import atomic_path
 
 
 @dataclass

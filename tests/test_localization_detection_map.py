@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from condsel.cli import main
-from condsel.localization.annotations import (
+from condsel.datasets.thumos import (
     GroundTruth,
     VideoAnnotation,
     load_ambiguous,

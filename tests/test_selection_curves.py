@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.curves import (
+from condsel.selection.curves import (
     choice_fractions,
     choose_models,
     oracle_curve,

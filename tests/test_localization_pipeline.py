@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from condsel.localization.annotations import (
+from condsel.datasets.thumos import (
     GroundTruth,
     activitynet_document,
     load_wtalc,

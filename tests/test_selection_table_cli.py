@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from condsel.bundled import ucf101_score_files
+from condsel.datasets.ucf101 import ucf101_score_files
 from condsel.cli import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from condsel.costs import count_gflops
+from condsel.models.costs import count_gflops
 from condsel.models import get_spec
 
 SEGMENTS = 25

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from condsel import models
-from condsel.flow import compute_flow, flow_clip, scale_flow
+from condsel.video.flow import compute_flow, flow_clip, scale_flow
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VIDEO = DATA / "videos" / "kinetics_arm_wrestling.mp4"
