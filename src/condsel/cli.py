@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "synth": "synth",
     "predict": "predict",
+    "serve": "serve",
     "analyze": "analyze",
     "report": "report",
 }

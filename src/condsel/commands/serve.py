@@ -1,0 +1,127 @@
+"""``condsel serve``: serve a run directory over HTTP on Ray Serve."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+DESCRIPTION = """\
+Serve conditional inference over HTTP with Ray Serve. Each upload is decoded
+once; the backbone runs, the run's policy (the selector) chooses, the chosen
+member runs. Every pool member is its own deployment with dynamic batching
+(--max-batch videos, waiting up to --batch-wait-ms) and its own replicas.
+
+  POST /v1/predict   multipart: file field `video`, optional `threshold`; answers
+                     {"video", "label", "score", "model", "gflops", "seconds"} as
+                     `condsel predict --json` does (video = the upload's filename).
+                     400 empty upload or no `video` field, 413 over --max-upload-mb,
+                     422 not a decodable video (the decoder's message) or a bad
+                     threshold, 500 a member failed on this video.
+  GET  /healthz      200 when every deployment is ready, else 503
+  GET  /v1/models    the pool, GFLOPs per member, the operating threshold
+
+Without --address (or RAY_ADDRESS) a local Ray starts here and stops on
+SIGINT/SIGTERM; with it, the application is added to that cluster and removed
+on exit. --write-config writes a Ray Serve config for `serve deploy` instead of
+serving. Metrics (condsel_requests, condsel_batch_size, condsel_request_seconds,
+...) go to Ray's Prometheus endpoint. GFLOPs are multiply-adds (X3D/fvcore).
+"""
+
+# Seconds allowed for Serve and Ray to stop after a signal.
+SHUTDOWN_SECONDS = 25
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve a run directory over HTTP (Ray Serve)", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory (e.g. DIR/synthetic/run from condsel demo)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    point = p.add_mutually_exclusive_group()
+    point.add_argument("--threshold", type=float, metavar="T", help="default selector threshold in [0, 1]")
+    point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    p.add_argument("--max-batch", type=int, default=16, metavar="N", help="most videos per member forward batch (default: 16; 1 = no batching)")
+    p.add_argument("--batch-wait-ms", type=float, default=10.0, metavar="MS", help="longest wait to fill a batch (default: 10)")
+    p.add_argument("--replicas", nargs="+", default=[], metavar="NAME=N", help="replicas per deployment (a member or Ingress): N, or MIN-MAX to autoscale")
+    p.add_argument("--address", default=None, metavar="RAY_ADDRESS", help="attach to this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
+    p.add_argument("--torch-threads", type=int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
+    p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
+    p.add_argument("--write-config", default=None, metavar="YAML", help="write a Ray Serve config for `serve deploy` and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from condsel.commands.predict import _threshold
+    from condsel.pool.run_dir import load_run
+    from condsel.serve.config import Replicas, ServeOptions
+
+    loaded = load_run(args.run)
+    replicas = dict(Replicas.parse(text) for text in args.replicas)
+    options = ServeOptions(
+        run=str(loaded.root.resolve()),
+        threshold=_threshold(args, loaded),
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        max_upload_mb=args.max_upload_mb,
+        torch_threads=args.torch_threads,
+        replicas={name: [r.low, r.high] for name, r in replicas.items()},
+    )
+    if args.write_config:
+        from condsel.serve.config import write_config
+
+        path = write_config(args.write_config, options, loaded.order, args.host, args.port)
+        print(f"wrote {path}: deploy with `serve deploy {path}` (Ray Serve)")
+        return 0
+    return _serve(args, options)
+
+
+def _serve(args: argparse.Namespace, options) -> int:
+    import signal
+    import threading
+
+    import ray
+    from ray import serve
+
+    from condsel.serve.app import build_app
+    from condsel.serve.config import APP_NAME
+
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        serve.run(build_app(options), name=APP_NAME, route_prefix="/")
+        print(f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); Ctrl-C stops", flush=True)
+        stop.wait()
+    finally:
+        print("condsel serve: stopping", flush=True)
+        _stop(address)
+    return 0
+
+
+def _stop(attached: str | None) -> None:
+    """Remove the application (attached) or stop Serve and Ray (local), giving up after ``SHUTDOWN_SECONDS``."""
+    import threading
+
+    import ray
+    from ray import serve
+
+    from condsel.serve.config import APP_NAME
+
+    def stop() -> None:
+        if attached:
+            serve.delete(APP_NAME)
+        else:
+            serve.shutdown()
+        ray.shutdown()
+
+    worker = threading.Thread(target=stop, daemon=True)
+    worker.start()
+    worker.join(SHUTDOWN_SECONDS)

@@ -1,0 +1,240 @@
+"""The Ray Serve application: HTTP ingress -> backbone -> policy -> chosen member, each member batched.
+
+Every pool member is its own deployment with its own replicas; its forward
+pass is batched with ``@serve.batch``, so the videos that the policy routes to
+one member within ``batch_wait_ms`` share a forward pass. The ingress decodes
+each upload once (the frames every member may need), then asks the policy
+which members to run and calls their deployments through handles.
+
+``app_builder`` is the ``import_path`` target of a written config
+(``condsel serve --write-config``), for ``serve deploy``.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime
+import asyncio
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import UploadFile
+from torch import nn
+
+from condsel.pool.inference import run_member
+from condsel.serve.config import INGRESS, ServeOptions, deployment_options
+from condsel.serve.metrics import IngressMetrics, MemberMetrics
+from condsel.serve.routing import RunPool, execute, run_member_loaders
+from condsel.video.decode import DecodedVideo, VideoDecodeError
+from condsel.video.sampling import ClipSpec
+
+log = logging.getLogger(__name__)
+
+MemberLoader = Callable[[], tuple[ClipSpec, nn.Module]]
+
+# Deployment states in which every replica that should serve is serving.
+READY_STATES = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
+# Multipart framing around the file, allowed on top of --max-upload-mb before the body is read.
+FORM_OVERHEAD_BYTES = 64 * 1024
+COPY_CHUNK_BYTES = 1 << 20
+
+# @serve.ingress pickles the app when the class is decorated: whatever its endpoints call must be defined above it.
+api = FastAPI(title="condsel serve", description="Conditional model selection for video classification")
+
+
+@serve.deployment
+class Member:
+    """One pool member: its network, resident, behind a batched forward pass.
+
+    A batch that raises is rerun one video at a time, so only the videos that
+    fail get an error.
+    """
+
+    def __init__(self, load: MemberLoader, max_batch: int, batch_wait_ms: float, torch_threads: int):
+        torch.set_num_threads(torch_threads)
+        self.clip, self.model = load()
+        self.model.eval()
+        self.metrics = MemberMetrics()
+        self.forward.set_max_batch_size(max_batch)
+        self.forward.set_batch_wait_timeout_s(batch_wait_ms / 1000.0)
+        clip = self.clip
+        with torch.inference_mode():  # one-off kernel setup before the first request
+            self.model(torch.zeros(1, 3, clip.num_frames, clip.size, clip.size))
+
+    async def __call__(self, video: DecodedVideo) -> np.ndarray:
+        logits = await self.forward(video)
+        if isinstance(logits, Exception):
+            raise logits
+        return logits
+
+    @serve.batch
+    async def forward(self, videos: list[DecodedVideo]) -> list:
+        return await asyncio.to_thread(self._forward, videos)
+
+    def _forward(self, videos: list[DecodedVideo]) -> list:
+        start = time.perf_counter()
+        try:
+            results = list(run_member(self.clip, self.model, videos).logits)
+        except Exception as e:
+            if len(videos) == 1:
+                log.exception("member forward failed on %s", videos[0].path)
+                return [e]
+            results = [self._forward([v])[0] for v in videos]
+        self.metrics.batch(len(videos), time.perf_counter() - start)
+        return results
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _suffix(filename: str) -> str:
+    """The upload's extension if it looks like one (a hint for the demuxer), else none."""
+    suffix = Path(filename).suffix
+    return suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@serve.deployment
+@serve.ingress(api)
+class Ingress:
+    """HTTP in, decoding once, the policy's loop over member handles, the ``condsel predict`` answer out."""
+
+    def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict):
+        self.pool = load_pool()
+        self.members = members
+        self.settings = settings
+        self.max_bytes = int(settings["max_upload_mb"] * 2**20)
+        self.metrics = IngressMetrics()
+
+    async def _member(self, name: str, video: DecodedVideo) -> np.ndarray:
+        return await self.members[name].remote(video)
+
+    @api.post("/v1/predict")
+    async def predict(self, request: Request) -> JSONResponse:
+        """Multipart field ``video`` (a file), optional ``threshold``; answers like ``condsel predict --json``."""
+        start = time.perf_counter()
+        try:
+            filename, threshold, payload = await self._read_form(request)
+            with tempfile.TemporaryDirectory(prefix="condsel-serve-") as tmp:
+                path = Path(tmp) / f"upload{_suffix(filename)}"
+                await self._save(payload, path, filename)
+                try:
+                    video = await asyncio.to_thread(self.pool.decode, path)
+                except VideoDecodeError as e:
+                    raise _Rejected(422, f"{filename}: {e.reason.replace(str(path), filename)}") from e
+        except _Rejected as e:
+            self.metrics.failed(e.status)
+            return _error(e.status, str(e))
+        try:
+            outputs = await execute(self.pool, self._member, video, threshold)
+        except Exception as e:
+            log.exception("prediction failed for %s", filename)
+            self.metrics.failed(500)
+            return _error(500, f"{filename}: inference failed: {type(e).__name__}: {e}")
+        answer = self.pool.answer(filename, outputs, threshold, time.perf_counter() - start)
+        self.metrics.served(answer["model"], answer["seconds"])
+        return JSONResponse(answer)
+
+    async def _read_form(self, request: Request) -> tuple[str, float, UploadFile]:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes + FORM_OVERHEAD_BYTES:
+            raise _Rejected(413, f"upload of {int(length)} bytes is over the limit of {self.max_bytes} bytes (--max-upload-mb)")
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except Exception as e:  # malformed multipart body
+            raise _Rejected(400, f"expected a multipart form with a file field 'video': {e}") from e
+        upload = form.get("video")
+        if not isinstance(upload, UploadFile):
+            raise _Rejected(400, "expected a multipart form with a file field 'video'")
+        filename = upload.filename or "upload"
+        threshold = self.pool.threshold
+        if form.get("threshold") not in (None, ""):
+            try:
+                threshold = float(form.get("threshold"))
+            except ValueError:
+                threshold = float("nan")
+            if not 0.0 <= threshold <= 1.0:
+                raise _Rejected(422, f"threshold {form.get('threshold')!r} is not a number in [0, 1]")
+        return filename, threshold, upload
+
+    async def _save(self, upload: UploadFile, path: Path, filename: str) -> None:
+        size = 0
+        with open(path, "wb") as f:
+            while chunk := await upload.read(COPY_CHUNK_BYTES):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise _Rejected(413, f"{filename}: upload is over the limit of {self.max_bytes} bytes (--max-upload-mb)")
+                f.write(chunk)
+        if size == 0:
+            raise _Rejected(400, f"{filename}: empty upload (0 bytes)")
+
+    @api.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        """200 when every deployment of this application is ready, else 503."""
+        app = serve.get_replica_context().app_name
+        status = (await asyncio.to_thread(serve.status)).applications.get(app)
+        deployments = {} if status is None else {name: d.status.value for name, d in status.deployments.items()}
+        ready = bool(deployments) and all(s in READY_STATES for s in deployments.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "deployments": deployments}, status_code=200 if ready else 503)
+
+    @api.get("/v1/models")
+    async def models(self) -> dict:
+        """The pool, each member's GFLOPs per video and the operating threshold."""
+        return {**self.pool.describe(), "serving": self.settings}
+
+
+def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader], options: ServeOptions) -> Application:
+    """The application for any served pool: ``load_pool()`` builds it in the ingress, ``loaders`` the member networks.
+
+    Parameters
+    ----------
+    load_pool : callable
+        Picklable; returns the served pool (see ``condsel.serve.routing``).
+    loaders : dict
+        Member name -> picklable callable returning ``(ClipSpec, network)``.
+    options : ServeOptions
+        Batching, replicas, upload limit, threads.
+
+    Returns
+    -------
+    ray.serve.Application
+        Pass it to ``serve.run``.
+    """
+    opts = deployment_options(options, list(loaders))
+    members = {
+        name: Member.options(name=name, **opts[name]).bind(load, options.max_batch, options.batch_wait_ms, options.torch_threads)
+        for name, load in loaders.items()
+    }
+    settings = {"max_batch": options.max_batch, "batch_wait_ms": options.batch_wait_ms, "max_upload_mb": options.max_upload_mb}
+    return Ingress.options(name=INGRESS, **opts[INGRESS]).bind(load_pool, members, settings)
+
+
+def build_app(options: ServeOptions) -> Application:
+    """The application serving the run directory ``options.run``.
+
+    Examples
+    --------
+    >>> from ray import serve
+    >>> serve.run(build_app(ServeOptions(run="demo/synthetic/run")))  # doctest: +SKIP
+    """
+    return build_graph(partial(RunPool.from_dir, options.run, options.threshold), run_member_loaders(options.run), options)
+
+
+def app_builder(args: dict) -> Application:
+    """Entry point named by the written config's ``import_path``; ``args`` are ``ServeOptions`` fields."""
+    return build_app(ServeOptions.from_args(dict(args)))
