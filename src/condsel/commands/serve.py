@@ -98,7 +98,11 @@ def _serve(args: argparse.Namespace, options) -> int:
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(build_app(options), name=APP_NAME, route_prefix="/")
-        print(f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); Ctrl-C stops", flush=True)
+        print(
+            f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); "
+            f"Ray at {ray.get_runtime_context().gcs_address}; Ctrl-C stops",
+            flush=True,
+        )
         stop.wait()
     finally:
         print("condsel serve: stopping", flush=True)

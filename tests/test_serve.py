@@ -1,0 +1,233 @@
+"""``condsel serve`` end to end on loopback: a real Ray Serve service over a run directory made here.
+
+The pool has random weights and a selector fitted on random targets (as in
+test_pool_predict.py): the answers mean nothing, but each must be exactly the
+one ``condsel predict`` gives on the same file, under concurrent load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# Ray reads its auth mode when imported; in token mode (Ray's default for a local cluster) this process can
+# attach to the service's Ray with ~/.ray/auth_token, which that local Ray creates when missing.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra: pip install -e '.[serve]'")
+pytest.importorskip("multipart", reason="condsel serve needs python-multipart (the serve extra)")
+
+from condsel.cli import main  # noqa: E402
+from condsel.pool.inference import pool_table, run_member  # noqa: E402
+from condsel.pool.members import DEFAULT_POOL, decode_short_side  # noqa: E402
+from condsel.pool.run_dir import load_run, save_run  # noqa: E402
+from condsel.selection.selector import Selector  # noqa: E402
+from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
+from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
+from condsel.synthetic.pipeline import calibration_curve  # noqa: E402
+from condsel.video.decode import decode_video  # noqa: E402
+from condsel.video.encode import write_video  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+KINETICS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "kinetics_arm_wrestling.mp4"
+REQUESTS, CLIENTS = 30, 6
+UPLOAD_LIMIT_MB = 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    """A run directory over 12 synthetic videos, and a threshold at which the selector's choices differ."""
+    root = tmp_path_factory.mktemp("serve")
+    torch.manual_seed(0)
+    members = list(DEFAULT_POOL)
+    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
+    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    order = [m.name for m in members]
+    data = generate(root / "videos", 12, seed=0)
+    short_side = decode_short_side(members)
+    videos = [decode_video(p, short_side=short_side) for p in data.paths]
+    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
+    selector = Selector(hidden=(16,), epochs=3, inputs="probs")
+    selector.fit(selector.features(table.logits[order[0]]), np.eye(3)[np.random.default_rng(0).integers(0, 3, 12)])
+    calibration = calibration_curve(selector, table, order, np.linspace(0, 1, 101))
+    run_dir = save_run(root / "run", members, models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, short_side)
+    # the backbone's own confidence splits the videos: about half stop there, half go on
+    backbone_confidence = selector.predict_proba(selector.features(table.logits[order[0]]))[:, 0]
+    threshold = float(np.median(backbone_confidence))
+    files = list(data.paths) + ([KINETICS] if KINETICS.is_file() else [])
+    return {"root": root, "run": run_dir, "threshold": threshold, "files": files}
+
+
+@pytest.fixture(scope="module")
+def service(material):
+    """``condsel serve`` in a subprocess with its own local Ray (2 CPUs, no dashboard, temp dir under /tmp)."""
+    port = _free_port()
+    ray_tmp = tempfile.mkdtemp(prefix="condsel-ray-", dir="/tmp")  # Ray's socket paths must stay short
+    log = material["root"] / "serve.log"
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "condsel", "serve", "--run", str(material["run"]), "--port", str(port), "--ray-cpus", "2",
+               "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, timeout=90, alive=lambda: proc.poll() is None)
+    except TimeoutError:
+        proc.kill()
+        pytest.fail(f"condsel serve did not become healthy:\n{log.read_text()[-3000:]}")
+    deadline = time.monotonic() + 30  # the address line follows readiness by a moment
+    while "Ray at " not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = log.read_text().split("Ray at ")[1].split(";")[0]
+    yield {"proc": proc, "base": base, "log": log, "address": address}
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _predict_cli(capsys, material, files) -> dict[str, dict]:
+    """``condsel predict --json`` on ``files`` at the service's threshold, by file name."""
+    assert main(["predict", "--run", str(material["run"]), "--threshold", repr(material["threshold"]), "--json", *map(str, files)]) == 0
+    return {Path(r["video"]).name: r for r in json.loads(capsys.readouterr().out)}
+
+
+def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
+    files = [material["files"][i % len(material["files"])] for i in range(REQUESTS)]
+    url = f"{service['base']}/v1/predict"
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = list(pool.map(lambda f: post_video(url, f), files))
+    expected = _predict_cli(capsys, material, material["files"])
+    run = load_run(material["run"])
+    for path, (status, answer) in zip(files, answers):
+        assert status == 200, answer
+        assert set(answer) == {"video", "label", "score", "model", "gflops", "seconds"}
+        want = expected[path.name]
+        assert answer["video"] == path.name
+        assert (answer["model"], answer["label"]) == (want["model"], want["label"])
+        assert answer["score"] == pytest.approx(want["score"], abs=1e-5)
+        assert answer["gflops"] == pytest.approx(run.selection_costs[run.order.index(answer["model"])])
+        assert answer["seconds"] > 0
+    assert len({a["model"] for _, a in answers}) >= 2, "the threshold should route videos to different members"
+
+
+def test_per_request_threshold_overrides_the_default(material, service):
+    run = load_run(material["run"])
+    path = material["files"][0]
+    for threshold, model in ((0.0, run.backbone), (1.0, run.order[-1])):
+        status, answer = post_video(f"{service['base']}/v1/predict", path, threshold=threshold)
+        assert status == 200 and answer["model"] == model, answer
+
+
+def test_models_endpoint_lists_the_pool(material, service):
+    status, doc = get_json(f"{service['base']}/v1/models")
+    run = load_run(material["run"])
+    assert status == 200
+    assert [m["name"] for m in doc["pool"]] == run.order
+    assert [m["gflops"] for m in doc["pool"]] == pytest.approx([run.gflops[m] for m in run.order])
+    assert doc["threshold"] == pytest.approx(material["threshold"]) and doc["backbone"] == run.backbone
+
+
+def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
+    url = f"{service['base']}/v1/predict"
+    good = material["files"][0]
+    cases = [
+        ("notes.mp4", b"not a video\n" * 50, None, 422, "notes.mp4: not a readable video"),
+        ("truncated.mp4", good.read_bytes()[:300], None, 422, "truncated.mp4:"),
+        ("empty.mp4", b"", None, 400, "empty upload"),
+        ("huge.mp4", b"\0" * (UPLOAD_LIMIT_MB * 2**20 + 1), None, 413, "over the limit"),
+        (good.name, good.read_bytes(), 1.5, 422, "threshold"),
+    ]
+    for name, data, threshold, code, message in cases:
+        status, answer = post_video(url, good, threshold=threshold, filename=name, data=data)
+        assert status == code and message in answer["error"], (name, status, answer)
+        assert "/tmp/" not in answer["error"]  # the server's temporary paths stay private
+    body, content_type = b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n--x--\r\n", "multipart/form-data; boundary=x"
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(urllib.request.Request(url, data=body, headers={"Content-Type": content_type}), timeout=30)
+    assert missing.value.code == 400
+    assert get_json(f"{service['base']}/healthz")[0] == 200
+    assert post_video(url, good)[0] == 200
+
+
+class Exploding(torch.nn.Module):
+    """A member network that raises on all-black clips (normalised pixels at their minimum) and otherwise is ``inner``."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() and bool((x.flatten(1).amax(dim=1) < -1.9).any()):
+            raise RuntimeError("injected member failure on a black clip")
+        return self.inner(x)
+
+
+def exploding_member(run_dir: str, name: str):
+    run = load_run(run_dir)
+    return run.members[name].clip, Exploding(run.models[name])
+
+
+def test_a_failing_member_fails_only_its_request(material, service):
+    """A second application on the same Ray, whose costliest member raises on black videos: 500 for those only."""
+    import ray
+    from functools import partial
+
+    from ray import cloudpickle, serve
+
+    from condsel.serve.app import build_graph
+    from condsel.serve.config import ServeOptions
+    from condsel.serve.routing import RunPool, run_member_loaders
+
+    black = material["root"] / "black.mp4"
+    write_video(black, np.zeros((16, 48, 64, 3), np.uint8), fps=8)
+    run = str(material["run"])
+    loaders = run_member_loaders(run)
+    costliest = load_run(run).order[-1]
+    loaders[costliest] = partial(exploding_member, run, costliest)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(address=service["address"], log_to_driver=False)
+    try:
+        options = ServeOptions(run=run, max_batch=8, batch_wait_ms=50)
+        serve.run(build_graph(partial(RunPool.from_dir, run, 1.0), loaders, options), name="faulty", route_prefix="/faulty")
+        url = f"{service['base']}/faulty/v1/predict"
+        files = [black, *material["files"][:5]]
+        with ThreadPoolExecutor(len(files)) as pool:  # concurrent, so the black video shares a batch with good ones
+            answers = list(pool.map(lambda f: post_video(url, f), files))
+        assert answers[0][0] == 500 and "injected member failure" in answers[0][1]["error"]
+        assert [s for s, _ in answers[1:]] == [200] * 5 and {a["model"] for _, a in answers[1:]} == {costliest}
+        assert post_video(url, black, threshold=0.0)[0] == 200  # the backbone alone is fine with it
+        serve.delete("faulty")
+    finally:
+        ray.shutdown()
+    assert get_json(f"{service['base']}/healthz")[0] == 200
+
+
+def test_sigterm_stops_serve_and_ray_within_30s(service):
+    proc = service["proc"]
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - start < 30
+    assert "stopping" in service["log"].read_text()
