@@ -4,7 +4,8 @@
   and optional extra columns such as ``is_cc``); files named as the ActivityNet
   Kinetics downloader writes them, ``<root>/<label>/<id>_<start:06d>_<end:06d>.mp4``
   (or flat under ``<root>``).
-- PySlowFast / MMAction2 lists: one ``<path> <label>`` per line, space-separated.
+- PySlowFast / MMAction2 lists: one ``<path> <label>`` per line, space-separated
+  (TSN / rawframe lists: ``<path> <num_frames> <label>``).
 - HVU CSV (``Tags,youtube_id,time_start,time_end``, tags joined by ``|``), files
   named as MMAction2's HVU downloader writes them (times x 10), labels as a
   multi-hot vector over the HVU vocabulary.
@@ -126,21 +127,25 @@ def read_kinetics_csv(
 
 
 def read_path_label_list(
-    list_path: str | Path, video_root: str | Path = "", num_classes: int | None = None
+    list_path: str | Path, video_root: str | Path = "", num_classes: int | None = None, frames_column: bool = False
 ) -> list[ManifestEntry]:
     """Entries of a ``<path> <label>`` list; paths are relative to ``video_root``.
 
     The label is the last space-separated field, so paths may contain spaces.
+    ``frames_column`` reads TSN / mmaction2 rawframe lists,
+    ``<path> <num_frames> <label>``, whose frame count is checked and dropped.
     """
     list_path, root = Path(list_path), Path(video_root)
+    fields = 3 if frames_column else 2
+    expected = "'<path> <num_frames> <label>'" if frames_column else "'<path> <label>'"
     entries = []
     for line, text in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip():
             continue
-        parts = text.strip().rsplit(" ", 1)
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise ValueError(f"{list_path}:{line}: expected '<path> <label>' with an integer label, got {text!r}")
-        label = int(parts[1])
+        parts = text.strip().rsplit(" ", fields - 1)
+        if len(parts) != fields or not all(p.isdigit() for p in parts[1:]):
+            raise ValueError(f"{list_path}:{line}: expected {expected} with integer fields, got {text!r}")
+        label = int(parts[-1])
         if num_classes is not None and label >= num_classes:
             raise ValueError(f"{list_path}:{line}: label {label} out of range for {num_classes} classes")
         entries.append(ManifestEntry(parts[0], root / parts[0], label))
