@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from condsel.datasets.manifests import (
     read_class_names,
@@ -16,9 +17,8 @@ from condsel.datasets.manifests import (
     read_path_label_list,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KINETICS = DATA / "labelmaps" / "kinetics400.txt"
-HVU = DATA / "labelmaps" / "hvu.json"
+KINETICS = FIXTURES / "labelmaps" / "kinetics400.txt"
+HVU = FIXTURES / "labelmaps" / "hvu.json"
 
 
 def _lines(path: Path) -> list[str]:
