@@ -33,7 +33,7 @@ def real_frames() -> np.ndarray:
 
 def _shifted_pair(image: np.ndarray, dx: int, dy: int, size: int = 160) -> np.ndarray:
     """Two crops of one real image; the content moves by (dx, dy) pixels from the first to the second."""
-    y0, x0 = 50, 120  # the wrestlers, in the middle of the frame: texture in every direction
+    y0, x0 = 50, 120  # the gripped hands, mid-frame: texture in every direction
     first = image[y0 : y0 + size, x0 : x0 + size]
     second = image[y0 - dy : y0 - dy + size, x0 - dx : x0 - dx + size]
     return np.stack([first, second])
