@@ -70,6 +70,8 @@ def thumos_subset(names: tuple[str, ...]) -> None:
     subset = {k: v for k, v in multi.items() if k in names + MULTITHUMOS_EXTRA}
     (OUT / "multithumos").mkdir(exist_ok=True)
     (OUT / "multithumos" / "multithumos_subset.json").write_text(json.dumps(subset))
+    names_file = "class_names_alphabetical.txt"
+    (OUT / "multithumos" / names_file).write_bytes((SHARED / "multithumos" / names_file).read_bytes())
 
 
 def thumos_short_videos(train: int = 100, test: int = 30, max_seconds: float = 150.0) -> None:
