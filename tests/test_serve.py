@@ -15,7 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +31,19 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra: pip install -e '.[serve]'")
 pytest.importorskip("multipart", reason="condsel serve needs python-multipart (the serve extra)")
 
+import ray  # noqa: E402
+from conftest import FIXTURES  # noqa: E402
+from ray import cloudpickle, serve  # noqa: E402
+
 from condsel.cli import main  # noqa: E402
-from condsel.pool.inference import pool_table, run_member  # noqa: E402
+from condsel.pool.inference import pool_table  # noqa: E402
 from condsel.pool.members import DEFAULT_POOL, decode_short_side  # noqa: E402
 from condsel.pool.run_dir import load_run, save_run  # noqa: E402
 from condsel.selection.selector import Selector  # noqa: E402
+from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
+from condsel.serve.config import ServeOptions  # noqa: E402
+from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
 from condsel.synthetic.pipeline import calibration_curve  # noqa: E402
 from condsel.video.decode import decode_video  # noqa: E402
@@ -41,7 +51,7 @@ from condsel.video.encode import write_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-KINETICS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "kinetics_arm_wrestling.mp4"
+REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 REQUESTS, CLIENTS = 30, 6
 UPLOAD_LIMIT_MB = 1
 
@@ -72,7 +82,7 @@ def material(tmp_path_factory):
     # the backbone's own confidence splits the videos: about half stop there, half go on
     backbone_confidence = selector.predict_proba(selector.features(table.logits[order[0]]))[:, 0]
     threshold = float(np.median(backbone_confidence))
-    files = list(data.paths) + ([KINETICS] if KINETICS.is_file() else [])
+    files = list(data.paths) + REAL_VIDEOS
     return {"root": root, "run": run_dir, "threshold": threshold, "files": files}
 
 
@@ -161,9 +171,6 @@ def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
         assert status == code and message in answer["error"], (name, status, answer)
         assert "/tmp/" not in answer["error"]  # the server's temporary paths stay private
     body, content_type = b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n--x--\r\n", "multipart/form-data; boundary=x"
-    import urllib.error
-    import urllib.request
-
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(urllib.request.Request(url, data=body, headers={"Content-Type": content_type}), timeout=30)
     assert missing.value.code == 400
@@ -191,15 +198,6 @@ def exploding_member(run_dir: str, name: str):
 
 def test_a_failing_member_fails_only_its_request(material, service):
     """A second application on the same Ray, whose costliest member raises on black videos: 500 for those only."""
-    import ray
-    from functools import partial
-
-    from ray import cloudpickle, serve
-
-    from condsel.serve.app import build_graph
-    from condsel.serve.config import ServeOptions
-    from condsel.serve.routing import RunPool, run_member_loaders
-
     black = material["root"] / "black.mp4"
     write_video(black, np.zeros((16, 48, 64, 3), np.uint8), fps=8)
     run = str(material["run"])
@@ -209,7 +207,7 @@ def test_a_failing_member_fails_only_its_request(material, service):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(address=service["address"], log_to_driver=False)
     try:
-        options = ServeOptions(run=run, max_batch=8, batch_wait_ms=50)
+        options = ServeOptions(max_batch=8, batch_wait_ms=50)
         serve.run(build_graph(partial(RunPool.from_dir, run, 1.0), loaders, options), name="faulty", route_prefix="/faulty")
         url = f"{service['base']}/faulty/v1/predict"
         files = [black, *material["files"][:5]]

@@ -53,14 +53,21 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from condsel.errors import CondselError
+
+    try:
+        import multipart  # noqa: F401  (FastAPI's form parser)
+        import ray.serve  # noqa: F401
+    except ImportError as e:
+        raise CondselError(f"condsel serve needs the serve extra: pip install 'condsel[serve]' ({e})") from e
     from condsel.commands.predict import _threshold
     from condsel.pool.run_dir import load_run
     from condsel.serve.config import Replicas, ServeOptions
 
     loaded = load_run(args.run)
     replicas = dict(Replicas.parse(text) for text in args.replicas)
+    run_dir = loaded.root.resolve()
     options = ServeOptions(
-        run=str(loaded.root.resolve()),
         threshold=_threshold(args, loaded),
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
@@ -71,13 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if args.write_config:
         from condsel.serve.config import write_config
 
-        path = write_config(args.write_config, options, loaded.order, args.host, args.port)
+        path = write_config(args.write_config, run_dir, options, loaded.order, args.host, args.port)
         print(f"wrote {path}: deploy with `serve deploy {path}` (Ray Serve)")
         return 0
-    return _serve(args, options)
+    return _serve(args, run_dir, options)
 
 
-def _serve(args: argparse.Namespace, options) -> int:
+def _serve(args: argparse.Namespace, run_dir, options) -> int:
     import signal
     import threading
 
@@ -97,7 +104,7 @@ def _serve(args: argparse.Namespace, options) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
-        serve.run(build_app(options), name=APP_NAME, route_prefix="/")
+        serve.run(build_app(run_dir, options), name=APP_NAME, route_prefix="/")
         print(
             f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); "
             f"Ray at {ray.get_runtime_context().gcs_address}; Ctrl-C stops",

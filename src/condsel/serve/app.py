@@ -224,17 +224,21 @@ def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader
     return Ingress.options(name=INGRESS, **opts[INGRESS]).bind(load_pool, members, settings)
 
 
-def build_app(options: ServeOptions) -> Application:
-    """The application serving the run directory ``options.run``.
+def build_app(run: str | Path, options: ServeOptions) -> Application:
+    """The application serving run directory ``run``.
 
     Examples
     --------
     >>> from ray import serve
-    >>> serve.run(build_app(ServeOptions(run="demo/synthetic/run")))  # doctest: +SKIP
+    >>> serve.run(build_app("demo/synthetic/run", ServeOptions()))  # doctest: +SKIP
     """
-    return build_graph(partial(RunPool.from_dir, options.run, options.threshold), run_member_loaders(options.run), options)
+    return build_graph(partial(RunPool.from_dir, str(run), options.threshold), run_member_loaders(run), options)
 
 
 def app_builder(args: dict) -> Application:
-    """Entry point named by the written config's ``import_path``; ``args`` are ``ServeOptions`` fields."""
-    return build_app(ServeOptions.from_args(dict(args)))
+    """Entry point named by the written config's ``import_path``: ``args`` are ``run`` and ``ServeOptions`` fields."""
+    args = dict(args)
+    if "run" not in args:
+        raise ValueError("condsel serve application args: 'run' (the run directory) is missing")
+    run = args.pop("run")
+    return build_app(run, ServeOptions.from_args(args))

@@ -49,15 +49,14 @@ class Replicas:
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """Everything the application graph needs; JSON-able, so it travels as the config's ``args``.
+    """How the graph serves, whatever the pool; JSON-able, so it travels in the config's ``args`` (beside ``run``).
 
-    ``threshold`` None means the run's own operating threshold; ``batch_wait_ms``
+    ``threshold`` None means the pool's own operating threshold; ``batch_wait_ms``
     is how long a member waits to fill a batch; ``max_batch`` 1 disables
     batching. ``cpus_per_replica`` is what each replica reserves from Ray's
     scheduler (0: share the machine, fine on one host).
     """
 
-    run: str
     threshold: float | None = None
     max_batch: int = 16
     batch_wait_ms: float = 10.0
@@ -109,7 +108,7 @@ def deployment_options(options: ServeOptions, members: list[str]) -> dict[str, d
     return out
 
 
-def serve_config(options: ServeOptions, members: list[str], host: str, port: int) -> dict:
+def serve_config(run: str | Path, options: ServeOptions, members: list[str], host: str, port: int) -> dict:
     """A Ray Serve config (the schema ``serve deploy`` and ``serve run CONFIG`` read)."""
     return {
         "proxy_location": "EveryNode",
@@ -119,16 +118,16 @@ def serve_config(options: ServeOptions, members: list[str], host: str, port: int
                 "name": APP_NAME,
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
-                "args": options.to_args(),
+                "args": {"run": str(run), **options.to_args()},
                 "deployments": [{"name": name, **opts} for name, opts in deployment_options(options, members).items()],
             }
         ],
     }
 
 
-def write_config(path: str | Path, options: ServeOptions, members: list[str], host: str, port: int) -> Path:
+def write_config(path: str | Path, run: str | Path, options: ServeOptions, members: list[str], host: str, port: int) -> Path:
     """Write ``serve_config`` as YAML, atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(serve_config(options, members, host, port), sort_keys=False), encoding="utf-8")
+        tmp.write_text(yaml.safe_dump(serve_config(run, options, members, host, port), sort_keys=False), encoding="utf-8")
     return path

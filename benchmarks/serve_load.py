@@ -1,0 +1,281 @@
+"""Load benchmark for ``condsel serve``: do the GFLOPs a policy saves become wall-clock saved in a service?
+
+Usage:
+    python benchmarks/serve_load.py [--demo-run DIR/synthetic/run] [--requests 16] [--clients 4]
+        [--max-batch 8] [--batch-wait-ms 20] [--shares XS,S,M,L] [--cores 1] [--out serve_load.json]
+
+Bounded concurrent clients POST videos to the Ray Serve application on
+127.0.0.1. For each pool, three settings, each a fresh application on the same
+local Ray:
+
+- ``largest``: the costliest member alone (decoding only its frames), batched;
+- ``policy, no batching``: backbone, policy, chosen member, ``max_batch`` 1;
+- ``policy, batching``: the same with ``@serve.batch`` up to ``--max-batch``.
+
+Pools:
+
+- ``synthetic``: the run directory of ``condsel demo`` (its trained pool and
+  selector, at the run's default threshold), on the demo's test videos;
+- ``x3d``: X3D-XS (backbone), -S, -M, -L from the zoo with random weights at
+  their real input sizes (1 clip x 1 centre crop each), on the bundled real
+  Kinetics clip. The route after X3D-XS is drawn in fixed shares, from the
+  demo run's default operating point when given (backbone share -> stop at
+  XS, the middle member's share split evenly between S and M, the costliest's
+  -> L; see ``demo_shares``), else from ``--shares``.
+
+Throughput is requests / wall time of the measured requests (after warm-up);
+latency is per request at the client (HTTP, decoding and queueing included).
+GFLOPs per video come from the answers (members run, plus the selector).
+``ratio`` = (wall-clock speedup) / (GFLOPs speedup) against ``largest``: 1
+means every GFLOP saved is time saved. Everything runs pinned to ``--cores``
+CPU cores (Ray's processes inherit the affinity), so one replica of the
+largest model and the policy's several member replicas share the same CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from condsel.models.costs import FLOP_CONVENTION
+from condsel.pool.config import load_pool_config
+from condsel.pool.run_dir import load_run
+from condsel.selection.affinity import softmax
+from condsel.serve.client import post_video
+from condsel.serve.config import ServeOptions
+from condsel.serve.routing import RunPool, run_member_loaders
+from condsel.video.decode import decode_video
+from condsel.video.sampling import frames_needed
+
+ROOT = Path(__file__).resolve().parents[1]
+KINETICS_CLIP = ROOT / "tests" / "data" / "videos" / "arm_wrestling_cut.mp4"
+X3D_POOL = """\
+backbone = "x3d_xs"
+[models.x3d_xs]
+[models.x3d_s]
+[models.x3d_m]
+[models.x3d_l]
+"""
+SCHEDULE_LENGTH = 20  # requests per cycle of the fixed-share routing
+PORT = 8765
+
+
+class SharesPool:
+    """A served pool that runs ``first``, then one member of ``then`` drawn in fixed shares (None: stop).
+
+    The draws follow a fixed interleaved schedule, so any ``SCHEDULE_LENGTH``
+    consecutive requests take the shares exactly.
+    """
+
+    name = "fixed_shares"
+    threshold = 0.0
+
+    def __init__(self, clips: dict, gflops: dict, classes: int, first: str, then: dict[str | None, float]):
+        self.clips, self.gflops, self.classes, self.first = clips, gflops, classes, first
+        self.then = then
+        self.schedule = itertools.cycle(interleave(then, SCHEDULE_LENGTH))
+        self.short_side = max(c.size for c in clips.values())
+
+    @property
+    def members(self) -> list[str]:
+        return list(self.clips)
+
+    def decode(self, path):
+        return decode_video(path, frames_needed(list(self.clips.values())), short_side=self.short_side)
+
+    def next_members(self, outputs, threshold):
+        if not outputs:
+            return [self.first]
+        if len(outputs) == 1:
+            chosen = next(self.schedule)
+            return [] if chosen is None else [chosen]
+        return []
+
+    def answer(self, video, outputs, threshold, seconds):
+        model = list(outputs)[-1]
+        probs = softmax(np.asarray(outputs[model], dtype=np.float64))
+        c = int(probs.argmax())
+        gflops = sum(self.gflops[m] for m in outputs)
+        return {"video": video, "label": str(c), "score": float(probs[c]), "model": model, "gflops": gflops, "seconds": seconds}
+
+    def describe(self):
+        return {"policy": self.name, "first": self.first, "shares": {str(k): v for k, v in self.then.items()}, "gflops": self.gflops}
+
+
+def interleave(shares: dict, length: int) -> list:
+    """``length`` draws with each key's count proportional to its share, spread evenly (largest remainders)."""
+    total = sum(shares.values())
+    exact = {k: length * v / total for k, v in shares.items()}
+    counts = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[: length - sum(counts.values())]:
+        counts[k] += 1
+    slots = sorted(((i + 0.5) / n, str(k), k) for k, n in counts.items() if n for i in range(n))
+    return [k for _, _, k in slots]
+
+
+def x3d_member(config_path: str, name: str):
+    from condsel import models
+
+    member = load_pool_config(config_path).member(name)
+    return member.clip_spec, models.create_model(member.arch, member.num_classes)
+
+
+def demo_shares(run_dir: Path) -> dict[str, float]:
+    """X3D shares from the demo's chosen-model shares at its default operating point (see the module docstring)."""
+    summary = json.loads((run_dir.parent / "summary.json").read_text())
+    share = summary["latency"]["chosen_share"]
+    order = load_run(run_dir).order
+    backbone, middle, largest = share[order[0]], share[order[1]], share[order[-1]]
+    return {"x3d_xs": backbone, "x3d_s": middle / 2, "x3d_m": middle / 2, "x3d_l": largest}
+
+
+def measure(base: str, videos: list[Path], requests: int, clients: int) -> dict:
+    """Warm up with ``clients`` requests, then time ``requests`` from ``clients`` concurrent clients."""
+    url = f"{base}/v1/predict"
+    paths = [videos[i % len(videos)] for i in range(requests)]
+
+    def one(path):
+        start = time.perf_counter()
+        status, answer = post_video(url, path, timeout=600)
+        if status != 200:
+            raise RuntimeError(f"{path}: HTTP {status}: {answer}")
+        return time.perf_counter() - start, answer
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, paths[:clients]))
+        start = time.perf_counter()
+        results = list(pool.map(one, paths))
+        wall = time.perf_counter() - start
+    latency = np.array([r[0] for r in results])
+    models = [r[1]["model"] for r in results]
+    return {
+        "videos_per_s": requests / wall,
+        "p50_ms": 1000 * float(np.percentile(latency, 50)),
+        "p99_ms": 1000 * float(np.percentile(latency, 99)),
+        "gflops": float(np.mean([r[1]["gflops"] for r in results])),
+        "chosen": {m: models.count(m) / requests for m in sorted(set(models))},
+    }
+
+
+def run_setting(serve, build_graph, load_pool, loaders, options, base, videos, args) -> dict:
+    serve.run(build_graph(load_pool, loaders, options), name="bench", route_prefix="/")
+    try:
+        return measure(base, videos, args.requests, args.clients)
+    finally:
+        serve.delete("bench")
+
+
+def bench_pool(serve, build_graph, name, largest, policy, videos, args, base) -> list[dict]:
+    """``largest`` and ``policy`` are (load_pool, loaders) pairs."""
+    batched = ServeOptions(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+    unbatched = ServeOptions(max_batch=1, batch_wait_ms=0)
+    rows = []
+    for setting, (load_pool, loaders), options in (
+        ("largest", largest, batched),
+        ("policy, no batching", policy, unbatched),
+        ("policy, batching", policy, batched),
+    ):
+        logging.info("%s: %s", name, setting)
+        rows.append({"pool": name, "setting": setting, "max_batch": options.max_batch,
+                     **run_setting(serve, build_graph, load_pool, loaders, options, base, videos, args)})
+    big = rows[0]
+    for row in rows:
+        wall = row["videos_per_s"] / big["videos_per_s"]
+        flops = big["gflops"] / row["gflops"]
+        row.update(wall_speedup=wall, gflops_speedup=flops, ratio=wall / flops)
+    return rows
+
+
+def synthetic_pool(run_dir: Path):
+    run = load_run(run_dir)
+    largest = run.order[-1]
+    loaders = run_member_loaders(run_dir)
+    clips = {largest: run.members[largest].clip}
+    alone = partial(SharesPool, clips, dict(run.gflops), len(run.class_names), largest, {None: 1.0})
+    return (alone, {largest: loaders[largest]}), (partial(RunPool.from_dir, str(run_dir)), loaders)
+
+
+def x3d_pools(config_path: Path, shares: dict[str, float]):
+    config = load_pool_config(config_path)
+    clips = {m.name: m.clip_spec for m in config.members}
+    gflops = {m.name: m.gflops_per_video for m in config.members}
+    loaders = {m.name: partial(x3d_member, str(config_path), m.name) for m in config.members}
+    classes = config.members[0].num_classes
+    then = {None if k == config.backbone else k: v for k, v in shares.items()}
+    largest = max(gflops, key=gflops.get)
+    alone = partial(SharesPool, {largest: clips[largest]}, gflops, classes, largest, {None: 1.0})
+    policy = partial(SharesPool, clips, gflops, classes, config.backbone, then)
+    return (alone, {largest: loaders[largest]}), (policy, loaders), gflops
+
+
+def table(rows: list[dict]) -> str:
+    head = "| pool | setting | max batch | videos/s | p50 ms | p99 ms | GFLOPs/video | wall speedup | GFLOPs speedup | ratio |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    return head + "".join(
+        f"| {r['pool']} | {r['setting']} | {r['max_batch']} | {r['videos_per_s']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+        f"{r['gflops']:.3f} | {r['wall_speedup']:.2f}x | {r['gflops_speedup']:.2f}x | {r['ratio']:.2f} |\n"
+        for r in rows
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo-run", type=Path, help="DIR/synthetic/run from `condsel demo --out DIR` (without it: X3D pool only)")
+    parser.add_argument("--requests", type=int, default=16, help="measured requests per setting (default: 16)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default: 4)")
+    parser.add_argument("--max-batch", type=int, default=8, help="batch size of the batched settings (default: 8)")
+    parser.add_argument("--batch-wait-ms", type=float, default=20.0, help="batch wait of the batched settings (default: 20)")
+    parser.add_argument("--shares", default="0.5,0.2,0.2,0.1", help="X3D XS,S,M,L shares when no --demo-run (default: 0.5,0.2,0.2,0.1)")
+    parser.add_argument("--cores", type=int, default=1, help="CPU cores to pin everything to (default: 1)")
+    parser.add_argument("--pools", nargs="+", choices=["synthetic", "x3d"], default=["synthetic", "x3d"])
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="condsel-ray-", dir="/tmp"))
+    import ray
+    from ray import serve
+
+    from condsel.serve.app import build_graph
+
+    ray.init(num_cpus=args.cores, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+    base = f"http://127.0.0.1:{PORT}"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if "synthetic" in args.pools and args.demo_run:
+            largest, policy = synthetic_pool(args.demo_run)
+            test_csv = args.demo_run.parent / "videos" / "test.csv"
+            videos = [args.demo_run.parent / "videos" / line.split(",")[0] for line in test_csv.read_text().splitlines()[1:]]
+            rows += bench_pool(serve, build_graph, "synthetic", largest, policy, videos, args, base)
+        if "x3d" in args.pools:
+            config_path = Path(tmp) / "pool_x3d.toml"
+            config_path.write_text(X3D_POOL)
+            if args.demo_run:
+                shares = demo_shares(args.demo_run)
+            else:
+                shares = dict(zip(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], map(float, args.shares.split(","))))
+            largest, policy, gflops = x3d_pools(config_path, shares)
+            logging.info("x3d shares %s, GFLOPs per video %s", shares, gflops)
+            rows += bench_pool(serve, build_graph, "x3d", largest, policy, [KINETICS_CLIP], args, base)
+    serve.shutdown()
+    ray.shutdown()
+    print(f"\n{args.requests} requests per setting from {args.clients} clients on 127.0.0.1, {args.cores} CPU core(s), "
+          f"1 torch thread per replica; {FLOP_CONVENTION}\n")
+    print(table(rows))
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
