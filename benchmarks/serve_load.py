@@ -1,12 +1,11 @@
 """Load benchmark for ``condsel serve``: do the GFLOPs a policy saves become wall-clock saved in a service?
 
 Usage:
-    python benchmarks/serve_load.py [--demo-run DIR/synthetic/run] [--requests 16] [--clients 4]
+    python benchmarks/serve_load.py [--demo-run DIR/synthetic/run] [--requests 20] [--clients 4]
         [--max-batch 8] [--batch-wait-ms 20] [--shares XS,S,M,L] [--cores 1] [--out serve_load.json]
 
 Bounded concurrent clients POST videos to the Ray Serve application on
-127.0.0.1. For each pool, three settings, each a fresh application on the same
-local Ray:
+127.0.0.1. For each pool, three settings, each its own application on one local Ray:
 
 - ``largest``: the costliest member alone (decoding only its frames), batched;
 - ``policy, no batching``: backbone, policy, chosen member, ``max_batch`` 1;
@@ -23,7 +22,9 @@ Pools:
   XS, the middle member's share split evenly between S and M, the costliest's
   -> L; see ``demo_shares``), else from ``--shares``.
 
-Throughput is requests / wall time of the measured requests (after warm-up);
+The three applications of a pool are deployed together and measured in
+alternating rounds (after a warm-up), so drifting load on a shared machine
+hits them alike. Throughput is requests / wall time of the measured requests;
 latency is per request at the client (HTTP, decoding and queueing included).
 GFLOPs per video come from the answers (members run, plus the selector).
 ``ratio`` = (wall-clock speedup) / (GFLOPs speedup) against ``largest``: 1
@@ -66,7 +67,7 @@ backbone = "x3d_xs"
 [models.x3d_m]
 [models.x3d_l]
 """
-SCHEDULE_LENGTH = 20  # requests per cycle of the fixed-share routing
+SCHEDULE_LENGTH = 10  # requests per cycle of the fixed-share routing
 PORT = 8765
 
 
@@ -139,55 +140,72 @@ def demo_shares(run_dir: Path) -> dict[str, float]:
     return {"x3d_xs": backbone, "x3d_s": middle / 2, "x3d_m": middle / 2, "x3d_l": largest}
 
 
-def measure(base: str, videos: list[Path], requests: int, clients: int) -> dict:
-    """Warm up with ``clients`` requests, then time ``requests`` from ``clients`` concurrent clients."""
-    url = f"{base}/v1/predict"
-    paths = [videos[i % len(videos)] for i in range(requests)]
+SETTINGS = ("largest", "policy, no batching", "policy, batching")
+
+
+def timed(url: str, paths: list[Path], clients: int) -> tuple[float, list[tuple[float, dict]]]:
+    """Wall seconds and (latency, answer) per request, ``clients`` requests in flight."""
 
     def one(path):
         start = time.perf_counter()
-        status, answer = post_video(url, path, timeout=600)
+        status, answer = post_video(url, path, timeout=900)
         if status != 200:
             raise RuntimeError(f"{path}: HTTP {status}: {answer}")
         return time.perf_counter() - start, answer
 
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, paths[:clients]))
         start = time.perf_counter()
         results = list(pool.map(one, paths))
-        wall = time.perf_counter() - start
+    return time.perf_counter() - start, results
+
+
+def summarise(wall: float, results: list[tuple[float, dict]]) -> dict:
     latency = np.array([r[0] for r in results])
     models = [r[1]["model"] for r in results]
     return {
-        "videos_per_s": requests / wall,
+        "videos_per_s": len(results) / wall,
         "p50_ms": 1000 * float(np.percentile(latency, 50)),
         "p99_ms": 1000 * float(np.percentile(latency, 99)),
         "gflops": float(np.mean([r[1]["gflops"] for r in results])),
-        "chosen": {m: models.count(m) / requests for m in sorted(set(models))},
+        "chosen": {m: models.count(m) / len(models) for m in sorted(set(models))},
     }
 
 
-def run_setting(serve, build_graph, load_pool, loaders, options, base, videos, args) -> dict:
-    serve.run(build_graph(load_pool, loaders, options), name="bench", route_prefix="/")
-    try:
-        return measure(base, videos, args.requests, args.clients)
-    finally:
-        serve.delete("bench")
-
-
 def bench_pool(serve, build_graph, name, largest, policy, videos, args, base) -> list[dict]:
-    """``largest`` and ``policy`` are (load_pool, loaders) pairs."""
+    """``largest`` and ``policy`` are (load_pool, loaders) pairs; the three settings run side by side.
+
+    All three applications are deployed at once and measured in alternating
+    rounds, so a change of load on the machine hits every setting alike.
+    """
     batched = ServeOptions(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     unbatched = ServeOptions(max_batch=1, batch_wait_ms=0)
-    rows = []
-    for setting, (load_pool, loaders), options in (
-        ("largest", largest, batched),
-        ("policy, no batching", policy, unbatched),
-        ("policy, batching", policy, batched),
-    ):
-        logging.info("%s: %s", name, setting)
-        rows.append({"pool": name, "setting": setting, "max_batch": options.max_batch,
-                     **run_setting(serve, build_graph, load_pool, loaders, options, base, videos, args)})
+    setups = dict(zip(SETTINGS, ((largest, batched), (policy, unbatched), (policy, batched))))
+    targets = [
+        serve.RunTarget(build_graph(load_pool, loaders, options), name=f"s{i}", route_prefix=f"/s{i}")
+        for i, ((load_pool, loaders), options) in enumerate(setups.values())
+    ]
+    logging.info("%s: deploying %d applications", name, len(targets))
+    serve.run_many(targets)
+    urls = {setting: f"{base}/s{i}/v1/predict" for i, setting in enumerate(SETTINGS)}
+    per_round = max(1, args.requests // args.rounds)
+    paths = [videos[i % len(videos)] for i in range(per_round * args.rounds)]
+    walls = dict.fromkeys(SETTINGS, 0.0)
+    results = {s: [] for s in SETTINGS}
+    try:
+        for setting in SETTINGS:  # warm-up
+            timed(urls[setting], paths[: args.clients], args.clients)
+        for r in range(args.rounds):
+            for setting in SETTINGS:
+                logging.info("%s: round %d/%d, %s", name, r + 1, args.rounds, setting)
+                wall, answers = timed(urls[setting], paths[r * per_round : (r + 1) * per_round], args.clients)
+                walls[setting] += wall
+                results[setting] += answers
+    finally:
+        for i in range(len(targets)):
+            serve.delete(f"s{i}")
+    rows = [
+        {"pool": name, "setting": s, "max_batch": setups[s][1].max_batch, **summarise(walls[s], results[s])} for s in SETTINGS
+    ]
     big = rows[0]
     for row in rows:
         wall = row["videos_per_s"] / big["videos_per_s"]
@@ -230,8 +248,9 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo-run", type=Path, help="DIR/synthetic/run from `condsel demo --out DIR` (without it: X3D pool only)")
-    parser.add_argument("--requests", type=int, default=16, help="measured requests per setting (default: 16)")
+    parser.add_argument("--requests", type=int, default=20, help="measured requests per setting (default: 20)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default: 4)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds (default: 2)")
     parser.add_argument("--max-batch", type=int, default=8, help="batch size of the batched settings (default: 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=20.0, help="batch wait of the batched settings (default: 20)")
     parser.add_argument("--shares", default="0.5,0.2,0.2,0.1", help="X3D XS,S,M,L shares when no --demo-run (default: 0.5,0.2,0.2,0.1)")

@@ -33,7 +33,9 @@ pytest.importorskip("multipart", reason="condsel serve needs python-multipart (t
 
 import ray  # noqa: E402
 from conftest import FIXTURES  # noqa: E402
+import yaml  # noqa: E402
 from ray import cloudpickle, serve  # noqa: E402
+from ray.serve.schema import ServeDeploySchema  # noqa: E402
 
 from condsel.cli import main  # noqa: E402
 from condsel.pool.inference import pool_table  # noqa: E402
@@ -42,7 +44,7 @@ from condsel.pool.run_dir import load_run, save_run  # noqa: E402
 from condsel.selection.selector import Selector  # noqa: E402
 from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
-from condsel.serve.config import ServeOptions  # noqa: E402
+from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
 from condsel.synthetic.pipeline import calibration_curve  # noqa: E402
@@ -112,6 +114,29 @@ def service(material):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def test_write_config_is_a_ray_serve_config(tmp_path, material):
+    out = tmp_path / "serve.yaml"
+    code = main(["serve", "--run", str(material["run"]), "--write-config", str(out), "--port", "8123", "--max-batch", "4",
+                 "--replicas", "conv3d_l=2", "conv3d_s=1-3", "--threshold", "0.3"])
+    assert code == 0
+    doc = yaml.safe_load(out.read_text())
+    ServeDeploySchema.model_validate(doc)  # the schema `serve deploy` checks
+    (app,) = doc["applications"]
+    assert app["import_path"] == "condsel.serve.app:app_builder"
+    assert app["args"]["run"] == str(material["run"].resolve()) and app["args"]["threshold"] == 0.3 and app["args"]["max_batch"] == 4
+    deployments = {d["name"]: d for d in app["deployments"]}
+    assert set(deployments) == {INGRESS, *load_run(material["run"]).order}
+    assert deployments["conv3d_l"]["num_replicas"] == 2
+    assert deployments["conv3d_s"]["autoscaling_config"]["max_replicas"] == 3
+    assert all("ray_actor_options" in d for d in deployments.values())
+    assert doc["http_options"] == {"host": "127.0.0.1", "port": 8123}
+
+
+def test_write_config_rejects_unknown_replica_names(tmp_path, material, capsys):
+    assert main(["serve", "--run", str(material["run"]), "--write-config", str(tmp_path / "s.yaml"), "--replicas", "nope=2"]) == 2
+    assert "nope" in capsys.readouterr().err
 
 
 def _predict_cli(capsys, material, files) -> dict[str, dict]:
