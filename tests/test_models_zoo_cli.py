@@ -12,7 +12,8 @@ from condsel import cli
 from condsel.commands import zoo
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pool_x3d_kinetics.toml"
-ISSUE_MODELS = {"x3d_xs", "x3d_s", "x3d_m", "x3d_l", "resnet18", "resnet152", "efficientnet_b0", "i3d_rgb", "i3d_flow"}
+ISSUE_MODELS = {"x3d_xs", "x3d_s", "x3d_m", "x3d_l", "resnet18", "resnet152", "efficientnet_b0", "i3d_rgb", "i3d_flow",
+                "bninception_rgb", "bninception_flow"}
 
 
 def _run(argv: list[str]) -> int:
