@@ -7,11 +7,11 @@ fitted on random targets: predictions are meaningless, the pipeline is not.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 
 from condsel.cli import main
 from condsel.selection.curves import choose_models, selection_costs
@@ -26,9 +26,8 @@ from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KINETICS = DATA / "videos" / "kinetics_arm_wrestling.mp4"
-AVI = DATA / "videos" / "unlabelled_test.avi"
+KINETICS = FIXTURES / "videos" / "arm_wrestling_cut.mp4"
+AVI = FIXTURES / "videos" / "unlabelled_test_cut.avi"
 
 
 @pytest.fixture(scope="module")

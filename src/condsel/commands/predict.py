@@ -47,12 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from condsel.pool.run_dir import load_run
     from condsel.video.decode import VideoDecodeError
 
-    try:
-        loaded = load_run(args.run)
-        threshold = _threshold(args, loaded)
-    except ValueError as e:
-        print(f"condsel predict: error: {e}", file=sys.stderr)
-        return 2
+    loaded = load_run(args.run)
+    threshold = _threshold(args, loaded)
     warm_up(loaded)
     results = []
     for path in tqdm(args.videos, desc="predict", unit="video", disable=None, leave=False):
