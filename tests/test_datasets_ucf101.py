@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, shared_data
+from scipy.io import loadmat
 
 from condsel.cli import main
 from condsel.datasets.ucf101 import (
@@ -23,12 +25,9 @@ from condsel.datasets.ucf101 import (
     ucf101_more_sources,
     ucf101_score_files,
 )
+from condsel.selection.importers import join_scores, read_scores
 from condsel.selection.metrics import topk_correct
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MORE = DATA / "ucf101_more"
-needs_data = pytest.mark.skipif(not (MORE / "seqvlad").is_dir() or not (DATA / "ucf101_scores").is_dir(),
-                                reason="needs ../shared/data/ucf101_scores and ucf101_more (published UCF101 scores)")
 
 # split 1 top-1 as stated in the data README (DMC-Net authors' logs, gulvarol/ltc's IDT)
 README_TOP1 = {"mv": 68.0, "residual": 78.7, "gen_flow": 80.0, "flow": 82.7, "iframe": 86.7, "idt": 83.6,
@@ -40,30 +39,54 @@ def _top1(table, model) -> float:
     return 100 * topk_correct(table.logits[model], table.labels).mean()
 
 
-def _seqvlad_reference(stream: str, split: int) -> float:
-    data = np.load(MORE / "seqvlad" / f"ucf101_{stream}_split{split}.npz", allow_pickle=True, encoding="latin1")
-    predictions = np.array([np.asarray(row[0]).reshape(-1).argmax() for row in data["scores"]])
-    return 100 * (predictions == data["labels"]).mean()
+def _seqvlad_reference(data: Path, stream: str, split: int) -> float:
+    stored = np.load(data / "ucf101_more" / "seqvlad" / f"ucf101_{stream}_split{split}.npz", allow_pickle=True,
+                     encoding="latin1")
+    return _stored_top1(stored)
+
+
+def _stored_top1(stored) -> float:
+    predictions = np.array([np.asarray(row[0]).reshape(-1).argmax() for row in stored["scores"]])
+    return 100 * (predictions == stored["labels"]).mean()
+
+
+def test_subset_fixture_joins_three_codebases():
+    """202 real videos of every model (tests/data), the SeqVLAD rows in their published, sorted order."""
+    sources = {**ucf101_score_files(FIXTURES / "ucf101_scores_subset", 1),
+               **ucf101_more_sources(FIXTURES / "ucf101_more_subset", 1)}
+    table = join_scores({m: read_scores(sources[m]) for m in UCF101_KEYS})
+    assert table.num_samples == 202 and table.class_names[34:36] == ["Hammering", "HammerThrow"]
+    for stream in ("rgb", "flow"):
+        stored = np.load(FIXTURES / "ucf101_more_subset" / "seqvlad" / f"ucf101_{stream}_split1.npz", allow_pickle=True)
+        assert _top1(table, f"seqvlad_{stream}") == pytest.approx(_stored_top1(stored), abs=1e-9)
+    mat = loadmat(FIXTURES / "ucf101_more_subset" / "idt" / "ucf_idt_split1.mat")  # gulvarol/ltc's MATLAB recipe
+    expected = 100 * np.mean(mat["scores_idt"].argmax(1) + 1 == mat["gt_idt"].reshape(-1))
+    assert _top1(table, "idt") == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.fixture(scope="module")
-def split1():
-    return load_ucf101_pool(DATA, 1, UCF101_KEYS)
+def data() -> Path:
+    """``../shared/data``, holding the whole published files (skips without them)."""
+    shared_data("ucf101_scores")
+    return shared_data("ucf101_more").parent
 
 
-@needs_data
-def test_split1_top1_of_every_model(split1):
+@pytest.fixture(scope="module")
+def split1(data):
+    return load_ucf101_pool(data, 1, UCF101_KEYS)
+
+
+def test_split1_top1_of_every_model(data, split1):
     assert split1.num_samples == 3783 and sorted(split1.logits) == sorted(UCF101_KEYS)
     for model, published in README_TOP1.items():
         assert _top1(split1, model) == pytest.approx(published, abs=0.5), model
     for model in ("mv", "residual", "gen_flow", "flow", "iframe", "idt"):
         assert _top1(split1, model) == pytest.approx(README_TOP1[model], abs=0.05), model
     # the README's SeqVLAD figures (86.4, 88.1) are 0.3-0.4 below what the files give by their authors' own recipe
-    assert _top1(split1, "seqvlad_rgb") == pytest.approx(_seqvlad_reference("rgb", 1), abs=1e-9)
-    assert _top1(split1, "seqvlad_flow") == pytest.approx(_seqvlad_reference("flow", 1), abs=1e-9)
+    assert _top1(split1, "seqvlad_rgb") == pytest.approx(_seqvlad_reference(data, "rgb", 1), abs=1e-9)
+    assert _top1(split1, "seqvlad_flow") == pytest.approx(_seqvlad_reference(data, "flow", 1), abs=1e-9)
 
 
-@needs_data
 def test_seqvlad_rows_are_realigned_to_their_videos(split1):
     """Rows of 4 classes sit in sorted-list order in the files; read in line order they would be ~0% right."""
     for name in ("Hammering", "HammerThrow", "JumpRope", "JumpingJack"):
@@ -73,22 +96,20 @@ def test_seqvlad_rows_are_realigned_to_their_videos(split1):
             assert (split1.logits[model][members].argmax(1) == index).mean() > 0.3, (model, name)
 
 
-@needs_data
-def test_classes_follow_classind_and_groups_follow_videos(split1):
-    class_index = [line.split()[1] for line in (MORE / "seqvlad" / "classInd.txt").read_text().splitlines()]
+def test_classes_follow_classind_and_groups_follow_videos(data, split1):
+    class_index = [line.split()[1] for line in (data / "ucf101_more" / "seqvlad" / "classInd.txt").read_text().splitlines()]
     assert split1.class_names == class_index  # the DMC-Net order, which is classInd.txt's
     # split 1 tests on groups 1-7 of every class (UCF101's official split definition)
     assert len(np.unique(split1.groups)) == 7 * 101
     assert {g.rsplit("_g", 1)[1] for g in split1.groups} == {f"{i:02d}" for i in range(1, 8)}
 
 
-@needs_data
 @pytest.mark.parametrize("split", [2, 3])
-def test_other_splits_join(split):
-    table = load_ucf101_pool(DATA, split, UCF101_KEYS)
+def test_other_splits_join(data, split):
+    table = load_ucf101_pool(data, split, UCF101_KEYS)
     assert table.num_samples == SIZES[split]
     for stream in ("rgb", "flow"):
-        assert _top1(table, f"seqvlad_{stream}") == pytest.approx(_seqvlad_reference(stream, split), abs=1e-9)
+        assert _top1(table, f"seqvlad_{stream}") == pytest.approx(_seqvlad_reference(data, stream, split), abs=1e-9)
     assert all(_top1(table, m) > 60 for m in table.logits)
 
 
@@ -126,9 +147,8 @@ def test_costs_reject_unknown_keys():
         ucf101_costs(["mv", "tsn"])
 
 
-@needs_data
-def test_table_cli_on_the_7_network_pool_uses_derived_costs(tmp_path):
-    sources = {**ucf101_score_files(DATA / "ucf101_scores", 1), **ucf101_more_sources(MORE, 1)}
+def test_table_cli_on_the_7_network_pool_uses_derived_costs(data, tmp_path):
+    sources = {**ucf101_score_files(data / "ucf101_scores", 1), **ucf101_more_sources(data / "ucf101_more", 1)}
     argv = ["table", "--backbone", "mv", "--folds", "3", "--bootstrap", "0", "--out", str(tmp_path)]
     for name in UCF101_POOL7:
         argv += ["--scores", f"{name}={sources[name]}"]
@@ -137,4 +157,4 @@ def test_table_cli_on_the_7_network_pool_uses_derived_costs(tmp_path):
     costs, _ = ucf101_costs(UCF101_POOL7)
     for name in UCF101_POOL7:
         assert summary["models"][name]["gflops"] == pytest.approx(costs[name], rel=1e-6)
-    assert summary["models"]["seqvlad_flow"]["top1"] == pytest.approx(_seqvlad_reference("flow", 1), abs=0.01)
+    assert summary["models"]["seqvlad_flow"]["top1"] == pytest.approx(_seqvlad_reference(data, "flow", 1), abs=0.01)
