@@ -13,6 +13,7 @@ from condsel.video.decode import DecodedVideo
 from condsel.video.sampling import (
     ClipSpec,
     clip_indices,
+    frames_for,
     frames_needed,
     resize_short_side,
     spatial_crops,
@@ -108,3 +109,18 @@ def test_bad_specs_are_refused():
         ClipSpec(num_frames=4, stride=1, size=8, crops=2)
     with pytest.raises(ValueError, match="positive"):
         ClipSpec(num_frames=0, stride=1, size=8)
+
+
+@pytest.mark.parametrize("missing", [[], [0, 1, 2], [5, 6, 7, 8, 9]])
+def test_frames_for_keeps_only_a_specs_frames_and_its_views(missing):
+    """A pool's decoded frames (some absent, as after a short decode) cut to one spec's: same views, fewer rows."""
+    small, large = ClipSpec(num_frames=4, stride=4, size=32), ClipSpec(num_frames=8, stride=1, size=48, clips=2, crops=3)
+    full = _video(40, 48, 64)
+    keep = np.setdiff1d(frames_needed([small, large])(40, 8.0), missing)
+    video = DecodedVideo("v", full.frames[keep], keep, 40, 8.0)
+    for spec in (small, large):
+        cut = frames_for(video, spec)
+        assert len(cut.indices) < len(video.indices) and set(cut.indices) <= set(video.indices)
+        np.testing.assert_array_equal(sampling.test_views(cut, spec), sampling.test_views(video, spec))
+    # hand check: the small spec's centred clip over 40 frames at stride 4 reads frames 12, 16, 20, 24
+    assert frames_for(_video(40, 48, 64), small).indices.tolist() == [12, 16, 20, 24]

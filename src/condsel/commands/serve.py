@@ -24,7 +24,8 @@ Without --address (or RAY_ADDRESS) a local Ray starts here and stops on
 SIGINT/SIGTERM; with it, the application is added to that cluster and removed
 on exit. --write-config writes a Ray Serve config for `serve deploy` instead of
 serving. Metrics (condsel_requests, condsel_batch_size, condsel_request_seconds,
-...) go to Ray's Prometheus endpoint. GFLOPs are multiply-adds (X3D/fvcore).
+...) go to Ray's Prometheus endpoint (http://NODE_IP:PORT/metrics, PORT set by
+--metrics-port for a local Ray). GFLOPs are multiply-adds (X3D/fvcore).
 """
 
 # Seconds allowed for Serve and Ray to stop after a signal.
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
     p.add_argument("--torch-threads", type=int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
     p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="Prometheus port of the local Ray's metrics agent (default: Ray picks one)")
     p.add_argument("--write-config", default=None, metavar="YAML", help="write a Ray Serve config for `serve deploy` and exit")
     p.set_defaults(func=run)
 
@@ -98,7 +100,7 @@ def _serve(args: argparse.Namespace, run_dir, options) -> int:
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=args.metrics_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -35,7 +35,7 @@ from condsel.serve.config import INGRESS, ServeOptions, deployment_options
 from condsel.serve.metrics import IngressMetrics, MemberMetrics
 from condsel.serve.routing import RunPool, execute, run_member_loaders
 from condsel.video.decode import DecodedVideo, VideoDecodeError
-from condsel.video.sampling import ClipSpec
+from condsel.video.sampling import ClipSpec, frames_for
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,10 @@ class _Rejected(Exception):
 @serve.deployment
 @serve.ingress(api)
 class Ingress:
-    """HTTP in, decoding once, the policy's loop over member handles, the ``condsel predict`` answer out."""
+    """HTTP in, decoding once, the policy's loop over member handles, the ``condsel predict`` answer out.
+
+    Each member is sent only the decoded frames it samples from (``frames_for``).
+    """
 
     def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict):
         self.pool = load_pool()
@@ -122,7 +125,7 @@ class Ingress:
         self.metrics = IngressMetrics()
 
     async def _member(self, name: str, video: DecodedVideo) -> np.ndarray:
-        return await self.members[name].remote(video)
+        return await self.members[name].remote(frames_for(video, self.pool.clips[name]))
 
     @api.post("/v1/predict")
     async def predict(self, request: Request) -> JSONResponse:

@@ -1,8 +1,9 @@
 """What the service decides per video, without Ray: which members run, and the answer.
 
 A *served pool* is what the ingress holds. It exposes the policy protocol's
-online half (``next_members`` / the final answer), the frames to decode, and
-a description for ``GET /v1/models``. ``RunPool`` adapts a run directory, so
+online half (``next_members`` / the final answer), the frames to decode, each
+member's ``clips`` (how it samples), the default ``threshold`` and a
+description for ``GET /v1/models``. ``RunPool`` adapts a run directory, so
 the service answers exactly what ``condsel predict`` answers on the same file.
 """
 
@@ -42,6 +43,7 @@ class RunPool:
     def __init__(self, run: Run, threshold: float):
         self.run = run
         self.threshold = float(threshold)
+        self.clips = {name: run.members[name].clip for name in run.order}
 
     @classmethod
     def from_dir(cls, root: str | Path, threshold: float | None = None) -> RunPool:

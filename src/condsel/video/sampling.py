@@ -81,6 +81,19 @@ def frames_needed(specs: Sequence[ClipSpec]) -> FrameSelector:
     return select
 
 
+def frames_for(video: DecodedVideo, spec: ClipSpec) -> DecodedVideo:
+    """The rows of ``video`` that ``test_views(video, spec)`` reads, and no others.
+
+    A video decoded once for a whole pool holds every member's frames; a
+    member served in another process gets only its own (``condsel serve``
+    sends far fewer bytes), and its views are unchanged: each wanted index
+    still maps to the same decoded frame.
+    """
+    wanted = test_clip_indices(spec, video.num_frames, video.fps).ravel()
+    rows = np.unique(np.clip(np.searchsorted(video.indices, wanted, side="right") - 1, 0, len(video.indices) - 1))
+    return DecodedVideo(video.path, video.frames[rows], video.indices[rows], video.num_frames, video.fps)
+
+
 def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
     """(T, H, W, 3) uint8 -> short side ``size``, aspect kept (area filter when shrinking)."""
     _, h, w, _ = frames.shape
