@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +44,18 @@ def read_scores(path: str | Path) -> ModelScores:
         raise ValueError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
         return _read_csv(path)
-    with np.load(path, allow_pickle=False) as data:
-        keys = set(data.files)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not an .npz archive (truncated, or another kind of file); expected .npz or .csv")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = set(data.files)
+            plain = {k: data[k] for k in ("names", "labels", "logits", "features") if k in keys} if "scores" not in keys else {}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{path}: corrupt .npz archive: {e}") from e
     if "scores" in keys:
         return _read_dmcnet(path)
     if {"names", "labels", "logits"} <= keys:
-        with np.load(path, allow_pickle=False) as data:
-            return _checked(path, data["names"], data["labels"], data["logits"], data["features"] if "features" in keys else None)
+        return _checked(path, plain["names"], plain["labels"], plain["logits"], plain.get("features"))
     raise ValueError(f"{path}: unrecognised layout (keys {sorted(keys)}); expected names/labels/logits or DMC-Net scores")
 
 
