@@ -51,7 +51,7 @@ def read_scores(path: str | Path) -> ModelScores:
             keys = set(data.files)
             plain = {k: data[k] for k in ("names", "labels", "logits", "features") if k in keys} if "scores" not in keys else {}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt .npz archive: {e}") from e
+        raise ValueError(f"{path}: cannot read the .npz archive: {e}") from e
     if "scores" in keys:
         return _read_dmcnet(path)
     if {"names", "labels", "logits"} <= keys:
