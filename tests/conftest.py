@@ -23,7 +23,7 @@ def shared_data(relpath: str) -> Path:
     """``../shared/data/relpath``, or skip the calling test when it is absent."""
     path = SHARED_DATA / relpath
     if not path.exists():
-        pytest.skip(f"needs ../shared/data/{relpath}: the large published files, present in CI")
+        pytest.skip(f"needs ../shared/data/{relpath}: the published files kept beside the checkout, present in CI")
     return path
 
 

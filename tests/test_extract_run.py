@@ -22,6 +22,7 @@ from condsel.extract import load_store
 from condsel.extract.store import Store
 from condsel.pool.inference import run_member
 from condsel.pool.run_dir import load_run
+from condsel.selection.sources import load_table
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.decode import DecodedVideo, decode_video
@@ -85,6 +86,10 @@ def test_outputs_equal_the_pool_inference_of_condsel_demo(material, logits_store
                 np.testing.assert_allclose(table.features[member.name][i], ref.features[0], atol=1e-5)
     expected_labels = {name: CLASS_NAMES.index(label) for name, label in material["good"]}
     assert table.labels.tolist() == [expected_labels[n] for n in table.names]
+    # `condsel table --store` and the Python API name the store the same way
+    same = load_table(logits_store)
+    np.testing.assert_array_equal(same.names, table.names)
+    assert same.gflops == table.gflops and all(np.array_equal(same.logits[m], table.logits[m]) for m in table.logits)
 
 
 def test_softmax_aggregation_is_the_mean_view_probability(material, logits_store):

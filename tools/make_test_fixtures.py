@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from condsel._io import load_npy, load_npz
-from condsel.datasets.thumos import WTALC_FILES, activitynet_document, load_wtalc
+from condsel.datasets.thumos import WTALC_FILES, GroundTruth, activitynet_document, load_wtalc
 from condsel.datasets.ucf101 import ucf101_score_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def thumos_short_videos(train: int = 100, test: int = 30, max_seconds: float = 1
     full = load_wtalc(SHARED / "thumos14" / "wtalc_reduced")
     short = sorted(n for n, v in full.videos.items() if v.duration < max_seconds)
     keep = [n for n in short if "validation" in n][:train] + [n for n in short if "test" in n][:test]
-    gt = type(full)(full.classes, {n: full.videos[n] for n in keep}, "subset")
+    gt = GroundTruth(full.classes, {n: full.videos[n] for n in keep}, "subset")
     (OUT / "thumos14" / "short_videos_gt.json").write_text(json.dumps(activitynet_document(gt)))
 
 

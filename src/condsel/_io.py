@@ -17,6 +17,7 @@ import os
 import pickle
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -89,12 +90,15 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_npy(f: BinaryIO, source: str, encoding: str) -> np.ndarray:
-    version = npy_format.read_magic(f)
-    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
-    shape, _, dtype = read_header(f)
-    if not dtype.hasobject:
-        f.seek(0)
-        return np.load(f, allow_pickle=False)
+    try:
+        version = npy_format.read_magic(f)
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+        if not dtype.hasobject:
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{source}: not a readable .npy array: {e}") from e
     try:
         array = _ArraysOnlyUnpickler(f, encoding=encoding).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as e:
@@ -142,6 +146,6 @@ def load_npz(path: str | Path, encoding: str = "ASCII") -> dict[str, np.ndarray]
                     continue
                 data = io.BytesIO(archive.read(member))
                 out[member[: -len(".npy")]] = _read_npy(data, f"{path}:{member}", encoding)
-    except (OSError, zipfile.BadZipFile) as e:
+    except (OSError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path}: not a readable .npz archive: {e}") from e
     return out

@@ -123,14 +123,11 @@ def run(args: argparse.Namespace) -> int:
 def _table(args):
     """The table with costs, its default backbone and a line saying what data it is."""
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
-    from condsel.commands.table import (
-        _load_table,  # the table command's loader: same sources, same default costs
-    )
     from condsel.models.costs import load_costs_toml
+    from condsel.selection.sources import default_costs, load_table
 
-    source = argparse.Namespace(bundled=None if args.table else "ucf101-split1", table=args.table, store=None, scores=None)
-    table, costs, _ = _load_table(source)
-    costs = dict(costs)
+    table = load_table(args.table or "ucf101-split1")
+    costs, _ = default_costs(table)
     if args.costs:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: g for m, g in costs.items() if m in table.logits})

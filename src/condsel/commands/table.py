@@ -65,12 +65,13 @@ def run(args: argparse.Namespace) -> int:
     from condsel.selection.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
+    from condsel.selection.sources import default_costs, load_table
     from condsel.selection.summary import format_summary
 
-    table, default_costs, derivation = _load_table(args)
+    table = load_table(_source(args))
+    costs, derivation = default_costs(table)
     if args.models:
         table = table.select_models(args.models)
-    costs = dict(default_costs)
     if args.costs:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
@@ -95,26 +96,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_table(args):
-    """The table, default costs for its models, and how those were derived."""
-    from condsel.datasets.ucf101 import UCF101_KEYS, load_ucf101_split1, ucf101_costs
-    from condsel.selection.importers import join_scores, read_scores
-    from condsel.selection.table import PredictionTable
-
-    if args.bundled:
-        table = load_ucf101_split1()
-    elif args.table:
-        table = PredictionTable.load(args.table)
-    elif args.store:
-        from condsel.extract.store import load_store
-
-        table = load_store(args.store)
-    else:
+def _source(args: argparse.Namespace):
+    """The one table source the mutually exclusive options name, as :func:`load_table` takes it."""
+    if args.scores:
         names = [n for n, _ in args.scores]
         if len(set(names)) != len(names):
-            raise SystemExit(f"condsel table: a model name is given twice in --scores: {names}")
-        table = join_scores({name: read_scores(path) for name, path in args.scores})
-    if set(table.logits) <= set(UCF101_KEYS):
-        costs, lines = ucf101_costs(table.logits)
-        return table, costs, ["UCF101 models (DMC-Net/CoViAR, SeqVLAD), derived from their architectures:"] + lines
-    return table, dict(table.gflops), [f"{m}: {g:.3f} GFLOPs/video (stored with the table)" for m, g in table.gflops.items()]
+            raise ValueError(f"a model name is given twice in --scores: {names}")
+        return dict(args.scores)
+    return args.bundled or args.table or args.store

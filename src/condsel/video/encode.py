@@ -16,11 +16,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -
     """Encode (T, H, W, 3) uint8 RGB frames (even H and W) with libx264, atomically.
 
     The bytes are identical from run to run: one encoder thread, and no
-    macroblock-tree rate control, whose AVX-512 kernels read uninitialised
-    padding on frames only a few macroblocks wide (64x48 synthetic clips gave
-    different bytes for the same frames). ``tune fastdecode`` (no CABAC, no
-    deblocking) roughly halves decoding time for ~10% more bytes, so that
-    decoding stays a small part of inference.
+    macroblock-tree rate control. With the tree, x264's AVX-512 code gave
+    different bytes for the same 64x48 frames from run to run (its AVX2 code,
+    or no tree, did not). ``tune fastdecode`` (no CABAC, no deblocking) roughly
+    halves decoding time for ~10% more bytes, so that decoding stays a small
+    part of inference.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
