@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel.video.decode import VideoDecodeError
 
     loaded = load_run(args.run)
-    threshold = _threshold(args, loaded)
+    threshold = loaded.operating_threshold(args.threshold, args.budget)
     warm_up(loaded)
     results = []
     for path in tqdm(args.videos, desc="predict", unit="video", disable=None, leave=False):
@@ -70,12 +70,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"condsel predict: {failed} of {len(results)} videos failed", file=sys.stderr)
     return 1 if failed else 0
 
-
-def _threshold(args: argparse.Namespace, loaded) -> float:
-    if args.threshold is not None:
-        if not 0.0 <= args.threshold <= 1.0:
-            raise ValueError(f"--threshold {args.threshold} is outside [0, 1]")
-        return args.threshold
-    if args.budget is not None:
-        return loaded.threshold_for_budget(args.budget)
-    return loaded.threshold

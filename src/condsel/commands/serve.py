@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
         import ray.serve  # noqa: F401
     except ImportError as e:
         raise CondselError(f"condsel serve needs the serve extra: pip install 'condsel[serve]' ({e})") from e
-    from condsel.commands.predict import _threshold
     from condsel.pool.run_dir import load_run
     from condsel.serve.config import Replicas, ServeOptions
 
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     replicas = dict(Replicas.parse(text) for text in args.replicas)
     run_dir = loaded.root.resolve()
     options = ServeOptions(
-        threshold=_threshold(args, loaded),
+        threshold=loaded.operating_threshold(args.threshold, args.budget),
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
         max_upload_mb=args.max_upload_mb,

@@ -65,6 +65,16 @@ class Run:
         """A fresh copy of member ``name`` from its checkpoint (for the load-per-selection mode)."""
         return load_member(self.members[name], len(self.class_names), self.checkpoint(name))
 
+    def operating_threshold(self, threshold: float | None = None, budget: float | None = None) -> float:
+        """``threshold`` if given (checked), else the threshold for ``budget``, else the run's default."""
+        if threshold is not None:
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"--threshold {threshold} is outside [0, 1]")
+            return threshold
+        if budget is not None:
+            return self.threshold_for_budget(budget)
+        return self.threshold
+
     def threshold_for_budget(self, budget: float) -> float:
         """The threshold of the costliest calibration point whose mean GFLOPs stay within ``budget``."""
         within = [p for p in self.calibration if p["gflops"] <= budget + 1e-12]
