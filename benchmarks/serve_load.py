@@ -30,8 +30,9 @@ GFLOPs per video come from the answers (members run, plus the selector).
 ``ratio`` = (wall-clock speedup) / (GFLOPs speedup) against ``largest, no
 batching`` (on a CPU the faster of the two largest settings: batching big 3D
 inputs costs more per view there): 1 means every GFLOP saved is time saved. Everything runs pinned to ``--cores``
-CPU cores (Ray's processes inherit the affinity), so one replica of the
-largest model and the policy's several member replicas share the same CPUs.
+CPU cores (Ray's processes inherit the affinity); the largest model alone
+gets one replica per core, the policy one replica per member, all sharing the
+same CPUs.
 """
 
 from __future__ import annotations
@@ -181,7 +182,15 @@ def bench_pool(serve, build_graph, name, largest, policy, videos, args, base) ->
     """
     batched = ServeOptions(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     unbatched = ServeOptions(max_batch=1, batch_wait_ms=0)
-    setups = dict(zip(SETTINGS, ((largest, unbatched), (largest, batched), (policy, unbatched), (policy, batched))))
+    # the largest model alone gets one replica per core, so it can use as many cores as the policy's members
+    (alone,) = largest[1]
+    spread = {alone: [args.cores, args.cores]}
+    setups = dict(zip(SETTINGS, (
+        (largest, ServeOptions(max_batch=1, batch_wait_ms=0, replicas=spread)),
+        (largest, ServeOptions(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, replicas=spread)),
+        (policy, unbatched),
+        (policy, batched),
+    )))
     targets = [
         serve.RunTarget(build_graph(load_pool, loaders, options), name=f"s{i}", route_prefix=f"/s{i}")
         for i, ((load_pool, loaders), options) in enumerate(setups.values())
@@ -206,7 +215,8 @@ def bench_pool(serve, build_graph, name, largest, policy, videos, args, base) ->
         for i in range(len(targets)):
             serve.delete(f"s{i}")
     rows = [
-        {"pool": name, "setting": s, "max_batch": setups[s][1].max_batch, **summarise(walls[s], results[s])} for s in SETTINGS
+        {"pool": name, "setting": s, "cores": args.cores, "max_batch": setups[s][1].max_batch, **summarise(walls[s], results[s])}
+        for s in SETTINGS
     ]
     big = rows[SETTINGS.index(BASELINE)]
     for row in rows:
@@ -239,9 +249,9 @@ def x3d_pools(config_path: Path, shares: dict[str, float]):
 
 
 def table(rows: list[dict]) -> str:
-    head = "| pool | setting | max batch | videos/s | p50 ms | p99 ms | GFLOPs/video | wall speedup | GFLOPs speedup | ratio |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    head = "| pool | cores | setting | max batch | videos/s | p50 ms | p99 ms | GFLOPs/video | wall speedup | GFLOPs speedup | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     return head + "".join(
-        f"| {r['pool']} | {r['setting']} | {r['max_batch']} | {r['videos_per_s']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+        f"| {r['pool']} | {r['cores']} | {r['setting']} | {r['max_batch']} | {r['videos_per_s']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
         f"{r['gflops']:.3f} | {r['wall_speedup']:.2f}x | {r['gflops_speedup']:.2f}x | {r['ratio']:.2f} |\n"
         for r in rows
     )

@@ -91,13 +91,14 @@ def material(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(material):
     """``condsel serve`` in a subprocess with its own local Ray (2 CPUs, no dashboard, temp dir under /tmp)."""
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     ray_tmp = tempfile.mkdtemp(prefix="condsel-ray-", dir="/tmp")  # Ray's socket paths must stay short
     log = material["root"] / "serve.log"
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "condsel", "serve", "--run", str(material["run"]), "--port", str(port), "--ray-cpus", "2",
-               "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4"]
+               "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4",
+               "--metrics-port", str(metrics_port)]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -110,7 +111,7 @@ def service(material):
     while "Ray at " not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
     address = log.read_text().split("Ray at ")[1].split(";")[0]
-    yield {"proc": proc, "base": base, "log": log, "address": address}
+    yield {"proc": proc, "base": base, "log": log, "address": address, "metrics": f"http://127.0.0.1:{metrics_port}/metrics"}
     if proc.poll() is None:
         proc.kill()
         proc.wait()
@@ -201,6 +202,23 @@ def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
     assert missing.value.code == 400
     assert get_json(f"{service['base']}/healthz")[0] == 200
     assert post_video(url, good)[0] == 200
+
+
+def test_metrics_reach_the_prometheus_endpoint(service):
+    """After the requests above: requests by chosen model and batch sizes per member, on Ray's Prometheus endpoint."""
+    deadline, text = time.monotonic() + 45, ""
+    while time.monotonic() < deadline:  # Ray's agent exports every few seconds
+        with urllib.request.urlopen(service["metrics"], timeout=10) as response:
+            text = response.read().decode()
+        if "ray_condsel_requests_total{" in text and "ray_condsel_batch_size_count{" in text:
+            break
+        time.sleep(2)
+    served = [line for line in text.splitlines() if line.startswith("ray_condsel_requests_total{")]
+    assert served and all('model="' in line for line in served)
+    batches = [line for line in text.splitlines() if line.startswith("ray_condsel_batch_size_count{")]
+    assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= {m.name for m in DEFAULT_POOL}
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= REQUESTS
+    assert "ray_condsel_request_seconds_bucket{" in text and 'status="413"' in text
 
 
 class Exploding(torch.nn.Module):
