@@ -10,16 +10,8 @@ import pytest
 from condsel.datasets.ucf101 import load_ucf101_split1
 from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
 from condsel.selection.curves import choose_models
-from condsel.selection.policies import (
-    NEVER,
-    CascadePolicy,
-    NotFittedError,
-    SelectorPolicy,
-    grid_totals,
-    load_policy,
-    stage_confidence,
-    stop_stages,
-)
+from condsel.selection.policies import CascadePolicy, NotFittedError, SelectorPolicy, load_policy
+from condsel.selection.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
 from condsel.selection.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -182,7 +174,8 @@ def _tiny_pool(n=24, seed=3) -> PredictionTable:
 
 def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[float, float]]:
     """Pareto (cost, accuracy) over every threshold vector built from the stages' own confidences."""
-    probs = policy._prefix_probs([table.logits[m] for m in policy.members_])
+    order = policy.members_
+    probs = [policy._fused(table.logits, tuple(sorted(order[: k + 1]))) for k in range(len(order))]
     conf = np.stack([stage_confidence(p, False, policy.stop) for p in probs[:-1]], axis=1)
     hits = np.stack([p.argmax(1) == table.labels for p in probs], axis=1)
     cum = np.cumsum([table.gflops[m] for m in policy.members_])
@@ -202,7 +195,7 @@ def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[flo
 @pytest.mark.parametrize("stop", ["maxprob", "margin"])
 def test_cascade_threshold_search_matches_brute_force(stop):
     table = _tiny_pool()
-    policy = CascadePolicy(stop=stop).fit(table)
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3"], stop=stop, grid=64).fit(table)  # grid covers every distinct confidence
     found = {(round(p["gflops"], 9), round(q["top1"] / 100, 9)) for p, q in zip(policy.front_, policy.sweep(table))}
     assert found == _brute_front(policy, table)
 
@@ -213,7 +206,7 @@ def test_long_cascades_use_coordinate_ascent_and_stay_on_a_sound_front():
     logits = dict(base.logits)
     logits.update({f"x{k}": logits["m3"] + rng.normal(size=logits["m3"].shape).astype(np.float32) for k in range(2)})
     table = PredictionTable(base.names, base.labels, logits, gflops={**base.gflops, "x0": 12.0, "x1": 15.0})
-    policy = CascadePolicy().fit(table)
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3", "x0", "x1"]).fit(table)
     points = policy.sweep(table)
     costs = [p["gflops"] for p in points]
     assert costs == sorted(costs) and len(points) >= 3
@@ -224,5 +217,5 @@ def test_long_cascades_use_coordinate_ascent_and_stay_on_a_sound_front():
 def test_stacked_fusion_is_fitted_on_training_samples_only(ucf):
     a = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450)))
     b = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450, 900)))
-    assert a.weights_[1] != b.weights_[1]
-    assert a.weights_[1][1] > a.weights_[1][0]  # iframe (86.7%) outweighs mv (68.0%)
+    assert a.weights_["iframe+mv"] != b.weights_["iframe+mv"]
+    assert a.weights_["iframe+mv"]["iframe"] > a.weights_["iframe+mv"]["mv"]  # iframe (86.7%) outweighs mv (68.0%)

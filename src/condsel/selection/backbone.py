@@ -9,7 +9,7 @@ import numpy as np
 from condsel.selection.crossfit import fit_folds, oof_sweep
 from condsel.selection.curves import curve_at, pareto_front
 from condsel.selection.fusion import probabilities
-from condsel.selection.policies import metric_name, metric_value
+from condsel.selection.policies.base import metric_name, metric_value
 from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.policies import Policy, metric_name, metric_value
+from condsel.selection.policies.base import Policy, metric_name, metric_value
 from condsel.selection.table import PredictionTable
 
 

@@ -43,6 +43,14 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
     return probabilities(combined, multilabel)
 
 
+def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """(N,) cross-entropy of fused probabilities; mean BCE over classes for a 0/1 label matrix (as Eq. 2's L_cls)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    if np.asarray(labels).ndim == 2:
+        return -(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)).mean(axis=-1)
+    return -np.log(probs[np.arange(len(labels)), labels])
+
+
 def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 50) -> np.ndarray:
     """Non-negative per-member weights minimising the fused cross-entropy (BCE for a 0/1 label matrix).
 
