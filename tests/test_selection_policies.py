@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.fusion import MemberOutputs
 from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
 from condsel.selection.curves import choose_models
-from condsel.selection.policies import CascadePolicy, NotFittedError, SelectorPolicy, load_policy
+from condsel.selection.policies import (
+    CascadePolicy,
+    EnsembleSelectorPolicy,
+    LearnedCascadePolicy,
+    NotFittedError,
+    SelectorPolicy,
+    load_policy,
+)
 from condsel.selection.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
 from condsel.selection.table import PredictionTable
 
@@ -65,18 +73,23 @@ POLICY_CASES = [
     lambda: SelectorPolicy(backbone="mv", epochs=2),
     lambda: CascadePolicy(),
     lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
+    lambda: LearnedCascadePolicy(epochs=3),
+    lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
 ]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector"]
 
 
-@pytest.mark.parametrize("make", POLICY_CASES, ids=["selector", "cascade", "cascade-stacked-margin"])
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
 def test_online_protocol_equals_offline_routing(make, ucf):
     train, test = ucf.subset(np.arange(600)), ucf.subset(np.arange(600, 900))
     policy = make().fit(train)
     assert_online_equals_offline(policy, test, [0.0, 0.3, policy.default_threshold_, 0.8, 1.0])
 
 
-@pytest.mark.parametrize("make", [lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked")],
-                         ids=["selector", "cascade"])
+@pytest.mark.parametrize("make", [
+    lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
+    lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
+], ids=["selector", "cascade", "learned_cascade", "ensemble_selector"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))
@@ -89,7 +102,7 @@ def test_multilabel_policies_use_sigmoid_and_map(make):
     assert not np.allclose(routing.scores.sum(axis=1), 1.0)  # per-class sigmoids, not a softmax
 
 
-@pytest.mark.parametrize("make", POLICY_CASES, ids=["selector", "cascade", "cascade-stacked-margin"])
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
 def test_save_and_load_round_trip(make, ucf, tmp_path):
     policy = make().fit(ucf.subset(np.arange(600)))
     policy.save(tmp_path / "p")
@@ -113,7 +126,7 @@ def test_load_policy_names_the_bad_file(tmp_path):
 
 
 def test_not_fitted_error_is_value_and_attribute_error(ucf):
-    for policy in (SelectorPolicy(), CascadePolicy()):
+    for policy in (SelectorPolicy(), CascadePolicy(), LearnedCascadePolicy(), EnsembleSelectorPolicy()):
         with pytest.raises(NotFittedError):
             policy.route(ucf, 0.5)
         with pytest.raises(ValueError):
@@ -175,7 +188,8 @@ def _tiny_pool(n=24, seed=3) -> PredictionTable:
 def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[float, float]]:
     """Pareto (cost, accuracy) over every threshold vector built from the stages' own confidences."""
     order = policy.members_
-    probs = [policy._fused(table.logits, tuple(sorted(order[: k + 1]))) for k in range(len(order))]
+    outputs = MemberOutputs(table.logits, False)
+    probs = [policy._fused(outputs, tuple(sorted(order[: k + 1]))) for k in range(len(order))]
     conf = np.stack([stage_confidence(p, False, policy.stop) for p in probs[:-1]], axis=1)
     hits = np.stack([p.argmax(1) == table.labels for p in probs], axis=1)
     cum = np.cumsum([table.gflops[m] for m in policy.members_])

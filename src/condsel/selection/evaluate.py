@@ -48,6 +48,7 @@ class SelectionConfig:
     epochs: int = 5
     lr: float = 1e-3
     batch_size: int | None = None
+    milestones: tuple[int, ...] = (2, 4)  # epochs where the learning rate drops x0.1
 
 
 def pool_order(table: PredictionTable, backbone: str) -> list[str]:
@@ -67,7 +68,7 @@ def affinity_labels(table: PredictionTable, order: list[str], config: SelectionC
 
 def fit_selector(table: PredictionTable, order: list[str], config: SelectionConfig) -> Selector:
     selector = Selector(
-        hidden=config.hidden, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
+        hidden=config.hidden, epochs=config.epochs, lr=config.lr, milestones=config.milestones, batch_size=config.batch_size, seed=config.seed,
         inputs=config.selector_input, multilabel=table.multilabel,
     )
     return selector.fit(selector.features(table.logits[order[0]]), affinity_labels(table, order, config))

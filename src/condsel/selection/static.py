@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from condsel.selection.curves import oracle_curve, pareto_front, upper_hull
-from condsel.selection.fusion import fuse, fused_loss
+from condsel.selection.fusion import MemberOutputs, fused_loss
 from condsel.selection.metrics import mean_average_precision
 from condsel.selection.table import PredictionTable
 
@@ -56,7 +56,8 @@ def static_choices(table: PredictionTable, max_size: int = 3, members: list[str]
     chosen = subsets(members, max_size)
     costs = np.array([sum(table.gflops[m] for m in c) for c in chosen])
     order = np.argsort(costs, kind="stable")
-    probs = [fuse([table.logits[m] for m in chosen[i]], table.multilabel) for i in order]
+    outputs = MemberOutputs(table.logits, table.multilabel)
+    probs = [outputs.fuse(chosen[i]) for i in order]
     return StaticChoices([chosen[i] for i in order], costs[order], probs)
 
 

@@ -13,11 +13,16 @@ from pathlib import Path
 
 from condsel.selection.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common
 from condsel.selection.policies.cascade import CascadePolicy
+from condsel.selection.policies.ensemble import EnsembleSelectorPolicy
+from condsel.selection.policies.learned import LearnedCascadePolicy
 from condsel.selection.policies.selector import SelectorPolicy
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy)}
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, LearnedCascadePolicy, EnsembleSelectorPolicy)}
 
-__all__ = ["POLICIES", "CascadePolicy", "NotFittedError", "Policy", "Routing", "SelectorPolicy", "load_policy", "metric_name", "metric_value"]
+__all__ = [
+    "POLICIES", "CascadePolicy", "EnsembleSelectorPolicy", "LearnedCascadePolicy", "NotFittedError", "Policy", "Routing",
+    "SelectorPolicy", "load_policy", "metric_name", "metric_value",
+]
 
 
 def load_policy(directory: str | Path) -> Policy:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.fusion import FUSIONS, fit_stacking, fuse, fused_loss
+from condsel.selection.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
 from condsel.selection.policies.base import Policy, Routing
 from condsel.selection.table import PredictionTable
 
@@ -42,28 +42,40 @@ def stop_stages(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def grid_totals(confidence: np.ndarray, values: np.ndarray, grids: list[np.ndarray]) -> np.ndarray:
-    """Summed ``values`` of every threshold combination on a grid, without enumerating samples per combination.
+    """Summed ``values`` of every threshold combination on a grid, without looping over combinations per sample.
 
     ``confidence`` (N, S); ``values`` (V, N, S + 1), what a sample contributes
     when it stops at each stage; ``grids`` one ascending array per thresholded
     stage. Returns (V, G_0, ..., G_{S-1}). The samples still running after
-    stages < s are kept as a 0/1 matrix over the combinations so far, and the
-    totals of stopping at s are one matrix product with the pass matrix of s.
+    stages < s are a 0/1 matrix over the combinations so far; a sample passes
+    every grid value up to its confidence, so the totals of stopping at s are
+    reverse cumulative sums over the grid (no matrix product, no BLAS).
     """
     v_count, n, _ = values.shape
     remaining = np.ones((1, n))
     totals = np.zeros((v_count, 1))
     last = len(grids) - 1
     for s, grid in enumerate(grids):
-        passes = (confidence[:, s][None, :] >= grid[:, None]).astype(np.float64)  # (G, N)
-        stop_here = np.stack([(remaining * values[v, :, s]) @ passes.T for v in range(v_count)])  # (V, P, G)
-        if s == last:  # who fails the last threshold runs the final stage: sum(rem * u) - sum(rem * pass * u)
-            final = np.stack([(remaining @ values[v, :, -1])[:, None] - (remaining * values[v, :, -1]) @ passes.T for v in range(v_count)])
-            stop_here = stop_here + final
+        reached = np.searchsorted(grid, confidence[:, s], side="right")  # sample passes grid[:reached]
+        stop_here = np.stack([_passing_sums(remaining * values[v, :, s], reached, len(grid)) for v in range(v_count)])
+        if s == last:  # who fails the last threshold runs the final stage
+            for v in range(v_count):
+                rows = remaining * values[v, :, -1]
+                stop_here[v] += rows.sum(axis=1)[:, None] - _passing_sums(rows, reached, len(grid))
         totals = (totals[:, :, None] + stop_here).reshape(v_count, -1)
         if s < last:
-            remaining = (remaining[:, None, :] * (1.0 - passes)[None]).reshape(-1, n)
+            fails = np.arange(len(grid))[:, None] >= reached[None, :]  # (G, N)
+            remaining = (remaining[:, None, :] * fails[None]).reshape(-1, n)
     return totals.reshape((v_count, *[len(g) for g in grids]))
+
+
+def _passing_sums(rows: np.ndarray, reached: np.ndarray, points: int) -> np.ndarray:
+    """(P, G): out[p, g] = sum of rows[p, n] over the samples with reached[n] > g."""
+    order = np.argsort(reached, kind="stable")
+    keys, starts = np.unique(reached[order], return_index=True)
+    by_key = np.zeros((len(rows), points + 1))
+    by_key[:, keys] = np.add.reduceat(rows[:, order], starts, axis=1)
+    return np.cumsum(by_key[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
 
 def threshold_grid(confidence: np.ndarray, points: int) -> np.ndarray:
@@ -125,8 +137,8 @@ class CascadePolicy(Policy):
         fitted = self.weights_[subset_key(members)]
         return np.array([fitted[m] for m in members])
 
-    def _fused(self, logits: dict[str, np.ndarray], members: tuple[str, ...]) -> np.ndarray:
-        return fuse([logits[m] for m in members], self.multilabel_, self._weights(members))
+    def _fused(self, outputs: MemberOutputs, members: tuple[str, ...]) -> np.ndarray:
+        return outputs.fuse(members, self._weights(members))
 
     def _fit(self, table: PredictionTable) -> None:
         from condsel.selection.prune import candidate_orders, prune_members
@@ -151,7 +163,7 @@ class CascadePolicy(Policy):
             for subset in sorted(prefixes):
                 w = fit_stacking([table.logits[m] for m in subset], table.labels)
                 self.weights_[subset_key(subset)] = {m: float(x) for m, x in zip(subset, w)}
-        cache: dict[frozenset, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        cache: dict = {"outputs": MemberOutputs(table.logits, table.multilabel)}
         settings, costs, values = [], [], []
         for order in orders:
             for th, cost, value in self._search(table, order, cache):
@@ -168,7 +180,7 @@ class CascadePolicy(Policy):
         """Confidence and per-sample utility of the fused prediction of ``members`` (cached by set)."""
         key = frozenset(members)
         if key not in cache:
-            probs = self._fused(table.logits, tuple(sorted(members)))
+            probs = self._fused(cache["outputs"], tuple(sorted(members)))
             if table.multilabel:
                 utility = -fused_loss(probs, table.labels)
             else:
@@ -210,18 +222,18 @@ class CascadePolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return table.logits, {}
+        return MemberOutputs(table.logits, table.multilabel), {}
 
     def _route(self, prepared, threshold: float) -> Routing:
-        logits, cache = prepared
+        outputs, cache = prepared
         setting = self._setting(threshold)
         order = tuple(setting["members"])
-        n = len(next(iter(logits.values())))
+        n = len(outputs.logits[order[0]])
         probs = []
         for k in range(1, len(order) + 1):
             key = order[:k]
             if frozenset(key) not in cache:
-                cache[frozenset(key)] = self._fused(logits, tuple(sorted(key)))
+                cache[frozenset(key)] = self._fused(outputs, tuple(sorted(key)))
             probs.append(cache[frozenset(key)])
         conf = np.stack([stage_confidence(p, self.multilabel_, self.stop) for p in probs[:-1]], axis=1) if len(order) > 1 else np.zeros((n, 0))
         stop = stop_stages(conf, np.asarray(setting["thresholds"]))
@@ -246,7 +258,7 @@ class CascadePolicy(Policy):
         return [] if conf >= setting["thresholds"][k - 1] else [order[k]]
 
     def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self._fused(outputs, tuple(sorted(outputs)))
+        return self._fused(MemberOutputs(outputs, self.multilabel_), tuple(sorted(outputs)))
 
     def _fitted_state(self, directory: Path) -> dict:
         return {"front": self.front_, "weights": self.weights_}

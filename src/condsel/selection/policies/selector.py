@@ -22,7 +22,7 @@ class SelectorPolicy(Policy):
     """
 
     name = "selector"
-    _tuple_params = ("hidden",)
+    _tuple_params = ("hidden", "milestones")
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class SelectorPolicy(Policy):
         hidden: tuple[int, ...] = (256,),
         epochs: int = 5,
         lr: float = 1e-3,
+        milestones: tuple[int, ...] = (2, 4),
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -43,6 +44,7 @@ class SelectorPolicy(Policy):
         self.hidden = hidden
         self.epochs = epochs
         self.lr = lr
+        self.milestones = milestones
         self.batch_size = batch_size
         self.seed = seed
 
@@ -51,7 +53,7 @@ class SelectorPolicy(Policy):
 
         return SelectionConfig(
             alpha=self.alpha, temperature=self.temperature, selector_input=self.selector_input, hidden=tuple(self.hidden),
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
+            epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size, seed=self.seed,
         )
 
     def _fit(self, table: PredictionTable) -> None:
@@ -66,7 +68,7 @@ class SelectorPolicy(Policy):
     def _choose_backbone(self, table: PredictionTable) -> str:
         from condsel.selection.backbone import choose_backbone
 
-        return choose_backbone(table, self._config())
+        return choose_backbone(table, self.selector_input, self.seed)
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
