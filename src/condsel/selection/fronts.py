@@ -8,6 +8,7 @@ curve (grouped k-fold), so their points compare sample for sample.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -59,7 +60,11 @@ def compare_policies(
 ) -> dict:
     """The summary sections ``policies``, ``static``, ``static_hull``, ``fusion_oracle`` and ``recommended``."""
     metric = "map" if table.multilabel else "top1"
-    fits = {name: cross_fit(make, table, folds, nested=True, progress=progress) for name, make in makers.items()}
+    fits = {}
+    for name, make in makers.items():
+        start = time.perf_counter()
+        fits[name] = cross_fit(make, table, folds, nested=True, progress=progress)
+        log.info("cross-fitted %s in %.1f s", name, time.perf_counter() - start)
     fronts = {}
     for name, f in fits.items():
         costs, values = held_out_curve(f, table, THRESHOLDS)
@@ -76,7 +81,7 @@ def compare_policies(
     for f in fits.values():
         for fit in f.outer.values():
             pruned.update(getattr(fit.policy, "dropped_", {}))
-    return {
+    out = {
         "policies": fronts,
         "static": points,
         "static_hull": static_hull(points, metric),
@@ -84,3 +89,6 @@ def compare_policies(
         "recommended": recommended,
         "pruned": pruned,
     }
+    if "selector" in fits:
+        out["selector_backbones"] = [fits["selector"].outer[k].policy.members_[0] for k in sorted(fits["selector"].outer)]
+    return out

@@ -116,9 +116,12 @@ class CascadePolicy(Policy):
     Notes
     -----
     Fitting keeps the Pareto front of (order, per-stage thresholds) settings
-    by training cost and accuracy. ``threshold`` t in [0, 1] picks the most
-    accurate front setting whose training cost is within ``lo + t (hi - lo)``,
-    lo/hi the front's cost range; a sweep visits every front setting.
+    by training cost and accuracy. ``threshold`` t in [0, 1] is a budget on a
+    log scale, lo (hi / lo)^t GFLOPs with lo the cheapest model of the table and
+    hi all of them together, so a t means the same budget for every fit on
+    that pool; it picks the most accurate front setting whose training cost is
+    within the budget (the cheapest setting if none is). A sweep visits every
+    front setting.
     """
 
     name = "cascade"
@@ -157,6 +160,7 @@ class CascadePolicy(Policy):
             orders = candidate_orders(kept)
         self.multilabel_ = table.multilabel
         self.overhead_gflops_ = 0.0
+        self.cost_scale_ = [float(min(table.gflops.values())), float(sum(table.gflops.values()))]
         self.weights_ = {}
         if self.fusion == "stacked":
             prefixes = {tuple(sorted(o[:k])) for o in orders for k in range(2, len(o) + 1)}
@@ -207,18 +211,20 @@ class CascadePolicy(Policy):
         return [([float(x) for x in combos[i]], float(cost[i]), float(value[i])) for i in pareto_indices(cost, value)]
 
     def _setting(self, threshold: float) -> dict:
+        lo, hi = self.cost_scale_
+        budget = lo * (hi / lo) ** float(np.clip(threshold, 0.0, 1.0))
         costs = np.array([p["gflops"] for p in self.front_])
-        budget = costs[0] + np.clip(threshold, 0.0, 1.0) * (costs[-1] - costs[0])
-        return self.front_[int(np.flatnonzero(costs <= budget + 1e-9)[-1])]
+        within = np.flatnonzero(costs <= budget * (1 + 1e-9))
+        return self.front_[int(within[-1]) if within.size else 0]
 
     def _settings(self, threshold: float) -> dict:
         setting = self._setting(threshold)
         return {"members": setting["members"], "stage_thresholds": setting["thresholds"]}
 
     def _sweep_thresholds(self) -> np.ndarray:
+        lo, hi = self.cost_scale_
         costs = np.array([p["gflops"] for p in self.front_])
-        span = costs[-1] - costs[0]
-        return (costs - costs[0]) / span if span > 0 else np.zeros(1)
+        return np.clip(np.log(costs / lo) / np.log(hi / lo), 0.0, 1.0) if hi > lo else np.zeros(1)
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
@@ -261,7 +267,7 @@ class CascadePolicy(Policy):
         return self._fused(MemberOutputs(outputs, self.multilabel_), tuple(sorted(outputs)))
 
     def _fitted_state(self, directory: Path) -> dict:
-        return {"front": self.front_, "weights": self.weights_}
+        return {"front": self.front_, "weights": self.weights_, "cost_scale": self.cost_scale_}
 
     def _restore(self, fitted: dict, directory: Path) -> None:
         self.front_ = [
@@ -269,6 +275,7 @@ class CascadePolicy(Policy):
             for p in fitted["front"]
         ]
         self.weights_ = {str(k): {str(m): float(w) for m, w in ws.items()} for k, ws in fitted["weights"].items()}
+        self.cost_scale_ = [float(x) for x in fitted["cost_scale"]]
         if not self.front_:
             raise ValueError("empty front")
 
