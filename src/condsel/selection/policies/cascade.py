@@ -42,40 +42,35 @@ def stop_stages(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def grid_totals(confidence: np.ndarray, values: np.ndarray, grids: list[np.ndarray]) -> np.ndarray:
-    """Summed ``values`` of every threshold combination on a grid, without looping over combinations per sample.
+    """Summed ``values`` of every threshold combination on a grid, in O(N + grid cells) per stage.
 
     ``confidence`` (N, S); ``values`` (V, N, S + 1), what a sample contributes
     when it stops at each stage; ``grids`` one ascending array per thresholded
-    stage. Returns (V, G_0, ..., G_{S-1}). The samples still running after
-    stages < s are a 0/1 matrix over the combinations so far; a sample passes
-    every grid value up to its confidence, so the totals of stopping at s are
-    reverse cumulative sums over the grid (no matrix product, no BLAS).
+    stage. Returns (V, G_0, ..., G_{S-1}).
+
+    A sample passes threshold index g of stage s iff g < r_s, r_s the number of
+    grid values at or below its confidence. It stops at stage j iff it fails
+    every earlier stage (g_s >= r_s) and passes j (g_j < r_j): a product of
+    one-dimensional steps. So each stage's total is a histogram of the samples
+    over (r_0, ..., r_j) followed by cumulative sums along each axis.
     """
-    v_count, n, _ = values.shape
-    remaining = np.ones((1, n))
-    totals = np.zeros((v_count, 1))
-    last = len(grids) - 1
-    for s, grid in enumerate(grids):
-        reached = np.searchsorted(grid, confidence[:, s], side="right")  # sample passes grid[:reached]
-        stop_here = np.stack([_passing_sums(remaining * values[v, :, s], reached, len(grid)) for v in range(v_count)])
-        if s == last:  # who fails the last threshold runs the final stage
-            for v in range(v_count):
-                rows = remaining * values[v, :, -1]
-                stop_here[v] += rows.sum(axis=1)[:, None] - _passing_sums(rows, reached, len(grid))
-        totals = (totals[:, :, None] + stop_here).reshape(v_count, -1)
-        if s < last:
-            fails = np.arange(len(grid))[:, None] >= reached[None, :]  # (G, N)
-            remaining = (remaining[:, None, :] * fails[None]).reshape(-1, n)
-    return totals.reshape((v_count, *[len(g) for g in grids]))
-
-
-def _passing_sums(rows: np.ndarray, reached: np.ndarray, points: int) -> np.ndarray:
-    """(P, G): out[p, g] = sum of rows[p, n] over the samples with reached[n] > g."""
-    order = np.argsort(reached, kind="stable")
-    keys, starts = np.unique(reached[order], return_index=True)
-    by_key = np.zeros((len(rows), points + 1))
-    by_key[:, keys] = np.add.reduceat(rows[:, order], starts, axis=1)
-    return np.cumsum(by_key[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    v_count = values.shape[0]
+    stages = confidence.shape[1]
+    sizes = [len(g) for g in grids]
+    reached = [np.searchsorted(grids[s], confidence[:, s], side="right") for s in range(stages)]
+    out = np.zeros((v_count, *sizes))
+    for j in range(stages + 1):
+        axes = min(j + 1, stages)  # the r_s that decide whether a sample stops at j
+        dims = [sizes[s] + 1 for s in range(axes)]
+        cell = np.ravel_multi_index(reached[:axes], dims)
+        for v in range(v_count):
+            total = np.bincount(cell, weights=values[v, :, j], minlength=int(np.prod(dims))).reshape(dims)
+            for s in range(min(j, stages)):  # failed stage s: r_s <= g_s
+                total = np.cumsum(total, axis=s).take(np.arange(sizes[s]), axis=s)
+            if j < stages:  # passed stage j: r_j > g_j
+                total = np.flip(np.cumsum(np.flip(total, axis=j), axis=j), axis=j).take(np.arange(1, sizes[j] + 1), axis=j)
+            out[v] += total.reshape(total.shape + (1,) * (stages - total.ndim))
+    return out
 
 
 def threshold_grid(confidence: np.ndarray, points: int) -> np.ndarray:
@@ -126,7 +121,7 @@ class CascadePolicy(Policy):
 
     name = "cascade"
 
-    def __init__(self, members: list[str] | None = None, fusion: str = "mean", stop: str = "maxprob", grid: int = 21, max_members: int = 4) -> None:
+    def __init__(self, members: list[str] | None = None, fusion: str = "mean", stop: str = "maxprob", grid: int = 41, max_members: int = 4) -> None:
         self.members = members
         self.fusion = fusion
         self.stop = stop
@@ -235,13 +230,13 @@ class CascadePolicy(Policy):
         setting = self._setting(threshold)
         order = tuple(setting["members"])
         n = len(outputs.logits[order[0]])
-        probs = []
         for k in range(1, len(order) + 1):
-            key = order[:k]
-            if frozenset(key) not in cache:
-                cache[frozenset(key)] = self._fused(outputs, tuple(sorted(key)))
-            probs.append(cache[frozenset(key)])
-        conf = np.stack([stage_confidence(p, self.multilabel_, self.stop) for p in probs[:-1]], axis=1) if len(order) > 1 else np.zeros((n, 0))
+            key = frozenset(order[:k])
+            if key not in cache:
+                fused = self._fused(outputs, tuple(sorted(key)))
+                cache[key] = (fused, stage_confidence(fused, self.multilabel_, self.stop))
+        probs = [cache[frozenset(order[:k])][0] for k in range(1, len(order) + 1)]
+        conf = np.stack([cache[frozenset(order[:k])][1] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
         stop = stop_stages(conf, np.asarray(setting["thresholds"]))
         column = {m: i for i, m in enumerate(self.members_)}
         ran = np.zeros((n, len(self.members_)), dtype=bool)

@@ -72,19 +72,19 @@ class SelectorPolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        logits = np.stack([table.logits[m] for m in self.members_])  # (K, N, C)
+        probs = np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])  # (K, N, C)
         proba = self.selector_.predict_proba(self.selector_.features(table.logits[self.members_[0]]))
-        return logits, proba
+        return probs, proba
 
     def _route(self, prepared, threshold: float) -> Routing:
-        logits, proba = prepared
+        probs, proba = prepared
         n = proba.shape[0]
         picks = choose_models(proba, threshold)
         ran = np.zeros(proba.shape, dtype=bool)
         ran[:, 0] = True
         ran[np.arange(n), picks] = True
         costs = np.array([self.gflops_[m] for m in self.members_])
-        scores = probabilities(logits[picks, np.arange(n)], self.multilabel_)
+        scores = probs[picks, np.arange(n)]
         return Routing(ran, scores, ran @ costs + self.overhead_gflops_)
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
