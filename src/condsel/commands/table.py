@@ -59,7 +59,8 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and baselines (default: 0)")
     p.add_argument("--budget", type=float, action="append", metavar="GFLOPS",
-                   help="calibrate a threshold for this mean GFLOPs/video on the training folds; repeatable")
+                   help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
+                        "recommended front's budgets; repeatable")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from math import comb
     from pathlib import Path
 
+    import numpy as np
     from tqdm import tqdm
 
     from condsel._io import atomic_dir, torch_threads, write_json
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel.selection.backbone import choose_backbone
     from condsel.selection.evaluate import SelectionConfig, cross_validate, fold_ids
     from condsel.selection.fronts import candidates, compare_policies, parse_policies
+    from condsel.selection.recommend import budget_grid
     from condsel.selection.summary import format_summary
 
     table, default_costs, derivation = _load_table(args)
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
     makers = candidates(names, args.backbone, selector_params)
     with torch_threads(1), tqdm(total=len(makers) * (config.folds + comb(config.folds, 2)), desc="policies", unit="fit") as bar:
-        compared = compare_policies(table, folds, makers, config.seed, config.bootstrap, progress=bar.update)
+        budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
+        compared = compare_policies(table, folds, makers, config.seed, config.bootstrap, budgets, progress=bar.update)
         backbone = args.backbone
         if backbone is None:  # the paper's curve uses the backbone most outer folds chose on their training folds
             chosen = compared.pop("selector_backbones", None) or [

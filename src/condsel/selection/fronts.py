@@ -15,7 +15,7 @@ import numpy as np
 
 from condsel.selection.crossfit import cross_fit, held_out_curve
 from condsel.selection.policies import POLICIES, Policy
-from condsel.selection.recommend import bootstrap_interval, budget_grid, nested_front
+from condsel.selection.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
 from condsel.selection.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.table import PredictionTable
 
@@ -58,7 +58,12 @@ def compare_policies(
     budgets: np.ndarray | None = None,
     progress: Callable[[], None] | None = None,
 ) -> dict:
-    """The summary sections ``policies``, ``static``, ``static_hull``, ``fusion_oracle`` and ``recommended``."""
+    """The summary sections ``policies``, ``static``, ``static_hull``, ``fusion_oracle``, ``recommended`` and ``pruned``.
+
+    With the selector among ``makers``, also ``selector_budgets`` (the paper's
+    selector alone under the same nested protocol) and ``selector_backbones``
+    (each outer fit's backbone).
+    """
     metric = "map" if table.multilabel else "top1"
     fits = {}
     for name, make in makers.items():
@@ -70,11 +75,17 @@ def compare_policies(
         costs, values = held_out_curve(f, table, THRESHOLDS)
         fronts[name] = [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(THRESHOLDS, costs, values)]
     budgets = budget_grid(table) if budgets is None else np.asarray(budgets, dtype=np.float64)
-    recommended = []
-    for point in nested_front(fits, table, budgets, THRESHOLDS):
-        entry = point.to_dict(table)
-        entry["ci95"] = bootstrap_interval(point, table, bootstrap, seed)
-        recommended.append(entry)
+    inner = inner_curves(fits, table, THRESHOLDS)
+
+    def nested(names: list[str]) -> list[dict]:
+        entries = []
+        for point in nested_front({n: fits[n] for n in names}, table, budgets, THRESHOLDS, inner):
+            entry = point.to_dict(table)
+            entry["ci95"] = bootstrap_interval(point, table, bootstrap, seed)
+            entries.append(entry)
+        return entries
+
+    recommended = nested(list(fits))
     choices = static_choices(table)
     points = static_points(choices, table.labels)
     pruned = {}
@@ -90,5 +101,6 @@ def compare_policies(
         "pruned": pruned,
     }
     if "selector" in fits:
+        out["selector_budgets"] = nested(["selector"])  # the paper's selector alone, thresholds chosen the same nested way
         out["selector_backbones"] = [fits["selector"].outer[k].policy.members_[0] for k in sorted(fits["selector"].outer)]
     return out

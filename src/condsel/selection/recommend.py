@@ -72,10 +72,22 @@ class NestedPoint:
         }
 
 
-def nested_front(fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray) -> list[NestedPoint]:
-    """The recommended point at each budget among the policies in ``fits`` (each cross-fitted with nesting)."""
+def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray) -> dict[int, dict]:
+    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold."""
     folds = next(iter(fits.values())).folds
-    inner = {k: {name: held_out_curve(f, table, thresholds, outer_fold=k) for name, f in fits.items()} for k in np.unique(folds).tolist()}
+    return {k: {name: held_out_curve(f, table, thresholds, outer_fold=k) for name, f in fits.items()} for k in np.unique(folds).tolist()}
+
+
+def nested_front(
+    fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray, inner: dict[int, dict] | None = None
+) -> list[NestedPoint]:
+    """The recommended point at each budget among the policies in ``fits`` (each cross-fitted with nesting).
+
+    ``inner`` (from :func:`inner_curves`, possibly for more policies) saves recomputing the estimates.
+    """
+    folds = next(iter(fits.values())).folds
+    inner = inner_curves(fits, table, thresholds) if inner is None else inner
+    inner = {k: {name: curves[name] for name in fits} for k, curves in inner.items()}
     points = []
     for budget in budgets:
         choices, rows, scores, gflops = {}, [], [], []
