@@ -111,3 +111,19 @@ def test_compare_policies_sections(ucf):
         assert point["ci95"]["low"] <= point["top1"] <= point["ci95"]["high"]
     costs, values = held_out_curve(cross_fit(_cascade, ucf, folds, nested=False), ucf, np.array([0.0, 1.0]))
     assert costs[0] == pytest.approx(44.36) and costs[1] > costs[0]
+
+
+def test_multilabel_tables_get_map_everywhere():
+    rng = np.random.default_rng(0)
+    n, c = 450, 5
+    labels = (rng.random((n, c)) < 0.3).astype(np.int64)
+    logits = {name: (3 * labels - 1.5 + rng.normal(size=(n, c)) * noise).astype(np.float32) for name, noise in (("cheap", 2.5), ("mid", 1.2), ("big", 0.5))}
+    table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
+    folds = fold_ids(table, 3, 0)
+    out = compare_policies(table, folds, candidates(["cascade", "learned_cascade"], None, {}), bootstrap=10, budgets=np.array([2.0, 8.0]))
+    assert all("map" in p for pts in out["policies"].values() for p in pts)
+    assert all("map" in p for p in out["static"] + out["static_hull"] + out["fusion_oracle"] + out["recommended"])
+    assert out["recommended"][0]["ci95"] is None  # no bootstrap for mAP
+    # with a budget of 8 (cheap + mid fit), the recommended point beats the cheap model alone
+    cheap = next(p for p in out["static"] if p["members"] == ["cheap"])["map"]
+    assert out["recommended"][1]["map"] > cheap
