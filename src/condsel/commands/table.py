@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"backbone chosen on the training folds: {backbone} (per fold: {chosen})")
         compared.pop("selector_backbones", None)
         summary = cross_validate(table, backbone, config)
+    for member, why in compared["pruned"].items():
+        print(f"pruned {member} (on training folds): {why}")
     summary["backbone_chosen"] = args.backbone is None
     summary.update(compared)
     summary["cost_derivation"] = derivation

@@ -62,7 +62,7 @@ def choose_backbone(table: PredictionTable, selector_input: str = "sorted", seed
     if len(_CHOSEN) > 256:
         _CHOSEN.clear()
     _CHOSEN[key] = best
-    log.info("backbone chosen on training samples: %s (inner-CV front scores %s)", best, {m: round(s, 2) for m, s in scores.items()})
+    log.debug("backbone chosen on training samples: %s (inner-CV front scores %s)", best, {m: round(s, 2) for m, s in scores.items()})
     return best
 
 

@@ -39,7 +39,7 @@ def prune_members(table: PredictionTable, max_members: int = 4, max_size: int = 
         elif m not in kept:
             dropped[m] = f"on the static front ({uses[m]} points) but only the {max_members} most used members are searched"
     for m, why in dropped.items():
-        log.info("pruned %s: %s", m, why)
+        log.debug("pruned %s: %s", m, why)
     return sorted(kept, key=lambda m: (table.gflops[m], m)), dropped
 
 
