@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from condsel.report.style import PALETTE, new_figure, save
 
@@ -44,6 +45,9 @@ def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int 
     ax.plot([], [], "s", color=PALETTE["single"], label="single models (run alone)")
     if "static_hull" in summary:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("GFLOPs / video (multiply-adds, backbone + selector included)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
