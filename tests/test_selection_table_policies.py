@@ -25,7 +25,7 @@ def small_table(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(small_table, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    argv = ["table", "--table", str(small_table), "--policies", "cascade,learned_cascade", "--folds", "3", "--bootstrap", "20", "--out", str(out)]
+    argv = ["table", "--table", str(small_table), "--policies", "cascade", "learned_cascade", "--folds", "3", "--bootstrap", "20", "--out", str(out)]
     assert main(argv) == 0
     return out, json.loads((out / "summary.json").read_text())
 

@@ -47,8 +47,9 @@ def register(sub) -> None:
     source.add_argument("--table", metavar="NPZ", help="a table.npz written by an earlier run")
     source.add_argument("--store", metavar="STORE", help="a store written by `condsel extract` (costs come with it)")
     p.add_argument("--backbone", help="the model that always runs and feeds the selector (default: chosen on the training folds)")
-    p.add_argument("--policies", default="all", metavar="all|LIST",
-                   help="comma-separated policies to compare: selector, cascade, learned_cascade, ensemble_selector (default: all)")
+    p.add_argument("--policies", nargs="+", default=["all"], metavar="all|LIST",
+                   help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
+                        "ensemble_selector (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
     p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
     if args.backbone is not None and args.backbone not in table.logits:
         raise ValueError(f"--backbone {args.backbone!r} is not among the models {sorted(table.logits)}")
-    names = parse_policies(args.policies)
+    names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
         alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
         bootstrap=args.bootstrap, budgets=args.budget or [],

@@ -43,8 +43,11 @@ def candidates(names: list[str], backbone: str | None, selector_params: dict) ->
 
 
 def parse_policies(text: str) -> list[str]:
-    """``all`` or a comma-separated list of policy names."""
-    names = list(POLICY_NAMES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    """``all`` or a comma-separated list of policy names (``all`` may appear among them)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = list(POLICY_NAMES) if "all" in names else list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"no policies named; choose from {list(POLICY_NAMES)} or 'all'")
     candidates(names, None, {})  # validates
     return names
 
