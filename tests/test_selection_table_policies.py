@@ -84,3 +84,11 @@ def test_a_failure_part_way_leaves_no_output_that_looks_complete(small_table, tm
     with pytest.raises(RuntimeError):
         main(["table", "--table", str(small_table), "--policies", "cascade", "--backbone", "flow", "--folds", "3", "--bootstrap", "0", "--out", str(out)])
     assert not (out / "summary.json").exists() and not (out / "table.npz").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_two_folds_give_fronts_but_no_nested_recommendation(small_table, tmp_path):
+    out = tmp_path / "out"
+    assert main(["table", "--table", str(small_table), "--policies", "cascade", "--backbone", "flow", "--folds", "2",
+                 "--bootstrap", "0", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policies"]["cascade"] and summary["recommended"] == []

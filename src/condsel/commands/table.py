@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  costs from {args.costs} override the defaults")
     selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
     makers = candidates(names, args.backbone, selector_params)
-    with torch_threads(1), tqdm(total=len(makers) * (config.folds + comb(config.folds, 2)), desc="policies", unit="fit") as bar:
+    fits = config.folds + (comb(config.folds, 2) if config.folds >= 3 else 0)
+    with torch_threads(1), tqdm(total=len(makers) * fits, desc="policies", unit="fit") as bar:
         budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
         compared = compare_policies(table, folds, makers, config.seed, config.bootstrap, budgets, progress=bar.update)
         backbone = args.backbone

@@ -52,7 +52,10 @@ def choose_backbone(table: PredictionTable, selector_input: str = "sorted", seed
     if len(candidates) == 1:
         return candidates[0]
     cheapest = table.models[0]
-    folds = fold_ids(table, inner_folds, seed)
+    groups = len(np.unique(table.groups if table.groups is not None else table.names))
+    if groups < 2:
+        return candidates[0]
+    folds = fold_ids(table, min(inner_folds, groups), seed)
     scores = {}
     for backbone in candidates:
         fits = cross_fit(lambda: SelectorPolicy(backbone=backbone, selector_input=selector_input, seed=seed, **PROXY), table, folds, nested=False)

@@ -68,19 +68,24 @@ def compare_policies(
     (each outer fit's backbone).
     """
     metric = "map" if table.multilabel else "top1"
+    nested_ok = len(np.unique(folds)) >= 3  # inner fits leave out two folds and need a third to train on
+    if not nested_ok:
+        log.warning("the recommended front needs at least 3 folds; with %d it is left empty", len(np.unique(folds)))
     fits = {}
     for name, make in makers.items():
         start = time.perf_counter()
-        fits[name] = cross_fit(make, table, folds, nested=True, progress=progress)
+        fits[name] = cross_fit(make, table, folds, nested=nested_ok, progress=progress)
         log.info("cross-fitted %s in %.1f s", name, time.perf_counter() - start)
     fronts = {}
     for name, f in fits.items():
         costs, values = held_out_curve(f, table, THRESHOLDS)
         fronts[name] = [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(THRESHOLDS, costs, values)]
     budgets = budget_grid(table) if budgets is None else np.asarray(budgets, dtype=np.float64)
-    inner = inner_curves(fits, table, THRESHOLDS)
+    inner = inner_curves(fits, table, THRESHOLDS) if nested_ok else {}
 
     def nested(names: list[str]) -> list[dict]:
+        if not nested_ok:
+            return []
         entries = []
         for point in nested_front({n: fits[n] for n in names}, table, budgets, THRESHOLDS, inner):
             entry = point.to_dict(table)
