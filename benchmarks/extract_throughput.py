@@ -36,22 +36,22 @@ import numpy as np
 import torch
 
 from condsel.extract import load_store
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import build_pool
 from condsel.pool.run_dir import save_run
 from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, generate
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 
 
 def untrained_demo_pool(root: Path) -> Path:
     torch.manual_seed(0)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in DEFAULT_POOL}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in DEFAULT_POOL}
+    models = build_pool(SYNTHETIC_POOL, random_weights=True)
+    gflops = SYNTHETIC_POOL.gflops
     rng = np.random.default_rng(0)
     selector = Selector(hidden=(8,), epochs=1).fit(rng.normal(size=(32, len(CLASS_NAMES))), np.eye(3)[rng.integers(0, 3, 32)])
     order = sorted(gflops, key=gflops.get)
     calibration = [{"threshold": 0.5, "gflops": sum(gflops.values()), "top1": 0.0}]
-    return save_run(root, list(DEFAULT_POOL), models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration,
-                    decode_short_side(DEFAULT_POOL))
+    return save_run(root, SYNTHETIC_POOL, models, order, selector, list(CLASS_NAMES), 0.5, calibration)
 
 
 def spoil(data_root: Path, paths: list[Path], count: int) -> list[str]:

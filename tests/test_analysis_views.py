@@ -1,6 +1,7 @@
 """Views per video: expected accuracy of averaging c clips x k crops, its cost, the per-view file, and
 per-view logits recomputed with the synthetic pool's networks on real video files."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from condsel.analysis.views import (
 )
 from condsel.datasets.manifests import ManifestEntry
 from condsel.pool.inference import run_member
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import PoolConfig, build_pool
 from condsel.pool.predict import decode_for
 from condsel.pool.run_dir import Run
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
@@ -80,13 +82,12 @@ def test_per_view_file_round_trips(tmp_path):
 
 def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_path):
     torch.manual_seed(0)
-    members = {m.name: m for m in DEFAULT_POOL}
-    models = {name: m.build(5).eval() for name, m in members.items()}
+    pool = PoolConfig(SYNTHETIC_POOL.backbone, tuple(replace(m, num_classes=5) for m in SYNTHETIC_POOL.members))
+    members = {m.name: m for m in pool.members}
+    models = build_pool(pool, random_weights=True)
     order = list(members)
-    run = Run(root=Path("."), members=members, models=models, order=order,
-              gflops={name: 0.1 * (i + 1) * members[name].clip.views for i, name in enumerate(order)},
-              selector=None, selector_gflops=0.0, class_names=[f"c{i}" for i in range(5)], threshold=0.5,
-              calibration=[], decode_short_side=decode_short_side(DEFAULT_POOL))
+    run = Run(root=Path("."), pool=pool, models=models, order=order, selector=None, selector_gflops=0.0,
+              class_names=[f"c{i}" for i in range(5)], threshold=0.5, calibration=[])
     entries = [ManifestEntry(p.name, p, i) for i, p in enumerate(sorted(VIDEOS.glob("*.mp4")))]
     assert len(entries) >= 2
     missing = ManifestEntry("missing.mp4", tmp_path / "missing.mp4", 0)

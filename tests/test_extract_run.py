@@ -194,7 +194,7 @@ def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
         video = decode_video(name, short_side=32)
         for member, model in ((pool.member("effnet"), net), (pool.member("x3d"), backbone)):
             spec = models.get_spec(member.arch)
-            views = test_views(video, member.clip_spec).astype(np.float64) / 255.0
+            views = test_views(video, member.clip).astype(np.float64) / 255.0
             x = (views - np.array(spec.mean)) / np.array(spec.std)  # ImageNet statistics for EfficientNet
             x = torch.from_numpy(x.transpose(0, 4, 1, 2, 3)).float()
             with torch.no_grad():

@@ -8,12 +8,14 @@ import torch
 
 from condsel.models.costs import count_gflops, load_costs_toml
 from condsel.pool.inference import pool_table, run_member
-from condsel.pool.members import DEFAULT_POOL, PoolMember
-from condsel.pool.models import Conv3DNet, FrameAverageNet, build_model
+from condsel import models as zoo
+from condsel.models.synthetic import Conv3DNet, FrameAverageNet
+from condsel.pool.config import PoolConfig, PoolMember, build_pool
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.selection.selector import Selector
 from condsel.synthetic import CLASS_NAMES, render_clip
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic.render import FPS, NUM_FRAMES
 from condsel._io import torch_threads
 from condsel.video import sampling
@@ -49,24 +51,28 @@ def test_frame_net_costs_frames_times_one_frame_and_ignores_frame_order():
 
 def test_default_pool_costs_rise_and_count_every_view():
     costs = []
-    for member in DEFAULT_POOL:
-        model = member.build(len(CLASS_NAMES))
+    for member in SYNTHETIC_POOL.members:
+        model = member.build(random_weights=True)
         view = torch.zeros(1, 3, member.clip.num_frames, member.clip.size, member.clip.size)
-        assert member.gflops_per_video(model) == pytest.approx(count_gflops(model, view) * member.clip.views)
-        costs.append(member.gflops_per_video(model))
+        assert member.gflops_per_video == pytest.approx(count_gflops(model, view) * member.clip.views)
+        costs.append(member.gflops_per_video)
     assert costs == sorted(costs) and costs[-1] > 10 * costs[1] > 10 * costs[0]
-    assert DEFAULT_POOL[-1].clip.views == 9
+    assert SYNTHETIC_POOL.members[-1].clip.views == 9
 
 
-def test_unknown_architecture_is_refused():
-    with pytest.raises(ValueError, match="unknown pool architecture"):
-        build_model({"kind": "transformer"}, 3)
+def test_synthetic_nets_are_zoo_models_with_overridable_options():
+    assert {"frame2d", "conv3d_s", "conv3d_l"} <= set(zoo.list_models())
+    net = zoo.create_model("conv3d_s", num_classes=5, options={"widths": [4, 8], "strides": [[1, 2, 2], [2, 2, 2]]})
+    assert isinstance(net, Conv3DNet) and net.head[1].out_features == 5 and net.head[1].in_features == 8
+    with pytest.raises(ValueError, match="bad build options"):
+        zoo.create_model("frame2d", options={"depth": 3})
 
 
 def test_member_outputs_average_the_views_and_features_give_the_same_logits():
     torch.manual_seed(0)
-    member = PoolMember("c", {"kind": "conv3d", "widths": [4, 8], "strides": [[1, 2, 2], [1, 2, 2]]}, ClipSpec(8, 1, 32, clips=2, crops=3))
-    model = member.build(len(CLASS_NAMES)).eval()
+    options = {"widths": [4, 8], "strides": [[1, 2, 2], [1, 2, 2]]}
+    member = PoolMember("c", "conv3d_s", ClipSpec(8, 1, 32, clips=2, crops=3), len(CLASS_NAMES), options=options)
+    model = member.build(random_weights=True)
     videos = [_clip_video("grow", 1), _clip_video("red_square", 2)]
     out = run_member(member.clip, model, videos, features=True)
     with torch.no_grad():
@@ -78,14 +84,14 @@ def test_member_outputs_average_the_views_and_features_give_the_same_logits():
 
 def test_training_fits_a_small_problem_and_is_seeded():
     # every frame, so that a clip and its reversal show the frame net the same frames
-    member = PoolMember("f", {"kind": "frame2d", "widths": [8, 16]}, ClipSpec(16, 1, 32))
+    member = PoolMember("f", "frame2d", ClipSpec(16, 1, 32), len(CLASS_NAMES), options={"widths": [8, 16]})
     names = ["red_square", "blue_disc", "move_right", "move_left"]
     videos = [_clip_video(n, s) for s in range(8) for n in names]  # move_left seed s = move_right seed s reversed
     labels = np.array([CLASS_NAMES.index(n) for s in range(8) for n in names])
     config = TrainConfig(epochs=25, batch_size=8, lr=1e-2)
     with torch_threads(1):
-        model = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
-        again = train_member(member, videos, labels, len(CLASS_NAMES), config, seed=0)
+        model = train_member(member, videos, labels, config, seed=0)
+        again = train_member(member, videos, labels, config, seed=0)
     pred = run_member(member.clip, model, videos).logits.argmax(1)
     appearance = np.isin(labels, [CLASS_NAMES.index("red_square"), CLASS_NAMES.index("blue_disc")])
     assert (pred[appearance] == labels[appearance]).mean() == 1.0
@@ -100,12 +106,15 @@ def test_training_fits_a_small_problem_and_is_seeded():
 @pytest.fixture()
 def tiny_run(tmp_path):
     torch.manual_seed(0)
-    members = [
-        PoolMember("f", {"kind": "frame2d", "widths": [8, 16]}, ClipSpec(4, 4, 32)),
-        PoolMember("c", {"kind": "conv3d", "widths": [8, 16], "strides": [[1, 2, 2], [2, 2, 2]]}, ClipSpec(8, 1, 48, crops=3)),
-    ]
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    classes = len(CLASS_NAMES)
+    pool = PoolConfig("f", (
+        PoolMember("f", "frame2d", ClipSpec(4, 4, 32), classes, options={"widths": [8, 16]}),
+        PoolMember("c", "conv3d_s", ClipSpec(8, 1, 48, crops=3), classes,
+                   options={"widths": [8, 16], "strides": [[1, 2, 2], [2, 2, 2]]}),
+    ))
+    members = list(pool.members)
+    models = build_pool(pool, random_weights=True)
+    gflops = pool.gflops
     rng = np.random.default_rng(0)
     selector = Selector(hidden=(8,), epochs=1).fit(rng.random((20, len(CLASS_NAMES))), np.eye(2)[rng.integers(0, 2, 20)])
     calibration = [
@@ -113,7 +122,7 @@ def tiny_run(tmp_path):
         {"threshold": 0.4, "gflops": 0.004, "top1": 50.0},
         {"threshold": 0.7, "gflops": 0.009, "top1": 60.0},
     ]
-    root = save_run(tmp_path / "run", members, models, ["f", "c"], gflops, selector, list(CLASS_NAMES), 0.4, calibration, 48)
+    root = save_run(tmp_path / "run", pool, models, ["f", "c"], selector, list(CLASS_NAMES), 0.4, calibration)
     return root, members, models, gflops
 
 

@@ -15,11 +15,11 @@ import torch
 
 from condsel.cli import main
 from condsel.selection.curves import choose_models, selection_costs
-from condsel.synthetic.pipeline import calibration_curve, default_threshold
+from condsel.synthetic.pipeline import SYNTHETIC_POOL, calibration_curve, default_threshold
 from condsel.selection.metrics import topk_correct
 from condsel.pool.inference import pool_table, run_member
 from condsel.pool.latency import format_latency, measure_latency
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import build_pool
 from condsel.pool.predict import predict_batched, predict_video
 from condsel.pool.run_dir import load_run, save_run
 from condsel.selection.selector import Selector
@@ -35,12 +35,12 @@ AVI = DATA / "videos" / "unlabelled_test.avi"
 def material(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     torch.manual_seed(0)
-    members = list(DEFAULT_POOL)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    members = list(SYNTHETIC_POOL.members)
+    models = build_pool(SYNTHETIC_POOL, random_weights=True)
+    gflops = SYNTHETIC_POOL.gflops
     order = [m.name for m in members]
     data = generate(root / "videos", 12, seed=0)
-    short_side = decode_short_side(members)
+    short_side = SYNTHETIC_POOL.decode_short_side
     videos = [decode_video(p, short_side=short_side) for p in data.paths]
     table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
     # random affinity targets, but a real fit on the backbone's real outputs
@@ -49,7 +49,7 @@ def material(tmp_path_factory):
     selector.fit(selector.features(table.logits[order[0]]), targets)
     thresholds = np.linspace(0, 1, 101)
     calibration = calibration_curve(selector, table, order, thresholds)
-    run_dir = save_run(root / "run", members, models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, short_side)
+    run_dir = save_run(root / "run", SYNTHETIC_POOL, models, order, selector, list(CLASS_NAMES), 0.5, calibration)
     return {"run": run_dir, "table": table, "selector": selector, "calibration": calibration, "thresholds": thresholds, "data": data}
 
 
@@ -113,7 +113,7 @@ def test_budget_and_threshold_options(material, capsys):
 
 def test_calibration_curve_matches_a_loop_over_thresholds(material):
     table, selector, thresholds = material["table"], material["selector"], material["thresholds"]
-    order = [m.name for m in DEFAULT_POOL]
+    order = SYNTHETIC_POOL.names
     proba = selector.predict_proba(selector.features(table.logits[order[0]]))
     costs = selection_costs(np.array([table.gflops[m] for m in order]), selector.gflops())
     hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1)

@@ -65,7 +65,7 @@ def store_metadata(pool: ExtractionPool, settings: ExtractSettings) -> dict:
         "identity": pool.identity(settings_dict),
         "pool": pool.describe(),
         "settings": settings_dict,
-        "gflops": {m.name: m.gflops for m in pool.members},
+        "gflops": {m.name: m.gflops_per_video for m in pool.members},
         "gflops_unit": "per window (per_clip_seconds)" if settings.per_clip_seconds else "per video",
         "flop_convention": FLOP_CONVENTION,
     }

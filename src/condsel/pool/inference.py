@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from condsel.pool.members import PoolMember
+from condsel.pool.config import PoolMember
 from condsel.selection.table import PredictionTable
 from condsel.video.decode import DecodedVideo
 from condsel.video.sampling import ClipSpec, test_views, to_model_input

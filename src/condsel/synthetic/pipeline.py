@@ -23,7 +23,7 @@ from condsel.selection.evaluate import SelectionConfig, evaluate_holdout
 from condsel.selection.metrics import topk_correct
 from condsel.pool.inference import pool_table
 from condsel.pool.latency import format_latency, measure_latency
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import PoolConfig, PoolMember
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
@@ -31,7 +31,9 @@ from condsel.selection.selector import Selector
 from condsel._io import write_json
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.selection.table import PredictionTable
+from condsel.models import get_spec
 from condsel.video.decode import DecodedVideo, decode_video
+from condsel.video.sampling import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,20 @@ DEMO_EPOCHS = {"frame2d": 8, "conv3d_s": 4, "conv3d_l": 6}
 LATENCY_VIDEOS = 90  # test videos timed per latency mode
 LATENCY_SWEEP = (0.1, 0.25, 0.5)  # also timed: thresholds for these fractions of the largest model's GFLOPs
 LATENCY_THREADS = 1
+
+
+def _synthetic_member(arch: str, clips: int = 1, crops: int = 1) -> PoolMember:
+    spec = get_spec(arch)
+    clip = ClipSpec(spec.frames, spec.stride, spec.crop, clips=clips, crops=crops, target_fps=spec.fps)
+    return PoolMember(arch, arch, clip, len(CLASS_NAMES))
+
+
+# The zoo's synthetic nets at their default input; conv3d_l is tested on 3 clips
+# x 3 crops, so its cost dominates decoding.
+SYNTHETIC_POOL = PoolConfig(
+    backbone="frame2d",
+    members=(_synthetic_member("frame2d"), _synthetic_member("conv3d_s"), _synthetic_member("conv3d_l", clips=3, crops=3)),
+)
 
 
 def decode_all(paths: Sequence[Path], short_side: int, progress: bool) -> list[DecodedVideo]:
@@ -76,9 +92,8 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
 
     data = generate(out_dir / "data", DEMO_VIDEOS, seed=seed, progress=progress)
     lap("generate")
-    members = list(DEFAULT_POOL)
-    short_side = decode_short_side(members)
-    videos = decode_all(data.paths, short_side, progress)
+    members = list(SYNTHETIC_POOL.members)
+    videos = decode_all(data.paths, SYNTHETIC_POOL.decode_short_side, progress)
     lap("decode")
 
     split_idx = {s: np.flatnonzero(data.splits == s) for s in ("train", "val", "test")}
@@ -86,11 +101,11 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     models = {}
     for i, m in enumerate(members):
         models[m.name] = train_member(
-            m, [videos[j] for j in train], data.labels[train], len(CLASS_NAMES),
+            m, [videos[j] for j in train], data.labels[train],
             TrainConfig(epochs=DEMO_EPOCHS[m.name]), seed=seed + i, progress=progress,
         )
         lap(f"train_{m.name}")
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    gflops = SYNTHETIC_POOL.gflops
 
     tables = {}
     for split in ("val", "test"):
@@ -112,7 +127,7 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     val_best = max(100 * topk_correct(tables["val"].logits[m], tables["val"].labels, 1).mean() for m in order)
     threshold = default_threshold(calibration, val_best)
     save_run(
-        out_dir / "run", members, models, order, gflops, selector, list(CLASS_NAMES), threshold, calibration, short_side,
+        out_dir / "run", SYNTHETIC_POOL, models, order, selector, list(CLASS_NAMES), threshold, calibration,
         notes={
             "what": "synthetic benchmark pool (weights trained here on synthetic videos; not a real-data model)",
             "seed": seed,
