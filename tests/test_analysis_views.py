@@ -100,6 +100,6 @@ def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_pat
         assert scores.layout[name] == (clip.clips, clip.crops)
         assert scores.gflops_per_view[name] * clip.views == pytest.approx(run.gflops[name])
         with torch.no_grad():
-            pooled = run_member(clip, models[name], [decode_for(run, e.path) for e in entries]).logits
+            pooled = run_member(members[name], models[name], [decode_for(run, e.path) for e in entries]).logits
         np.testing.assert_allclose(scores.views[name].mean(axis=1), pooled, rtol=1e-4, atol=1e-5)
     assert scores.views["conv3d_l"].std(axis=1).max() > 0  # the views do differ

@@ -42,7 +42,7 @@ def material(tmp_path_factory):
     data = generate(root / "videos", 12, seed=0)
     short_side = SYNTHETIC_POOL.decode_short_side
     videos = [decode_video(p, short_side=short_side) for p in data.paths]
-    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
+    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, list(CLASS_NAMES))
     # random affinity targets, but a real fit on the backbone's real outputs
     targets = np.eye(3)[np.random.default_rng(0).integers(0, 3, 12)]
     selector = Selector(hidden=(16,), epochs=3, inputs="probs")
@@ -73,7 +73,7 @@ def test_the_choice_follows_the_selector_and_the_threshold(material):
     """The model predict picks is the one choose_models picks from the backbone's outputs on the same frames."""
     run = load_run(material["run"])
     video = decode_video(KINETICS, short_side=run.decode_short_side)  # every frame: sampling must pick the same ones
-    logits = run_member(run.members[run.backbone].clip, run.models[run.backbone], [video]).logits
+    logits = run_member(run.members[run.backbone], run.models[run.backbone], [video]).logits
     proba = run.selector.predict_proba(run.selector.features(logits))
     for threshold in (0.0, 0.3, 0.6, 1.0):
         assert predict_video(run, KINETICS, threshold).model == run.order[int(choose_models(proba, threshold)[0])]

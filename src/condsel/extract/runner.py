@@ -21,11 +21,12 @@ from tqdm import tqdm
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
 from condsel.extract.distributed import DistContext
-from condsel.extract.inference import AGGREGATIONS, video_outputs
+from condsel.extract.inference import video_outputs
 from condsel.extract.manifest import Manifest
 from condsel.extract.pool import ExtractionPool
 from condsel.extract.store import Failure, Store, video_key
-from condsel.extract.views import ViewPlan
+from condsel.pool.inference import AGGREGATIONS
+from condsel.pool.views import ViewPlan
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def extract(
         error, stage = item.get("error"), "decode"
         if error is None:
             try:
-                arrays = video_outputs(pool, item["views"], ctx.device, settings.aggregate, settings.save_views)
+                arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
             except (RuntimeError, ValueError) as e:
                 if is_worker_failure(e):
                     raise

@@ -112,7 +112,7 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
         idx = split_idx[split]
         names = [data.paths[j].relative_to(data.root).as_posix() for j in idx]
         tables[split] = pool_table(
-            members, models, [videos[j] for j in idx], names, data.labels[idx], gflops, list(CLASS_NAMES), progress=progress
+            members, models, [videos[j] for j in idx], names, data.labels[idx], list(CLASS_NAMES), progress=progress
         )
         tables[split].save(out_dir / f"{split}_table.npz")
     lap("extract")
