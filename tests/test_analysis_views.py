@@ -3,6 +3,7 @@ per-view logits recomputed with the synthetic pool's networks on real video file
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,8 +87,10 @@ def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_pat
     members = {m.name: m for m in pool.members}
     models = build_pool(pool, random_weights=True)
     order = list(members)
-    run = Run(root=Path("."), pool=pool, models=models, order=order, selector=None, selector_gflops=0.0,
-              class_names=[f"c{i}" for i in range(5)], threshold=0.5, calibration=[])
+    # the views analysis reads only the members a policy may run, not its decisions
+    run = Run(root=Path("."), pool=pool, models=models, policy=SimpleNamespace(members_=order),
+              class_names=[f"c{i}" for i in range(5)], threshold=0.5, calibration=[], aggregate="logits",
+              random_weights=True)
     entries = [ManifestEntry(p.name, p, i) for i, p in enumerate(sorted(VIDEOS.glob("*.mp4")))]
     assert len(entries) >= 2
     missing = ManifestEntry("missing.mp4", tmp_path / "missing.mp4", 0)

@@ -18,7 +18,8 @@ import torch
 
 from condsel.pool.config import PoolConfig, PoolMember, build_pool
 from condsel.pool.run_dir import save_run
-from condsel.selection.selector import Selector
+from condsel.selection.policies import SelectorPolicy
+from condsel.selection.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.encode import write_video
@@ -49,9 +50,14 @@ def make_run_dir(root: Path, seed: int = 0) -> Path:
     models = build_pool(TINY_POOL, random_weights=True)
     gflops = TINY_POOL.gflops
     rng = np.random.default_rng(seed)
-    selector = Selector(hidden=(8,), epochs=1).fit(rng.normal(size=(24, len(CLASS_NAMES))), np.eye(2)[rng.integers(0, 2, 24)])
+    table = PredictionTable(
+        names=np.array([f"v{i}" for i in range(24)]), labels=rng.integers(0, len(CLASS_NAMES), 24),
+        logits={m: rng.normal(size=(24, len(CLASS_NAMES))).astype(np.float32) for m in gflops}, gflops=gflops,
+        class_names=list(CLASS_NAMES),
+    )
+    policy = SelectorPolicy(backbone="frame2d", hidden=(8,), epochs=1).fit(table)
     calibration = [{"threshold": 0.5, "gflops": sum(gflops.values()), "top1": 50.0}]
-    return save_run(root, TINY_POOL, models, TINY_POOL.names, selector, list(CLASS_NAMES), 0.5, calibration)
+    return save_run(root, TINY_POOL, policy, list(CLASS_NAMES), 0.5, calibration, "logits", models=models)
 
 
 def make_videos(root: Path, count: int, seed: int = 0) -> list[tuple[str, str]]:

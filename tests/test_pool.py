@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -10,10 +12,11 @@ from condsel.models.costs import count_gflops, load_costs_toml
 from condsel.pool.inference import pool_table, run_member
 from condsel import models as zoo
 from condsel.models.synthetic import Conv3DNet, FrameAverageNet
-from condsel.pool.config import PoolConfig, PoolMember, build_pool
+from condsel.pool.config import PoolConfig, PoolMember, build_pool, load_pool_config
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
-from condsel.selection.selector import Selector
+from condsel.selection.policies import SelectorPolicy
+from condsel.selection.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic.render import FPS, NUM_FRAMES
@@ -116,43 +119,47 @@ def tiny_run(tmp_path):
     models = build_pool(pool, random_weights=True)
     gflops = pool.gflops
     rng = np.random.default_rng(0)
-    selector = Selector(hidden=(8,), epochs=1).fit(rng.random((20, len(CLASS_NAMES))), np.eye(2)[rng.integers(0, 2, 20)])
+    table = PredictionTable(
+        names=np.array([f"v{i}" for i in range(20)]), labels=rng.integers(0, classes, 20),
+        logits={m: rng.normal(size=(20, classes)).astype(np.float32) for m in ("f", "c")}, gflops=gflops,
+        class_names=list(CLASS_NAMES),
+    )
+    policy = SelectorPolicy(backbone="f", hidden=(8,), epochs=1).fit(table)
     calibration = [
         {"threshold": 0.0, "gflops": 0.001, "top1": 40.0},
         {"threshold": 0.4, "gflops": 0.004, "top1": 50.0},
         {"threshold": 0.7, "gflops": 0.009, "top1": 60.0},
     ]
-    root = save_run(tmp_path / "run", pool, models, ["f", "c"], selector, list(CLASS_NAMES), 0.4, calibration)
+    root = save_run(tmp_path / "run", pool, policy, list(CLASS_NAMES), 0.4, calibration, "logits", models=models)
     return root, members, models, gflops
 
 
 def test_run_directory_round_trip(tiny_run):
     root, members, models, gflops = tiny_run
     run = load_run(root)
-    assert run.order == ["f", "c"] and run.backbone == "f" and run.threshold == 0.4
+    assert run.order == ["f", "c"] and run.backbone == "f" and run.threshold == 0.4 and run.aggregate == "logits"
     assert run.gflops == pytest.approx(gflops) and load_costs_toml(root / "costs.toml") == pytest.approx(gflops)
-    assert run.selection_costs.tolist() == pytest.approx(
-        [gflops["f"] + run.selector_gflops, gflops["f"] + gflops["c"] + run.selector_gflops]
-    )
+    assert run.policy.gflops_ == pytest.approx(gflops) and not run.random_weights
     videos = [_clip_video("shrink", 3)]
     for m in members:
         np.testing.assert_array_equal(run_member(m, run.models[m.name], videos).logits, run_member(m, models[m.name], videos).logits)
         np.testing.assert_array_equal(run_member(m, run.load_model(m.name), videos).logits, run_member(m, models[m.name], videos).logits)
 
 
-def test_budget_picks_the_costliest_calibration_point_within_it(tiny_run):
-    run = load_run(tiny_run[0])
-    assert run.threshold_for_budget(0.005) == 0.4
-    assert run.threshold_for_budget(1.0) == 0.7
-    assert run.threshold_for_budget(0.001) == 0.0
-    with pytest.raises(ValueError, match="below the cheapest operating point"):
-        run.threshold_for_budget(0.0005)
+def test_run_pool_config_reads_back_to_the_same_pool(tiny_run):
+    root, members, _, _ = tiny_run
+    pool = load_pool_config(root / "pool.toml")
+    for saved, original in zip(pool.members, members):
+        assert (saved.arch, saved.clip, saved.num_classes, dict(saved.options)) == (
+            original.arch, original.clip, original.num_classes, dict(original.options))
+        assert saved.checkpoint == (root / "models" / f"{saved.name}.pt").resolve()
+        assert saved.sha256 == hashlib.sha256(saved.checkpoint.read_bytes()).hexdigest()
 
 
 def test_broken_run_directories_name_the_file(tiny_run, tmp_path):
     root = tiny_run[0]
     (root / "models" / "c.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="c.pt"):
+    with pytest.raises(ValueError, match=r"c\.pt: sha256 .* differs from the pinned"):
         load_run(root)
     (root / "run.json").write_text("{")
     with pytest.raises(ValueError, match="run.json"):

@@ -28,11 +28,12 @@ from condsel.video.sampling import ClipSpec, test_clip_indices, test_views
 class ViewPlan:
     specs: dict[str, ClipSpec]  # member name -> how it reads a video
     per_clip_seconds: float | None = None
+    decode_size: int | None = None  # decode at this short side (a subset of a pool decodes as the whole pool)
 
     @property
     def short_side(self) -> int:
         """Decode at the largest size any member reads, so no member upsamples."""
-        return max(s.size for s in self.specs.values())
+        return self.decode_size or max(s.size for s in self.specs.values())
 
 
 def frame_windows(num_frames: int, fps: float, per_clip_seconds: float | None) -> np.ndarray:
