@@ -1,10 +1,30 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and where the tests find real data.
+
+Small real fixtures ship in ``tests/data`` (see its ATTRIBUTION.md), so every
+test runs from a fresh clone. The large published files live in
+``../shared/data`` beside the checkout, which CI has and a user's clone does
+not: tests on them call :func:`shared_data`, which skips with a reason when
+the file is absent.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from condsel._io import torch_threads
+
+FIXTURES = Path(__file__).resolve().parent / "data"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(relpath: str) -> Path:
+    """``../shared/data/relpath``, or skip the calling test when it is absent."""
+    path = SHARED_DATA / relpath
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{relpath}: the large published files, present in CI")
+    return path
 
 
 @pytest.fixture(scope="module")

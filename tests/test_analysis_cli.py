@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from condsel.analysis.ucf101 import ucf101_table
+from condsel.datasets.ucf101 import ucf101_table
 from condsel.analysis.views import PerViewScores
 from condsel.cli import main
 from condsel._io import write_json

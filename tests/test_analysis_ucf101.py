@@ -18,7 +18,7 @@ from condsel.analysis.latency import accuracy_at_threshold, latency_points
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
-from condsel.analysis.ucf101 import ucf101_table
+from condsel.datasets.ucf101 import ucf101_table
 from condsel.selection.curves import choose_models
 from condsel.selection.evaluate import SelectionConfig, affinity_labels
 from condsel.selection.metrics import topk_correct

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 
 from condsel.analysis.views import (
     PerViewScores,
@@ -22,7 +23,7 @@ from condsel.pool.predict import decode_for
 from condsel.pool.run_dir import Run
 from condsel.synthetic.pipeline import SYNTHETIC_POOL
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 
 
 def noisy_views(n=3000, clips=2, crops=3, classes=10, noise=2.0, seed=0):
@@ -91,8 +92,7 @@ def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_pat
     run = Run(root=Path("."), pool=pool, models=models, policy=SimpleNamespace(members_=order),
               class_names=[f"c{i}" for i in range(5)], threshold=0.5, calibration=[], aggregate="logits",
               random_weights=True)
-    entries = [ManifestEntry(p.name, p, i) for i, p in enumerate(sorted(VIDEOS.glob("*.mp4")))]
-    assert len(entries) >= 2
+    entries = [ManifestEntry(p.name, p, i) for i, p in enumerate(VIDEOS)]
     missing = ManifestEntry("missing.mp4", tmp_path / "missing.mp4", 0)
     scores, failures = per_view_scores_from_run(run, [entries[0], missing, *entries[1:]], batch_size=2)
     assert list(failures) == ["missing.mp4"] and "missing.mp4" in failures["missing.mp4"]

@@ -1,4 +1,4 @@
-"""Manifest readers on the real Kinetics-400 and HVU label maps."""
+"""Manifest readers (generic lists, Kinetics, HVU) on the real Kinetics-400 and HVU label maps."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
-from condsel.datasets.manifests import (
-    read_class_names,
-    read_hvu_csv,
-    read_hvu_vocabulary,
-    read_kinetics_csv,
-    read_path_label_list,
-)
+from condsel.datasets.hvu import read_hvu_csv, read_hvu_vocabulary
+from condsel.datasets.kinetics import read_kinetics_csv
+from condsel.datasets.manifests import read_class_names, read_path_label_list
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KINETICS = DATA / "labelmaps" / "kinetics400.txt"
-HVU = DATA / "labelmaps" / "hvu.json"
+KINETICS = FIXTURES / "labelmaps" / "kinetics400.txt"
+HVU = FIXTURES / "labelmaps" / "hvu.json"
 
 
 def _lines(path: Path) -> list[str]:

@@ -1,10 +1,14 @@
-"""The THUMOS'14 and MultiThumos loaders against the real published files and each other."""
+"""The THUMOS'14 and MultiThumos loaders against the real published files and each other.
+
+Most tests read the 10-video subsets in tests/data (same layouts as the published
+files); the counts of the whole sets need ../shared/data and skip without it.
+"""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, shared_data
 
 from condsel.datasets.thumos import (
     MULTITHUMOS_CLASSES,
@@ -19,10 +23,9 @@ from condsel.datasets.thumos import (
     load_wtalc,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WTALC = DATA / "thumos14" / "wtalc_reduced"
-ANET = DATA / "thumos14" / "gt_activitynet_format.json"
-MULTITHUMOS = DATA / "multithumos"
+WTALC = FIXTURES / "thumos14" / "wtalc_subset"
+ANET = FIXTURES / "thumos14" / "gt_activitynet_subset.json"
+MULTITHUMOS = FIXTURES / "multithumos"
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +35,38 @@ def wtalc():
 
 @pytest.fixture(scope="module")
 def multi():
-    return load_multithumos(MULTITHUMOS / "multithumos.json")
+    return load_multithumos(MULTITHUMOS / "multithumos_subset.json")
 
 
-def test_wtalc_counts_match_the_data_readme(wtalc):
+@pytest.fixture(scope="module")
+def wtalc_full():
+    return load_wtalc(shared_data("thumos14/wtalc_reduced"))
+
+
+@pytest.fixture(scope="module")
+def multi_full():
+    return load_multithumos(shared_data("multithumos/multithumos.json"))
+
+
+def test_wtalc_counts_match_the_data_readme(wtalc_full):
+    assert len(wtalc_full.classes) == 20
+    assert sorted(v.subset for v in wtalc_full.videos.values()).count("validation") == 200
+    assert len(wtalc_full.subset("test").videos) == 212
+    assert wtalc_full.segment_counts() == {"validation": 3007, "test": 3358}
+    assert all(np.all(v.segments[:, 1] >= v.segments[:, 0]) for v in wtalc_full.videos.values())
+
+
+def test_the_subset_reads_as_its_rows_of_the_published_files(wtalc, wtalc_full):
+    assert wtalc.classes == wtalc_full.classes
+    for name, video in wtalc.videos.items():
+        whole = wtalc_full.videos[name]
+        np.testing.assert_array_equal(video.segments, whole.segments)
+        assert (video.labels, video.tags, video.subset, video.duration) == (whole.labels, whole.tags, whole.subset, whole.duration)
+
+
+def test_subset_layout(wtalc):
     assert len(wtalc.classes) == 20
-    assert sorted(v.subset for v in wtalc.videos.values()).count("validation") == 200
-    assert len(wtalc.subset("test").videos) == 212
-    assert wtalc.segment_counts() == {"validation": 3007, "test": 3358}
+    assert wtalc.segment_counts() == {"validation": 20, "test": 129}
     assert all(np.all(v.segments[:, 1] >= v.segments[:, 0]) for v in wtalc.videos.values())
 
 
@@ -48,9 +75,17 @@ def test_activitynet_json_agrees_except_two_named_test_videos(wtalc):
     assert comparison.only_in_first == {"video_test_0000270": 29, "video_test_0001496": 18}
     assert comparison.only_in_second == {}
     assert comparison.segment_differences == ()  # every shared video: same labels, same times
+    assert comparison.subset_pairs == {("validation", "train"): 4, ("test", "test"): 4}
+    assert comparison.segment_counts[1] == {"train": 20, "test": 129 - 29 - 18}
+    assert not comparison.identical
+
+
+def test_activitynet_json_agrees_on_the_whole_set(wtalc_full):
+    comparison = compare_ground_truths(wtalc_full, load_ground_truth(shared_data("thumos14/gt_activitynet_format.json")), tolerance=1e-6)
+    assert comparison.only_in_first == {"video_test_0000270": 29, "video_test_0001496": 18}
+    assert comparison.only_in_second == {} and comparison.segment_differences == ()
     assert comparison.subset_pairs == {("validation", "train"): 200, ("test", "test"): 210}
     assert comparison.segment_counts[1] == {"train": 3007, "test": 3358 - 29 - 18}
-    assert not comparison.identical
 
 
 def test_conversion_round_trips_exactly(wtalc, tmp_path):
@@ -67,24 +102,30 @@ def test_thumos_gt_cli_writes_activitynet_layout(tmp_path, capsys):
     out = tmp_path / "gt.json"
     assert main(["thumos-gt", "--wtalc", str(WTALC), "--out", str(out), "--compare", str(ANET)]) == 0
     database = json.loads(out.read_text())["database"]
-    assert len(database) == 412
+    assert len(database) == 10
     assert {"segment", "label"} == set(database["video_validation_0000051"]["annotations"][0])
     assert "video_test_0000270 (29 segments)" in capsys.readouterr().out
 
 
-def test_ambiguous_segments_belong_to_test_videos(wtalc):
-    spans = load_ambiguous(WTALC / "Ambiguous_test.txt")
+def test_ambiguous_segments_belong_to_test_videos(wtalc, wtalc_full):
+    spans = load_ambiguous(shared_data("thumos14/wtalc_reduced/Ambiguous_test.txt"))
     assert sum(len(s) for s in spans.values()) == 99
     # one listed video has no action of the 20 classes, so the reduced set leaves it out
-    assert set(spans) - set(wtalc.subset("test").videos) == {"video_test_0001292"}
+    assert set(spans) - set(wtalc_full.subset("test").videos) == {"video_test_0001292"}
+    mine = load_ambiguous(WTALC / "Ambiguous_test.txt")
+    assert set(mine) - set(wtalc.subset("test").videos) == {"video_test_0001292"}
+    assert all(np.array_equal(mine[name], spans[name]) for name in mine)
 
 
 def test_multithumos_layout_and_class_names(multi):
-    gt = multi
-    assert len(gt.videos) == 413
-    assert {s: sum(v.subset == s for v in gt.videos.values()) for s in gt.subsets()} == {"training": 200, "testing": 213}
+    assert {s: sum(v.subset == s for v in multi.videos.values()) for s in multi.subsets()} == {"training": 4, "testing": 7}
     alphabetical = (MULTITHUMOS / "class_names_alphabetical.txt").read_text().split()
     assert len(MULTITHUMOS_CLASSES) == 65 and sorted(MULTITHUMOS_CLASSES) == sorted(alphabetical)
+
+
+def test_multithumos_counts_match_the_data_readme(multi_full):
+    assert len(multi_full.videos) == 413
+    assert {s: sum(v.subset == s for v in multi_full.videos.values()) for s in multi_full.subsets()} == {"training": 200, "testing": 213}
 
 
 def test_multithumos_ids_1_to_20_reproduce_the_thumos_segments(wtalc, multi):
@@ -108,9 +149,9 @@ def test_multithumos_ids_1_to_20_reproduce_the_thumos_segments(wtalc, multi):
     ("HammerThrowSpin", "HammerThrow"), ("PoleVaultPlantPole", "PoleVault"),
     ("DiscusRelease", "ThrowDiscus"), ("ShotPutBend", "Shotput"), ("WeightliftingJerk", "CleanAndJerk"),
 ])
-def test_multithumos_sub_actions_occur_with_their_sport(multi, part, whole):
+def test_multithumos_sub_actions_occur_with_their_sport(multi_full, part, whole):
     """Ids 21..65 have no THUMOS counterpart; a sport's sub-actions must sit in that sport's videos."""
-    with_part = [v for v in multi.videos.values() if part in v.labels]
+    with_part = [v for v in multi_full.videos.values() if part in v.labels]
     assert len(with_part) >= 5
     assert np.mean([whole in v.labels for v in with_part]) >= 0.9
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from test_extract_support import (
-    DATA,
+    REAL_VIDEOS,
     SHORT_SIDE,
     make_bad_files,
     make_run_dir,
@@ -28,7 +28,6 @@ from condsel.video.decode import DecodedVideo, decode_video
 from condsel.video.encode import write_video
 
 GOOD = 14
-REAL_VIDEOS = [DATA / "videos" / "kinetics_arm_wrestling.mp4", DATA / "videos" / "unlabelled_test.avi"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

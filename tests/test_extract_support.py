@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import FIXTURES
 
 from condsel.pool.config import PoolConfig, PoolMember, build_pool
 from condsel.pool.run_dir import save_run
@@ -26,7 +27,7 @@ from condsel.video.encode import write_video
 from condsel.video.sampling import ClipSpec
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data"
+REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 SHORT_SIDE = 40
 
 TINY_POOL = PoolConfig(

@@ -1,5 +1,5 @@
 """The §3.3 pipeline: helpers by hand, the synthetic benchmark's bar, and the feature-file path
-on features generated from the real THUMOS'14 annotations."""
+on features generated from the real THUMOS'14 annotations (130 short videos, tests/data)."""
 
 import json
 from pathlib import Path
@@ -7,12 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 
-from condsel.datasets.thumos import (
-    GroundTruth,
-    activitynet_document,
-    load_wtalc,
-)
+from condsel.datasets.thumos import GroundTruth, load_ground_truth
 from condsel.localization.features import load_two_streams, save_clip_features
 from condsel.localization.pipeline import (
     above_fraction,
@@ -23,8 +20,6 @@ from condsel.localization.pipeline import (
 )
 from condsel.localization.synthetic import SyntheticConfig, make_benchmark
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WTALC = DATA / "thumos14" / "wtalc_reduced"
 
 
 def test_above_fraction_on_crossing_lines():
@@ -122,12 +117,8 @@ def test_localize_cli_on_features_from_real_thumos_annotations(tmp_path, capsys)
     from condsel.cli import main
 
     torch.set_num_threads(1)  # tiny heads: extra threads only add synchronization on a shared 2-core machine
-    full = load_wtalc(WTALC)
-    short = sorted(n for n, v in full.videos.items() if v.duration < 150)
-    keep = [n for n in short if "validation" in n] + [n for n in short if "test" in n][:30]
-    gt = GroundTruth(full.classes, {n: full.videos[n] for n in keep}, "subset")
-    gt_path = tmp_path / "gt.json"
-    gt_path.write_text(json.dumps(activitynet_document(gt)))
+    gt_path = FIXTURES / "thumos14" / "short_videos_gt.json"  # every validation video under 150 s, 30 test ones
+    gt = load_ground_truth(gt_path)
     write_features_from_annotations(gt, tmp_path / "features", clip_seconds=2.0, seed=0)
     out = tmp_path / "out"
     rc = main(["localize", "--features", str(tmp_path / "features"), "--annotations", "thumos14", "--gt", str(gt_path),

@@ -7,11 +7,11 @@ fitted on their outputs: predictions are meaningless, the pipeline is not.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 
 from condsel.cli import main
 from condsel.pool.config import build_pool
@@ -24,9 +24,8 @@ from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KINETICS = DATA / "videos" / "kinetics_arm_wrestling.mp4"
-AVI = DATA / "videos" / "unlabelled_test.avi"
+KINETICS = FIXTURES / "videos" / "arm_wrestling_cut.mp4"
+AVI = FIXTURES / "videos" / "unlabelled_test_cut.avi"
 
 
 @pytest.fixture(scope="module")

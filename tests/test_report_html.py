@@ -20,7 +20,7 @@ from condsel.analysis.latency import latency_points
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
-from condsel.analysis.ucf101 import ucf101_table
+from condsel.datasets.ucf101 import ucf101_table
 from condsel.cli import main
 from condsel.selection.evaluate import SelectionConfig
 from condsel.report.html import render_report, write_report

@@ -12,8 +12,7 @@ from condsel.selection.affinity import (
     normalized_costs,
     soft_affinity,
 )
-from condsel.datasets.ucf101 import load_ucf101_split1
-from condsel.datasets.ucf101_costs import ucf101_costs
+from condsel.datasets.ucf101 import load_ucf101_split1, ucf101_costs
 
 
 def test_cross_entropy_and_bce_by_hand():

@@ -1,4 +1,7 @@
-"""Decoding real files: frame counts, seeking, partial decoding, resizing, and every kind of bad file."""
+"""Decoding real files: frame counts, seeking, partial decoding, resizing, and every kind of bad file.
+
+The files are packet-exact cuts of two published clips (tests/data/ATTRIBUTION.md).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import FIXTURES, shared_data
+
 from condsel.video.decode import VideoDecodeError, decode_video
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-KINETICS = DATA / "videos" / "kinetics_arm_wrestling.mp4"
-AVI = DATA / "videos" / "unlabelled_test.avi"
+KINETICS = FIXTURES / "videos" / "arm_wrestling_cut.mp4"  # frames 187..279 of a Kinetics clip, keyframes at 0, 43, 81
+AVI = FIXTURES / "videos" / "unlabelled_test_cut.avi"  # MPEG-4 with packed B-frames, one keyframe
 
 
 def _opencv_frames(path: Path) -> np.ndarray:
@@ -36,9 +40,9 @@ def kinetics_full():
 
 def test_kinetics_clip_decodes_to_every_frame_like_opencv(kinetics_full):
     ref = _opencv_frames(KINETICS)
-    assert kinetics_full.num_frames == 280 and kinetics_full.fps == pytest.approx(28.0)  # 10 s at 28 fps, 340x256
-    assert kinetics_full.frames.shape == (280, 256, 340, 3) == ref.shape
-    np.testing.assert_array_equal(kinetics_full.indices, np.arange(280))
+    assert kinetics_full.num_frames == 93 and kinetics_full.fps == pytest.approx(28.0)  # 3.3 s at 28 fps, 340x256
+    assert kinetics_full.frames.shape == (93, 256, 340, 3) == ref.shape
+    np.testing.assert_array_equal(kinetics_full.indices, np.arange(93))
     # same pixels up to the YUV->RGB conversion's rounding
     assert np.abs(kinetics_full.frames.astype(int) - ref.astype(int)).mean() < 3.0
 
@@ -46,13 +50,14 @@ def test_kinetics_clip_decodes_to_every_frame_like_opencv(kinetics_full):
 def test_avi_decodes_like_opencv():
     video = decode_video(AVI)
     ref = _opencv_frames(AVI)
-    assert video.frames.shape == ref.shape == (164, 240, 320, 3)
+    assert video.frames.shape == ref.shape == (52, 240, 320, 3)
     assert np.abs(video.frames.astype(int) - ref.astype(int)).mean() < 3.0
 
 
-@pytest.mark.parametrize("wanted", [[0, 5, 9], [190, 200, 250, 279], [70, 150]])
+@pytest.mark.parametrize("wanted", [[0, 5, 9], [84, 88, 92], [60, 82], [30, 70]])
 def test_partial_decode_returns_exactly_the_frames_of_a_full_decode(kinetics_full, wanted):
-    # [190, ...] starts after the keyframe at 187: the decoder seeks there instead of decoding from 0
+    # [84, ...] and [60, ...] start past the 2 s seek threshold: the decoder seeks to the keyframe
+    # before (81 or 43) instead of decoding from 0
     part = decode_video(KINETICS, lambda n, fps: np.array(wanted))
     np.testing.assert_array_equal(part.indices, wanted)
     np.testing.assert_array_equal(part.frames, kinetics_full.frames[wanted])
@@ -60,7 +65,7 @@ def test_partial_decode_returns_exactly_the_frames_of_a_full_decode(kinetics_ful
 
 def test_partial_decode_of_an_avi_matches_a_full_decode():
     full = decode_video(AVI)
-    wanted = [60, 100, 163]
+    wanted = [20, 40, 51]
     part = decode_video(AVI, lambda n, fps: np.array(wanted))
     np.testing.assert_array_equal(part.frames, full.frames[wanted])
 
@@ -124,5 +129,12 @@ def test_bad_files_raise_an_error_naming_the_file_and_the_cause(bad_files, name)
 
 def test_a_cut_file_still_gives_the_frames_before_the_cut(bad_files):
     path, _ = bad_files["cut_after_index.mp4"]
-    video = decode_video(path, lambda n, fps: np.array([0, 50]))
-    np.testing.assert_array_equal(video.frames, decode_video(KINETICS, lambda n, fps: np.array([0, 50])).frames)
+    video = decode_video(path, lambda n, fps: np.array([0, 30]))
+    np.testing.assert_array_equal(video.frames, decode_video(KINETICS, lambda n, fps: np.array([0, 30])).frames)
+
+
+def test_the_fixtures_are_exact_cuts_of_the_published_clips(kinetics_full):
+    whole = decode_video(shared_data("videos/kinetics_arm_wrestling.mp4"))
+    assert whole.num_frames == 280
+    np.testing.assert_array_equal(kinetics_full.frames, whole.frames[187:])
+    np.testing.assert_array_equal(decode_video(AVI).frames, decode_video(shared_data("videos/unlabelled_test.avi")).frames[:52])

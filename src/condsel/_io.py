@@ -5,7 +5,8 @@ annotations) store object arrays, which numpy can only read by unpickling.
 Unpickling an untrusted file can run arbitrary code, so instead of
 ``allow_pickle=True`` we unpickle with a whitelist that can rebuild numpy
 arrays, dtypes and scalars and nothing else. Only the loaders written for those
-files call it.
+files call it; :func:`load_pickle` applies the same whitelist to whole pickle
+files.
 """
 
 from __future__ import annotations
@@ -73,11 +74,11 @@ def torch_threads(count: int):
         torch.set_num_threads(previous)
 
 
-_ALLOWED_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
-} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # protocol-2 pickles spell bytes via _codecs.encode
+_ALLOWED_GLOBALS = (
+    {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")}
+    | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")}  # protocol 5
+    | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # protocol-2 pickles spell bytes via _codecs.encode
+)
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -111,6 +112,23 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
             return _read_npy(f, str(path), encoding)
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
+
+
+def load_pickle(path: str | Path, encoding: str = "ASCII"):
+    """Unpickle a file that may hold only numpy arrays and plain Python containers and scalars.
+
+    For published result files such as mmaction2's ``--out results.pkl`` (a
+    list of per-sample score arrays). Anything else (a model, a tensor, a
+    callable) is refused with an error naming the file.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return _ArraysOnlyUnpickler(f, encoding=encoding).load()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e}") from e
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(f"{path}: cannot read pickle safely: {e}") from e
 
 
 def load_npz(path: str | Path, encoding: str = "ASCII") -> dict[str, np.ndarray]:

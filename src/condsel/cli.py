@@ -4,6 +4,11 @@ Each subcommand lives in its own module under ``condsel.commands`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func``; ``func(args)``
 returns the process exit code. Command modules keep their heavy imports inside
 ``func`` so that ``condsel --help`` and ``condsel zoo`` start quickly.
+
+Errors: commands raise ``ValueError`` (or :class:`condsel.errors.CondselError`)
+for bad input and never catch it; :func:`main` alone turns it, and ``OSError``,
+into one ``condsel CMD: error: ...`` line and exit status 2. A command returns
+1 itself when it ran but some of its inputs failed.
 """
 
 from __future__ import annotations
@@ -32,12 +37,22 @@ COMMANDS: dict[str, str] = {
 # commands whose --out is a run directory: the exact command and versions are recorded there
 RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth"}
 
+EXIT_CODES = """\
+exit status:
+  0  done
+  1  ran, but some inputs failed (each named on stderr or in the output)
+  2  bad usage or bad input: an unknown option, an impossible option value,
+     or a file that is missing, unreadable or malformed (the message names it)
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condsel",
         description="Conditional model selection for video understanding. "
         "Costs are GFLOPs = 1e9 multiply-adds (the X3D/fvcore convention).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         write_provenance(out, argv)
     try:
         return int(args.func(args) or 0)
-    except ValueError as e:  # bad input: say what and where, without a traceback
+    except (ValueError, OSError) as e:  # bad input: say what and where, without a traceback
         print(f"condsel {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(args):
     """The table with costs, its default backbone and a line saying what data it is."""
-    from condsel.analysis.ucf101 import UCF101_BACKBONE, UCF101_DATA
+    from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
     from condsel.commands.table import (
         _load_table,  # the table command's loader: same sources, same default costs
     )

@@ -72,11 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ucf101(out, seed: int) -> dict:
-    from condsel.datasets.ucf101 import load_ucf101_split1
+    from condsel.datasets.ucf101 import load_ucf101_split1, ucf101_costs
     from condsel.selection.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
-    from condsel.datasets.ucf101_costs import ucf101_costs
 
     costs, derivation = ucf101_costs()
     print("\n".join(derivation))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(subparsers) -> None:
@@ -37,16 +36,12 @@ def run(args: argparse.Namespace) -> int:
         parse_tiou,
     )
 
-    try:
-        tiou = parse_tiou(args.tiou)
-        gt = load_ground_truth(args.gt)
-        detections = load_results(args.pred)
-        if args.ambiguous:
-            detections = drop_ambiguous(detections, load_ambiguous(args.ambiguous))
-        result = detection_map(gt, detections, tiou, subset=args.subset)
-    except ValueError as e:
-        print(f"condsel detection-map: error: {e}", file=sys.stderr)
-        return 2
+    tiou = parse_tiou(args.tiou)
+    gt = load_ground_truth(args.gt)
+    detections = load_results(args.pred)
+    if args.ambiguous:
+        detections = drop_ambiguous(detections, load_ambiguous(args.ambiguous))
+    result = detection_map(gt, detections, tiou, subset=args.subset)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

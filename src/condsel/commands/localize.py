@@ -58,21 +58,17 @@ def run(args: argparse.Namespace) -> int:
     )
     from condsel.localization.wtalc import WTALCConfig
 
-    try:
-        gt = load_ground_truth(args.gt)
-        costs = zoo_costs(args.rgb_model, args.motion_model)
-        summary = run_feature_localization(
-            Path(args.features), gt, args.annotations, Path(args.out), costs,
-            rgb_stream=args.rgb_stream, motion_stream=args.motion_stream, clip_seconds=args.clip_seconds,
-            wtalc=WTALCConfig(iterations=args.iterations, lr=args.lr),
-            settings=SelectionSettings(beta=args.beta, soft=not args.pseudo_labels, points=args.points,
-                                       random_seeds=args.random_seeds, standardize=args.standardize, fusion=args.fusion,
-                                       threshold=args.threshold),
-            seed=args.seed,
-        )
-    except ValueError as e:
-        print(f"condsel localize: error: {e}", file=sys.stderr)
-        return 2
+    gt = load_ground_truth(args.gt)
+    costs = zoo_costs(args.rgb_model, args.motion_model)
+    summary = run_feature_localization(
+        Path(args.features), gt, args.annotations, Path(args.out), costs,
+        rgb_stream=args.rgb_stream, motion_stream=args.motion_stream, clip_seconds=args.clip_seconds,
+        wtalc=WTALCConfig(iterations=args.iterations, lr=args.lr),
+        settings=SelectionSettings(beta=args.beta, soft=not args.pseudo_labels, points=args.points,
+                                   random_seeds=args.random_seeds, standardize=args.standardize, fusion=args.fusion,
+                                   threshold=args.threshold),
+        seed=args.seed,
+    )
     for name, point in summary["streams"].items():
         print(f"{name:>7}: {point['map']:6.2f} average mAP (%) at {point['gflops']:.2f} GFLOPs per clip")
     print(f"selector above random over {100 * summary['selector_above_random_fraction']:.0f}% of the shared GFLOPs range")

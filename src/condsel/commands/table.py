@@ -15,11 +15,14 @@ Every curve point is out-of-fold. GFLOPs are per video, counted as
 multiply-adds (the X3D/fvcore convention); selector and oracle points include
 the backbone's cost, the selector's points also the selector's own.
 
-Score files (one per model, joined by video name): the DMC-Net/CoViAR
-published layout, a plain npz with names/labels/logits, or a CSV with
-name,label,<class scores>. Costs: --costs FILE.toml with a [gflops] table of
-name = GFLOPs per video; for the UCF101 model keys (mv, residual, flow,
-gen_flow, iframe) they default to counts derived from the architectures.
+Score files (one per model, joined by video name, classes mapped by name): the
+DMC-Net/CoViAR published layout, a plain npz with names/labels/logits, a CSV
+with name,label,<class scores>, an IDT .mat (scores_idt/vn_idt/gt_idt), or
+scores in list order as NAME=SCORES:LIST (mmaction2 results.pkl, SeqVLAD/TSN
+npz, npy; LIST is the test list whose line i names row i). Costs: --costs
+FILE.toml with a [gflops] table of name = GFLOPs per video; for the UCF101
+model keys (mv, residual, flow, gen_flow, iframe, seqvlad_rgb, seqvlad_flow)
+they default to counts derived from the architectures; idt needs --costs.
 """
 
 
@@ -94,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_table(args):
     """The table, default costs for its models, and how those were derived."""
-    from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1
+    from condsel.datasets.ucf101 import UCF101_KEYS, load_ucf101_split1, ucf101_costs
     from condsel.selection.importers import join_scores, read_scores
     from condsel.selection.table import PredictionTable
-    from condsel.datasets.ucf101_costs import ucf101_costs
 
     if args.bundled:
         table = load_ucf101_split1()
@@ -112,7 +114,7 @@ def _load_table(args):
         if len(set(names)) != len(names):
             raise SystemExit(f"condsel table: a model name is given twice in --scores: {names}")
         table = join_scores({name: read_scores(path) for name, path in args.scores})
-    if set(table.logits) <= set(UCF101_MODELS):
-        costs, lines = ucf101_costs()
-        return table, costs, ["UCF101 DMC-Net/CoViAR models, derived from their architectures:"] + lines
+    if set(table.logits) <= set(UCF101_KEYS):
+        costs, lines = ucf101_costs(table.logits)
+        return table, costs, ["UCF101 models (DMC-Net/CoViAR, SeqVLAD), derived from their architectures:"] + lines
     return table, dict(table.gflops), [f"{m}: {g:.3f} GFLOPs/video (stored with the table)" for m, g in table.gflops.items()]

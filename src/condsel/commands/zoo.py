@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(subparsers) -> None:
@@ -53,11 +52,7 @@ def _run_pool(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.pool.config import load_pool_config
 
-    try:
-        pool = load_pool_config(args.pool)
-    except ValueError as e:
-        print(f"condsel zoo: error: {e}", file=sys.stderr)
-        return 2
+    pool = load_pool_config(args.pool)
     rows = [
         {
             "name": m.name,

@@ -1,1 +1,3 @@
-"""Dataset-specific loaders: UCF101 (shipped scores, groups, derived costs), THUMOS'14 and MultiThumos, manifests."""
+"""One module per dataset: ``ucf101`` (published scores, groups, derived costs), ``thumos`` (THUMOS'14 and
+MultiThumos annotations), ``kinetics`` and ``hvu`` (manifests); ``manifests`` holds the entry type and the
+dataset-agnostic list readers."""

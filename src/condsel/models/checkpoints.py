@@ -20,6 +20,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from condsel.errors import CondselError
+
 WRAPPER_KEYS = ("model_state", "state_dict", "model")
 MAX_LISTED = 8
 
@@ -50,7 +52,7 @@ PYSLOWFAST_X3D_RULES: tuple[tuple[str, str], ...] = (
 _STAGE_NUMBER = re.compile(r"<(\d)>")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CondselError):
     """A checkpoint file that cannot be read or does not fit the model."""
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from condsel.models.costs import count_gflops
+from condsel.models.bninception import BNInception, adapt_bninception_state_dict
 from condsel.models.checkpoints import adapt_x3d_state_dict, load_checked, read_state_dict
 from condsel.models.efficientnet import EfficientNetB0
 from condsel.models.i3d import InceptionI3d
@@ -77,7 +78,7 @@ class ModelSpec:
     @property
     def is_frame_model(self) -> bool:
         """2D networks run per frame: a view costs ``frames`` x the per-frame cost."""
-        return self.family in ("resnet", "efficientnet", "frame2d")
+        return self.family in ("resnet", "efficientnet", "bninception", "frame2d")
 
 
 def _x3d(name: str, depth_factor: float, frames: int, crop: int, stride: int, published: float) -> ModelSpec:
@@ -142,6 +143,31 @@ def _frame_model(name: str, family: str, build: Callable[..., nn.Module], publis
     )
 
 
+def _bninception(name: str, modality: str, in_channels: int, num_classes: int, published: float | None) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family="bninception",
+        build=BNInception,
+        frames=1,
+        crop=224,
+        stride=1,
+        fps=30,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        modality=modality,
+        # TSN feeds BGR pixels in [0, 255] minus (104, 117, 128) (its Stack(roll=True) swaps RGB to BGR), flow
+        # images quantised to [0, 255] minus 128: on condsel's [-1, 1] flow that is a scale of 127.5
+        mean=(104 / 255, 117 / 255, 128 / 255) if modality == "rgb" else (0.0,) * in_channels,
+        std=(1 / 255,) * 3 if modality == "rgb" else (1 / 127.5,) * in_channels,
+        published_gflops=published,
+        source="Ioffe & Szegedy 2015 architecture as released by TSN (Wang et al. 2016); ~2 GFLOPs per 224^2 frame: "
+               "16 G for 8 frames of TSN/TRN BNInception in Lin et al., TSM (ICCV 2019)",
+        checkpoint_layout="tsn-pytorch / Cadene pretrainedmodels BNInception (conv1_7x7_s2.*, inception_3a_1x1_bn.*); "
+                          "TSN's base_model.* / new_fc.* and Cadene's last_linear.* are renamed",
+        adapt_state=adapt_bninception_state_dict,
+    )
+
+
 def _synthetic(name: str, family: str, build: Callable[..., nn.Module], frames: int, crop: int, stride: int) -> ModelSpec:
     return ModelSpec(
         name=name,
@@ -181,6 +207,8 @@ _SPECS: dict[str, ModelSpec] = {
         _frame_model("resnet18", "resnet", partial(ResNet, 18), published=1.81),
         _frame_model("resnet152", "resnet", partial(ResNet, 152), published=11.51),
         _frame_model("efficientnet_b0", "efficientnet", EfficientNetB0, published=0.39),
+        _bninception("bninception_rgb", "rgb", in_channels=3, num_classes=1000, published=2.0),
+        _bninception("bninception_flow", "flow", in_channels=10, num_classes=101, published=None),
         _synthetic("frame2d", "frame2d", partial(FrameAverageNet, widths=[16, 32, 64, 64]), frames=4, crop=40, stride=4),
         _synthetic(
             "conv3d_s", "conv3d", partial(Conv3DNet, widths=[16, 32, 64], strides=_SYNTHETIC_3D_STRIDES["conv3d_s"]),

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from condsel.errors import CondselError
+
 # Seeking costs a demuxer round trip and lands on an earlier keyframe anyway;
 # it only pays when the first wanted frame is this far into the video.
 SEEK_MIN_SECONDS = 2.0
@@ -38,7 +40,7 @@ THREADED_MIN_PIXELS = 320 * 240
 _TRUNCATION_TOLERANCE = 0.05
 
 
-class VideoDecodeError(Exception):
+class VideoDecodeError(CondselError):
     """A video that cannot be decoded; ``str()`` names the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -1,0 +1,128 @@
+"""Score files that name their samples: DMC-Net npz, plain npz, CSV, IDT ``.mat``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from condsel._io import load_npz
+from condsel.selection.importers.records import ModelScores, checked, classes_by_label, stack_rows
+
+
+def read_dmcnet(path: Path, data: dict[str, np.ndarray]) -> ModelScores:
+    """DMC-Net / CoViAR ``*_score_model_best.npz``: names, labels, and (N, 2|3) object ``scores``."""
+    scores = _score_rows(path, data)
+    labels = np.asarray(data["labels"])
+    check_row_labels(path, scores, labels, data["names"])
+    return checked(path, data["names"], labels, stack_rows(path, scores[:, 0]), None)
+
+
+def _score_rows(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
+    scores = data["scores"]
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"{path}: 'scores' has shape {scores.shape}, expected (N, 2) or (N, 3) rows of [scores, label, ...]")
+    return scores
+
+
+def check_row_labels(path: Path, scores: np.ndarray, labels: np.ndarray, names) -> None:
+    """Row[1] of each score row repeats the label; a mismatch means a mangled file."""
+    row_labels = np.asarray([int(np.asarray(row[1]).reshape(-1)[0]) for row in scores])
+    if labels.shape != row_labels.shape:
+        raise ValueError(f"{path}: {len(row_labels)} score rows but {len(labels)} labels")
+    bad = np.flatnonzero(row_labels != labels)
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"{path}: row {i} ({names[i]}): label in 'scores' ({row_labels[i]}) != 'labels' ({labels[i]})")
+
+
+def read_plain_npz(path: Path, data: dict[str, np.ndarray]) -> ModelScores:
+    """Pickle-free npz: ``names``, ``labels`` (N,) or (N, C), ``logits`` (N, C), optional ``features``."""
+    return checked(path, data["names"], data["labels"], data["logits"], data.get("features"))
+
+
+def read_csv(path: Path) -> ModelScores:
+    """Header ``name,label,<class columns>``; ``|``-separated labels make the file multi-label."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][:2] != ["name", "label"] or len(rows[0]) < 3:
+        raise ValueError(f"{path}: header must be 'name,label,<class score columns...>'")
+    width = len(rows[0]) - 2
+    names, labels, logits = [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != width + 2:
+            raise ValueError(f"{path}: row {line} has {len(row)} fields, expected {width + 2}")
+        try:
+            ids = [int(x) for x in row[1].split("|")] if row[1] else []
+            logits.append([float(x) for x in row[2:]])
+        except ValueError as e:
+            raise ValueError(f"{path}: row {line}: {e}") from e
+        names.append(row[0])
+        labels.append(ids)
+    multilabel = any(len(ids) != 1 for ids in labels) or any("|" in r[1] for r in rows[1:])
+    if multilabel:
+        hot = np.zeros((len(labels), width), dtype=np.int64)
+        for i, ids in enumerate(labels):
+            if any(not 0 <= j < width for j in ids):
+                raise ValueError(f"{path}: row {i + 2}: label ids {ids} outside [0, {width})")
+            hot[i, ids] = 1
+        label_array = hot
+    else:
+        label_array = np.asarray([ids[0] for ids in labels])
+    return checked(path, np.asarray(names), label_array, np.asarray(logits, dtype=np.float32), None,
+                   class_names=rows[0][2:] if _named_columns(rows[0][2:]) else None)
+
+
+def _named_columns(columns: list[str]) -> bool:
+    """Column headers are class names unless they are placeholders such as c0, c1 or 0, 1."""
+    return len(set(columns)) == len(columns) and not all(c.lstrip("c").isdigit() for c in columns)
+
+
+def read_dense_trajectories(path: Path) -> ModelScores:
+    """MATLAB file with ``scores_<m>`` (N, C), ``vn_<m>`` (N, 1) names and ``gt_<m>`` (N, 1) 1-based labels.
+
+    The layout of gulvarol/ltc's IDT + Fisher-vector scores (``<m>`` = ``idt``).
+    Class names come from UCF101's ``v_<Class>_gXX_cYY`` video names when
+    they follow it.
+    """
+    from scipy.io import loadmat
+
+    from condsel.datasets.ucf101 import ucf101_video_classes
+
+    mat = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+    methods = {k[len("scores_"):] for k in mat if k.startswith("scores_")}
+    if len(methods) != 1:
+        raise ValueError(f"{path}: expected exactly one scores_<method> array, found keys {sorted(mat)}")
+    method = methods.pop()
+    missing = [k for k in (f"vn_{method}", f"gt_{method}") if k not in mat]
+    if missing:
+        raise ValueError(f"{path}: missing {missing} beside scores_{method}")
+    names = np.asarray([_matlab_string(v) for v in np.asarray(mat[f"vn_{method}"]).reshape(-1)])
+    labels = np.asarray(mat[f"gt_{method}"]).reshape(-1).astype(np.int64)
+    if labels.size and labels.min() < 1:
+        raise ValueError(f"{path}: gt_{method} must hold 1-based class labels, found {labels.min()}")
+    labels = labels - 1
+    logits = np.asarray(mat[f"scores_{method}"], dtype=np.float32)
+    return checked(path, names, labels, logits, None, class_names=classes_by_label(ucf101_video_classes(names), labels))
+
+
+def _matlab_string(value) -> str:
+    """A MATLAB cell entry: a char array wrapped in one or more object arrays."""
+    while isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"expected one string per cell, got an array of shape {value.shape}")
+        value = value.reshape(-1)[0]
+    return str(value)
+
+
+def read_npz_with_names(path: Path) -> ModelScores:
+    """npz files that carry ``names``: the DMC-Net layout or the plain one."""
+    data = load_npz(path, encoding="latin1")
+    if "names" not in data:
+        raise ValueError(f"{path}: holds no sample names (keys {sorted(data)}); give the list file it follows as SCORES:LIST")
+    if "scores" in data:
+        return read_dmcnet(path, data)
+    if {"names", "labels", "logits"} <= set(data):
+        return read_plain_npz(path, data)
+    raise ValueError(f"{path}: unrecognised layout (keys {sorted(data)}); expected names/labels/logits or DMC-Net scores")
