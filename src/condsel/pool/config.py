@@ -278,6 +278,21 @@ def write_pool_config(config: PoolConfig, path: str | Path, relative_to: Path | 
     return path
 
 
+def check_weights(config: PoolConfig, random_weights: bool = False, files: bool = True) -> None:
+    """Raise one error naming every member without a checkpoint (unless ``random_weights``) or, with ``files``, whose file is missing."""
+    problems = []
+    for m in config.members:
+        if m.checkpoint is None and not random_weights:
+            problems.append(f"member {m.name!r} has no checkpoint")
+        elif m.checkpoint is not None and files and not m.checkpoint.is_file():
+            problems.append(f"member {m.name!r}: checkpoint {m.checkpoint} not found")
+    if problems:
+        hint = " (pass --random-weights for latency checks only)" if any("no checkpoint" in p for p in problems) else ""
+        raise ValueError(f"{config.path}: cannot build the pool: " + "; ".join(problems) + hint)
+    if random_weights and uses_random_weights(config):
+        log.warning("%s: %s", config.path, RANDOM_WEIGHTS_NOTE)
+
+
 def build_pool(config: PoolConfig, random_weights: bool = False) -> dict[str, nn.Module]:
     """Every member's network in eval mode, weights loaded, keyed by member name.
 
@@ -285,17 +300,7 @@ def build_pool(config: PoolConfig, random_weights: bool = False) -> dict[str, nn
     message lists every missing checkpoint. With ``random_weights`` members
     lacking a checkpoint are randomly initialised, and a warning says so.
     """
-    problems = []
-    for m in config.members:
-        if m.checkpoint is None and not random_weights:
-            problems.append(f"member {m.name!r} has no checkpoint")
-        elif m.checkpoint is not None and not m.checkpoint.is_file():
-            problems.append(f"member {m.name!r}: checkpoint {m.checkpoint} not found")
-    if problems:
-        hint = " (pass --random-weights for latency checks only)" if any("no checkpoint" in p for p in problems) else ""
-        raise ValueError(f"{config.path}: cannot build the pool: " + "; ".join(problems) + hint)
-    if random_weights and any(m.checkpoint is None for m in config.members):
-        log.warning("%s: %s", config.path, RANDOM_WEIGHTS_NOTE)
+    check_weights(config, random_weights)
     return {m.name: m.build(random_weights) for m in config.members}
 
 
