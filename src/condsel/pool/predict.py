@@ -87,7 +87,12 @@ def decode_for(run: Run, path: str | Path, names: Sequence[str] | None = None) -
     return decode_for_plan(path, run.plan(None if names is None else list(names)))
 
 
-def _member_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMembers:
+def video_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMembers:
+    """The ``run_member`` of :func:`execute` for one decoded video: members' (C,) scores as ``extract`` stores them.
+
+    With ``load``, members after the backbone are read from their checkpoints at each call.
+    """
+
     def run_members(names: list[str]) -> dict[str, np.ndarray]:
         out = {}
         for name in names:
@@ -117,7 +122,7 @@ def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: boo
     """Run the policy on one video. Raises ``VideoDecodeError`` for a bad file."""
     start = time.perf_counter()
     video = decode_for(run, path)
-    scores, ran, gflops = execute(run.policy, _member_runner(run, video, load_chosen), threshold)
+    scores, ran, gflops = execute(run.policy, video_runner(run, video, load_chosen), threshold)
     return _prediction(run, path, scores, ran, gflops, time.perf_counter() - start)
 
 
@@ -125,7 +130,7 @@ def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
     """Run member ``name`` alone on one video (the single-model baseline), decoding only its frames."""
     start = time.perf_counter()
     video = decode_for(run, path, [name])
-    logits = _member_runner(run, video)([name])[name]
+    logits = video_runner(run, video)([name])[name]
     return _prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], run.gflops[name],
                        time.perf_counter() - start)
 
