@@ -10,6 +10,12 @@ is checked is that the numbers ``predict`` computes online are the ones
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +35,16 @@ REAL_VIDEO = FIXTURES / "videos" / "arm_wrestling_cut.mp4"
 CLASSES = len(CLASS_NAMES)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@contextmanager
+def working_directory(path: Path):
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def write_pool(root: Path, members: dict[str, str], checkpoints: dict[str, str]) -> Path:
@@ -60,7 +76,7 @@ def journey(tmp_path_factory):
     save_pytorchvideo_checkpoint("x3d_s", root / "X3D_S.pyth", seed=1)
     pool = write_pool(root, {"xs": "x3d_xs", "s": "x3d_s"}, {"xs": "X3D_XS.pyth", "s": "X3D_S.pyth"})
     (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES), encoding="utf-8")
-    data = generate(root / "videos", 10, seed=0)
+    data = generate(root / "videos", 6, seed=0)
     rows = [(p.relative_to(root).as_posix(), CLASS_NAMES[int(y)]) for p, y in zip(data.paths, data.labels)]
     rows.append((str(REAL_VIDEO), CLASS_NAMES[0]))  # a real Kinetics clip (arm wrestling; the label is arbitrary here)
     (root / "manifest.csv").write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in rows), encoding="utf-8")
@@ -158,3 +174,50 @@ def test_fit_refuses_a_store_of_other_weights(journey, tmp_path, capsys):
     pool = write_pool(tmp_path, {"xs": "x3d_xs", "s": "x3d_s"}, {"xs": str(journey["root"] / "X3D_XS.pyth"), "s": str(other)})
     assert main(["fit", "--pool", str(pool), "--store", str(journey["store"]), "--out", str(tmp_path / "run")]) == 2
     assert "member 's' was extracted with sha256" in capsys.readouterr().err
+
+
+WALKTHROUGH = Path(__file__).resolve().parents[1] / "docs" / "your_pool.md"
+
+
+def walkthrough_commands() -> list[list[str]]:
+    """Every command of the ```bash blocks of docs/your_pool.md, split as a shell would."""
+    text = WALKTHROUGH.read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    return [shlex.split(line) for block in blocks for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_walkthrough_runs_as_written(tmp_path, capsys):
+    """docs/your_pool.md, command by command, with random-weight checkpoints and a small pool of the same names."""
+    (tmp_path / "checkpoints").mkdir()
+    save_pytorchvideo_checkpoint("x3d_xs", tmp_path / "checkpoints" / "X3D_XS.pyth", seed=0)
+    save_pytorchvideo_checkpoint("x3d_s", tmp_path / "checkpoints" / "X3D_S.pyth", seed=1)
+    pool = write_pool(tmp_path, {"x3d_xs": "x3d_xs", "x3d_s": "x3d_s"},
+                      {"x3d_xs": "checkpoints/X3D_XS.pyth", "x3d_s": "checkpoints/X3D_S.pyth"})
+    pool.write_text(pool.read_text().replace('backbone = "xs"', 'backbone = "x3d_xs"'))
+    (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES), encoding="utf-8")
+    data = generate(tmp_path / "videos", 6, seed=3)
+    rows = "".join(f"{p.relative_to(tmp_path).as_posix()},{CLASS_NAMES[int(y)]}\n" for p, y in zip(data.paths, data.labels))
+    (tmp_path / "train.csv").write_text("path,label\n" + rows, encoding="utf-8")
+    new = generate(tmp_path / "new", 2, seed=4)
+    for i, p in enumerate(new.paths, start=1):
+        p.rename(tmp_path / "videos" / f"new_{i}.mp4")
+
+    commands = walkthrough_commands()
+    assert [c[0] for c in commands].count("torchrun") == 1 and len(commands) >= 8
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    for argv in commands:
+        if argv[0] == "torchrun":  # several processes: a real torchrun, as a user starts it
+            done = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv[1:]], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            continue
+        assert argv[0] == "condsel", argv
+        capsys.readouterr()
+        with working_directory(tmp_path):
+            assert main(argv[1:]) == 0, argv
+        if argv[1] == "predict":
+            results = json.loads(capsys.readouterr().out)
+            assert [r["video"] for r in results] == ["videos/new_1.mp4", "videos/new_2.mp4"]
+            assert all(r["members"][0] == "x3d_xs" for r in results)
+    assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "table" / "summary.json").is_file()
+    assert "calibration.png" in (tmp_path / "run" / "report.html").read_text()

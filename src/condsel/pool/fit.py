@@ -23,6 +23,7 @@ from condsel.analysis.operating import best_point, matching_point
 from condsel.extract.store import Store, load_store
 from condsel.pool.config import PoolConfig, check_weights
 from condsel.pool.run_dir import point_within_budget, save_run
+from condsel.report.plots import plot_operating_curve
 from condsel.selection.crossfit import fit_folds, oof_sweep
 from condsel.selection.evaluate import fold_ids
 from condsel.selection.fusion import probabilities
@@ -195,6 +196,11 @@ def fit_run(
             "caveat": "the policy with the most accurate out-of-fold point; a maximum over out-of-fold curves, "
                       "so its figures are slightly optimistic",
         }
+    singles = {m: {"gflops": table.gflops[m], metric: metric_value(probabilities(table.logits[m], table.multilabel), table.labels)}
+               for m in table.models}
+    notes["single_members"] = singles
+    plot_operating_curve(result.curve, singles, point, Path(out) / "calibration.png", result.policy.name,
+                         title=f"{result.policy.name} policy on {Path(store_root).name}: {settings.folds}-fold CV, out of fold")
     root = save_run(out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
                     store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
     return root, result
