@@ -290,7 +290,7 @@ def check_weights(config: PoolConfig, random_weights: bool = False, files: bool 
         hint = " (pass --random-weights for latency checks only)" if any("no checkpoint" in p for p in problems) else ""
         raise ValueError(f"{config.path}: cannot build the pool: " + "; ".join(problems) + hint)
     if random_weights and uses_random_weights(config):
-        log.warning("%s: %s", config.path, RANDOM_WEIGHTS_NOTE)
+        log.warning("%s: %s", config.path or "pool", RANDOM_WEIGHTS_NOTE)
 
 
 def build_pool(config: PoolConfig, random_weights: bool = False) -> dict[str, nn.Module]:
