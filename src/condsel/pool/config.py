@@ -99,10 +99,15 @@ class PoolMember:
                 raise ValueError(f"pool member {self.name!r} has no checkpoint (pass --random-weights for latency checks only)")
             return models.create_model(self.arch, self.num_classes, options=self.options)
         if self.sha256 is not None:
-            found = sha256_file(self.checkpoint)
-            if found != self.sha256:
-                raise ValueError(f"{self.checkpoint}: sha256 {found} differs from the pinned {self.sha256} (member {self.name!r})")
+            self.checkpoint_sha256()
         return models.create_model(self.arch, self.num_classes, self.checkpoint, options=self.options)
+
+    def checkpoint_sha256(self) -> str:
+        """The checkpoint file's digest; an error naming the file if it differs from the pinned ``sha256``."""
+        found = sha256_file(self.checkpoint)
+        if self.sha256 is not None and found != self.sha256:
+            raise ValueError(f"{self.checkpoint}: sha256 {found} differs from the pinned {self.sha256} (member {self.name!r})")
+        return found
 
     def to_dict(self) -> dict:
         """JSON-able description (the checkpoint as a string)."""
@@ -153,14 +158,9 @@ class PoolConfig:
         return max(m.clip.size for m in self.members)
 
     def pinned(self) -> PoolConfig:
-        """The same pool with every checkpoint's sha256 recorded (members without one stay as they are)."""
-        return PoolConfig(
-            self.backbone,
-            tuple(
-                m if m.checkpoint is None else replace(m, sha256=sha256_file(m.checkpoint)) for m in self.members
-            ),
-            self.path,
-        )
+        """The same pool with every checkpoint's sha256 recorded (and checked where already pinned)."""
+        members = tuple(m if m.checkpoint is None else replace(m, sha256=m.checkpoint_sha256()) for m in self.members)
+        return replace(self, members=members)
 
 
 def sha256_file(path: Path) -> str:
