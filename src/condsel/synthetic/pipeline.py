@@ -105,6 +105,7 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     # class, and so which pair of classes, the cheap model sees decides which model is needed
     config = SelectionConfig(seed=seed, selector_input="probs")
     summary, _ = evaluate_holdout(tables["val"], tables["test"], backbone, config)
+    order = summary["pool"]
     # the same selector as a policy (same fit, same seed), for predict and serve
     policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(tables["val"])
     calibration = policy.sweep(tables["val"])
