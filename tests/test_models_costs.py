@@ -10,7 +10,8 @@ from condsel.models.costs import count_gflops
 from condsel.models.i3d import Unit3D
 
 # Published multiply-adds per view at the default input: X3D paper / PySlowFast
-# model zoo (1 clip x 1 centre crop at the training crop), torchvision docs.
+# model zoo (1 clip x 1 centre crop at the training crop), torchvision docs;
+# BN-Inception: 16 GFLOPs for 8 224^2 frames of TSN / TRN (TSM paper, Lin et al. 2019).
 PUBLISHED = {
     "x3d_xs": 0.60,
     "x3d_s": 1.96,
@@ -19,6 +20,7 @@ PUBLISHED = {
     "resnet18": 1.81,
     "resnet152": 11.51,
     "efficientnet_b0": 0.39,
+    "bninception_rgb": 2.0,
 }
 
 

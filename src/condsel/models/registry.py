@@ -157,8 +157,8 @@ def _bninception(name: str, modality: str, in_channels: int, num_classes: int, p
         modality=modality,
         # TSN feeds BGR pixels in [0, 255] minus (104, 117, 128) (its Stack(roll=True) swaps RGB to BGR), flow
         # images quantised to [0, 255] minus 128: on condsel's [-1, 1] flow that is a scale of 127.5
-        mean=(104 / 255, 117 / 255, 128 / 255) if modality == "rgb" else (0.0,) * in_channels,
-        std=(1 / 255,) * 3 if modality == "rgb" else (1 / 127.5,) * in_channels,
+        mean=(104 / 255, 117 / 255, 128 / 255) if modality == "bgr" else (0.0,) * in_channels,
+        std=(1 / 255,) * 3 if modality == "bgr" else (1 / 127.5,) * in_channels,
         published_gflops=published,
         source="Ioffe & Szegedy 2015 architecture as released by TSN (Wang et al. 2016); ~2 GFLOPs per 224^2 frame: "
                "16 G for 8 frames of TSN/TRN BNInception in Lin et al., TSM (ICCV 2019)",
@@ -207,7 +207,8 @@ _SPECS: dict[str, ModelSpec] = {
         _frame_model("resnet18", "resnet", partial(ResNet, 18), published=1.81),
         _frame_model("resnet152", "resnet", partial(ResNet, 152), published=11.51),
         _frame_model("efficientnet_b0", "efficientnet", EfficientNetB0, published=0.39),
-        _bninception("bninception_rgb", "rgb", in_channels=3, num_classes=1000, published=2.0),
+        # "bgr": TSN's weights read colour channels in BGR order, so condsel extract (RGB frames) refuses it
+        _bninception("bninception_rgb", "bgr", in_channels=3, num_classes=1000, published=2.0),
         _bninception("bninception_flow", "flow", in_channels=10, num_classes=101, published=None),
         _synthetic("frame2d", "frame2d", partial(FrameAverageNet, widths=[16, 32, 64, 64]), frames=4, crop=40, stride=4),
         _synthetic(

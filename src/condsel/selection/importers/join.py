@@ -99,8 +99,8 @@ def _row_keys(per_model: dict[str, ModelScores]) -> dict[str, np.ndarray]:
         if missing.size or extra.size:
             raise ValueError(
                 f"{other.source} ({name}) and {first.source} ({first_name}) hold different samples: "
-                f"{missing.size} only in {first_name} (e.g. {list(missing[:2])}), "
-                f"{extra.size} only in {name} (e.g. {list(extra[:2])})"
+                f"{missing.size} only in {first_name} (e.g. {[str(x) for x in missing[:2]]}), "
+                f"{extra.size} only in {name} (e.g. {[str(x) for x in extra[:2]]})"
             )
     log.info("score files spell sample names differently; matched by base name without folder or video suffix")
     return keys

@@ -71,7 +71,7 @@ def read_listed_scores(scores_path: str | Path, list_path: str | Path) -> ModelS
     Examples
     --------
     >>> scores = read_listed_scores("ucf101_flow_split1.npz", "flow_test_split1.txt")  # doctest: +SKIP
-    >>> scores.logits.shape
+    >>> scores.logits.shape  # doctest: +SKIP
     (3783, 101)
     """
     scores_path, list_path = Path(scores_path), Path(list_path)

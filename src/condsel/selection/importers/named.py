@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import load_npz
+from condsel.datasets.ucf101 import ucf101_video_classes
 from condsel.selection.importers.records import ModelScores, checked, classes_by_label, stack_rows
 
 
@@ -86,9 +87,7 @@ def read_dense_trajectories(path: Path) -> ModelScores:
     Class names come from UCF101's ``v_<Class>_gXX_cYY`` video names when
     they follow it.
     """
-    from scipy.io import loadmat
-
-    from condsel.datasets.ucf101 import ucf101_video_classes
+    from scipy.io import loadmat  # scipy is only needed for this layout
 
     mat = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
     methods = {k[len("scores_"):] for k in mat if k.startswith("scores_")}
