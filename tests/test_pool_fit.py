@@ -54,13 +54,16 @@ def test_the_operating_point_is_measured_out_of_fold():
     assert result.policy.members_[0] == "cheap" and result.policy.name == "selector"
 
 
-def test_best_keeps_the_most_accurate_policy_at_the_budget():
+def test_best_is_the_recommended_choice_at_the_budget_with_nested_figures():
     table = two_member_table(seed=1)
     result = fit_policy(POOL, table, FitSettings(policy="best", budget=6.0, folds=3))
     assert sorted(result.candidates) == sorted(POLICIES)
     top = max(result.candidates.values(), key=lambda c: (c["top1"], -c["gflops"]))
-    assert result.policy.name == top["policy"] and result.point["top1"] == top["top1"]
+    assert result.policy.name == top["policy"] and result.point["threshold"] == top["threshold"]
+    assert result.point["out_of_fold_estimate"]["top1"] == pytest.approx(top["top1"])
     assert all(c["gflops"] <= 6.0 for c in result.candidates.values())
+    with pytest.raises(ValueError, match="give --budget"):
+        FitSettings(policy="best")
 
 
 def test_settings_and_digest():

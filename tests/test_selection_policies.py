@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.fusion import MemberOutputs
 from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
 from condsel.selection.curves import choose_models
 from condsel.selection.policies import (
-    NEVER,
     CascadePolicy,
+    EnsembleSelectorPolicy,
+    LearnedCascadePolicy,
     NotFittedError,
     SelectorPolicy,
-    grid_totals,
     load_policy,
-    stage_confidence,
-    stop_stages,
 )
+from condsel.selection.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
 from condsel.selection.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,18 +73,23 @@ POLICY_CASES = [
     lambda: SelectorPolicy(backbone="mv", epochs=2),
     lambda: CascadePolicy(),
     lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
+    lambda: LearnedCascadePolicy(epochs=3),
+    lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
 ]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector"]
 
 
-@pytest.mark.parametrize("make", POLICY_CASES, ids=["selector", "cascade", "cascade-stacked-margin"])
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
 def test_online_protocol_equals_offline_routing(make, ucf):
     train, test = ucf.subset(np.arange(600)), ucf.subset(np.arange(600, 900))
     policy = make().fit(train)
     assert_online_equals_offline(policy, test, [0.0, 0.3, policy.default_threshold_, 0.8, 1.0])
 
 
-@pytest.mark.parametrize("make", [lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked")],
-                         ids=["selector", "cascade"])
+@pytest.mark.parametrize("make", [
+    lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
+    lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
+], ids=["selector", "cascade", "learned_cascade", "ensemble_selector"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))
@@ -97,7 +102,7 @@ def test_multilabel_policies_use_sigmoid_and_map(make):
     assert not np.allclose(routing.scores.sum(axis=1), 1.0)  # per-class sigmoids, not a softmax
 
 
-@pytest.mark.parametrize("make", POLICY_CASES, ids=["selector", "cascade", "cascade-stacked-margin"])
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
 def test_save_and_load_round_trip(make, ucf, tmp_path):
     policy = make().fit(ucf.subset(np.arange(600)))
     policy.save(tmp_path / "p")
@@ -121,7 +126,7 @@ def test_load_policy_names_the_bad_file(tmp_path):
 
 
 def test_not_fitted_error_is_value_and_attribute_error(ucf):
-    for policy in (SelectorPolicy(), CascadePolicy()):
+    for policy in (SelectorPolicy(), CascadePolicy(), LearnedCascadePolicy(), EnsembleSelectorPolicy()):
         with pytest.raises(NotFittedError):
             policy.route(ucf, 0.5)
         with pytest.raises(ValueError):
@@ -182,7 +187,9 @@ def _tiny_pool(n=24, seed=3) -> PredictionTable:
 
 def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[float, float]]:
     """Pareto (cost, accuracy) over every threshold vector built from the stages' own confidences."""
-    probs = policy._prefix_probs([table.logits[m] for m in policy.members_])
+    order = policy.members_
+    outputs = MemberOutputs(table.logits, False)
+    probs = [policy._fused(outputs, tuple(sorted(order[: k + 1]))) for k in range(len(order))]
     conf = np.stack([stage_confidence(p, False, policy.stop) for p in probs[:-1]], axis=1)
     hits = np.stack([p.argmax(1) == table.labels for p in probs], axis=1)
     cum = np.cumsum([table.gflops[m] for m in policy.members_])
@@ -202,7 +209,7 @@ def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[flo
 @pytest.mark.parametrize("stop", ["maxprob", "margin"])
 def test_cascade_threshold_search_matches_brute_force(stop):
     table = _tiny_pool()
-    policy = CascadePolicy(stop=stop).fit(table)
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3"], stop=stop, grid=64).fit(table)  # grid covers every distinct confidence
     found = {(round(p["gflops"], 9), round(q["top1"] / 100, 9)) for p, q in zip(policy.front_, policy.sweep(table))}
     assert found == _brute_front(policy, table)
 
@@ -213,7 +220,7 @@ def test_long_cascades_use_coordinate_ascent_and_stay_on_a_sound_front():
     logits = dict(base.logits)
     logits.update({f"x{k}": logits["m3"] + rng.normal(size=logits["m3"].shape).astype(np.float32) for k in range(2)})
     table = PredictionTable(base.names, base.labels, logits, gflops={**base.gflops, "x0": 12.0, "x1": 15.0})
-    policy = CascadePolicy().fit(table)
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3", "x0", "x1"]).fit(table)
     points = policy.sweep(table)
     costs = [p["gflops"] for p in points]
     assert costs == sorted(costs) and len(points) >= 3
@@ -224,5 +231,5 @@ def test_long_cascades_use_coordinate_ascent_and_stay_on_a_sound_front():
 def test_stacked_fusion_is_fitted_on_training_samples_only(ucf):
     a = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450)))
     b = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450, 900)))
-    assert a.weights_[1] != b.weights_[1]
-    assert a.weights_[1][1] > a.weights_[1][0]  # iframe (86.7%) outweighs mv (68.0%)
+    assert a.weights_["iframe+mv"] != b.weights_["iframe+mv"]
+    assert a.weights_["iframe+mv"]["iframe"] > a.weights_["iframe+mv"]["mv"]  # iframe (86.7%) outweighs mv (68.0%)

@@ -21,10 +21,12 @@ RUNDIR/policy/ the fitted policy; RUNDIR/provenance.json the commands and
 versions.
 
 --policy NAME: selector (the paper's: the backbone always runs, an MLP picks
-one member), cascade, or any other policy of condsel.selection.policies;
---policy best cross-validates every policy and keeps the one whose
-out-of-fold point is the most accurate (a maximum over out-of-fold curves,
-so its figures are slightly optimistic).
+one member), cascade, learned_cascade, ensemble_selector (see
+docs/policies.md). --policy best (needs --budget) is the recommended policy
+at the budget: every policy is cross-fitted and the policy and threshold most
+accurate within the budget out of fold are kept; the expected figures are
+those of that choice made and measured held out (nested cross-validation),
+so the maximum over policies does not flatter them.
 
 Every member of POOL needs a checkpoint: one without is an error naming it.
 --random-weights allows random initialisation, for latency benchmarks only;
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     metric = "map" if "map" in point else "top1"
     if args.policy == "best":
         for c in result.candidates.values():
-            print(f"  {c['policy']:<18} out of fold: {c['gflops']:.4g} GFLOPs, {metric} {c[metric]:.2f}%")
+            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} GFLOPs, {metric} {c[metric]:.2f}%")
     print(f"condsel fit: {result.policy.name} policy on {args.store} -> {root}")
     print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} GFLOPs/video, "
           f"{metric} {point[metric]:.2f}% ({args.folds}-fold cross-validation, out of fold)")

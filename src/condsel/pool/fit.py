@@ -24,10 +24,11 @@ from condsel.extract.store import Store, load_store
 from condsel.pool.config import PoolConfig, check_weights
 from condsel.pool.run_dir import point_within_budget, save_run
 from condsel.report.plots import plot_operating_curve
-from condsel.selection.crossfit import fit_folds, oof_sweep
+from condsel.selection.crossfit import CrossFits, cross_fit, held_out_curve
 from condsel.selection.evaluate import fold_ids
 from condsel.selection.fusion import probabilities
 from condsel.selection.policies import POLICIES, Policy, metric_name, metric_value
+from condsel.selection.recommend import choose, nested_front
 from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class FitSettings:
             raise ValueError("give a budget or a threshold, not both")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold {self.threshold} is outside [0, 1]")
+        if self.policy == "best" and self.budget is None:
+            raise ValueError("--policy best is the recommended policy at a budget: give --budget GFLOPS")
 
 
 def table_digest(table: PredictionTable) -> str:
@@ -93,10 +96,15 @@ def _make(name: str, pool: PoolConfig, seed: int):
     return lambda: cls(**kwargs)
 
 
-def _operating_point(curve: list[dict], table: PredictionTable, settings: FitSettings, fits) -> dict:
+def _points(costs: np.ndarray, values: np.ndarray, thresholds: np.ndarray, metric: str) -> list[dict]:
+    return [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(thresholds, costs, values)]
+
+
+def _operating_point(curve: list[dict], table: PredictionTable, settings: FitSettings, fits: CrossFits) -> dict:
     metric = metric_name(table)
     if settings.threshold is not None:
-        return oof_sweep(fits, table, np.array([settings.threshold]))[0]
+        thresholds = np.array([settings.threshold])
+        return _points(*held_out_curve(fits, table, thresholds), thresholds, metric)[0]
     if settings.budget is not None:
         return point_within_budget(curve, settings.budget)
     best_single = max(metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in table.logits)
@@ -107,31 +115,45 @@ def _operating_point(curve: list[dict], table: PredictionTable, settings: FitSet
 class FitResult:
     policy: Policy
     curve: list[dict]  # out-of-fold, one point per threshold
-    point: dict  # the chosen operating point, out of fold
-    candidates: dict[str, dict]  # with --policy best: each policy's out-of-fold point
+    point: dict  # the operating point: its threshold, and its GFLOPs and accuracy held out
+    candidates: dict[str, dict]  # with --policy best: each policy's out-of-fold point at the budget
 
 
-def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings, progress: bool = False) -> FitResult:
-    """Cross-validate the policy (or, for ``best``, every policy) to choose the operating point, then fit on all videos.
+def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) -> FitResult:
+    """Cross-fit the policy to choose its operating point out of fold, then fit it on all videos.
 
-    ``best`` picks the policy whose out-of-fold point (at the budget, or the
-    default point) is the most accurate, the cheaper on ties. That choice is
-    a maximum over out-of-fold curves, so its figures are slightly optimistic.
+    ``best`` (with a budget) is the recommended choice of
+    :mod:`condsel.selection.recommend`: the policy and threshold whose
+    out-of-fold estimate is the most accurate within the budget. The figures
+    it reports are those of that whole procedure measured held out (nested:
+    each fold's choice made without it), so they are not flattered by the
+    maximum over policies.
     """
     folds = fold_ids(table, settings.folds, settings.seed)
-    names = sorted(POLICIES) if settings.policy == "best" else [settings.policy]
     metric = metric_name(table)
-    found = {}
-    for name in names:
-        log.info("cross-validating the %s policy (%d folds)", name, settings.folds)
-        fits = fit_folds(_make(name, pool, settings.seed), table, folds)
-        curve = oof_sweep(fits, table, THRESHOLDS)
-        found[name] = (curve, _operating_point(curve, table, settings, fits))
-    chosen = max(found, key=lambda n: (found[n][1][metric], -found[n][1]["gflops"]))
-    curve, point = found[chosen]
-    log.info("fitting the %s policy on all %d videos", chosen, table.num_samples)
-    policy = _make(chosen, pool, settings.seed)().fit(table)
-    return FitResult(policy, curve, point, {n: {"policy": n, **p} for n, (_, p) in found.items()})
+    if settings.policy != "best":
+        log.info("cross-fitting the %s policy (%d folds)", settings.policy, settings.folds)
+        fits = cross_fit(_make(settings.policy, pool, settings.seed), table, folds, nested=False)
+        curve = _points(*held_out_curve(fits, table, THRESHOLDS), THRESHOLDS, metric)
+        point = _operating_point(curve, table, settings, fits)
+        return FitResult(_make(settings.policy, pool, settings.seed)().fit(table), curve, point, {})
+    fits, curves = {}, {}
+    for name in sorted(POLICIES):
+        log.info("cross-fitting the %s policy, nested (%d folds)", name, settings.folds)
+        fits[name] = cross_fit(_make(name, pool, settings.seed), table, folds, nested=True)
+        curves[name] = held_out_curve(fits[name], table, THRESHOLDS)
+    cheapest = min(float(c.min()) for c, _ in curves.values())
+    if settings.budget < cheapest:
+        raise ValueError(f"budget {settings.budget} GFLOPs is below the cheapest operating point ({cheapest:.4g} GFLOPs)")
+    choice = choose(curves, THRESHOLDS, settings.budget)
+    held_out = nested_front(fits, table, np.array([settings.budget]), THRESHOLDS)[0].to_dict(table)
+    point = {"threshold": choice.threshold, "gflops": held_out["gflops"], metric: held_out[metric],
+             "out_of_fold_estimate": {"gflops": choice.estimated_gflops, metric: choice.estimate}}
+    candidates = {name: {"policy": name, **point_within_budget(_points(c, v, THRESHOLDS, metric), settings.budget)}
+                  for name, (c, v) in curves.items() if float(c.min()) <= settings.budget}
+    curve = _points(*curves[choice.policy], THRESHOLDS, metric)
+    log.info("fitting the %s policy on all %d videos", choice.policy, table.num_samples)
+    return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates)
 
 
 def fit_run(
@@ -182,7 +204,9 @@ def fit_run(
         "rule": ("the given threshold" if settings.threshold is not None else
                  f"the most accurate point within {settings.budget} GFLOPs" if settings.budget is not None else
                  "the cheapest point reaching the best single member, else the most accurate"),
-        "measured_on": f"{settings.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos",
+        "measured_on": f"{settings.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos"
+                       + (" (nested: each fold's choice of policy and threshold made without it)" if settings.policy == "best" else ""),
+        **({"out_of_fold_estimate": point["out_of_fold_estimate"]} if "out_of_fold_estimate" in point else {}),
     }
     notes = {
         "store": {"path": str(Path(store_root).resolve()), "digest": table_digest(table),
@@ -193,8 +217,9 @@ def fit_run(
     if settings.policy == "best":
         notes["best"] = {
             "candidates": list(result.candidates.values()),
-            "caveat": "the policy with the most accurate out-of-fold point; a maximum over out-of-fold curves, "
-                      "so its figures are slightly optimistic",
+            "rule": "the policy and threshold most accurate within the budget on out-of-fold curves "
+                    "(condsel.selection.recommend.choose); the operating point's figures are that choice "
+                    "made and measured held out (nested cross-validation)",
         }
     singles = {m: {"gflops": table.gflops[m], metric: metric_value(probabilities(table.logits[m], table.multilabel), table.labels)}
                for m in table.models}

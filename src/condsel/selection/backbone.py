@@ -1,52 +1,73 @@
-"""Choosing the selector's backbone on training samples only, when the user does not name one."""
+"""Choosing a selector's backbone on training samples only, when the user does not name one.
+
+Candidates are the members on the training samples' single-model Pareto
+front (a dominated member is a worse backbone than the one dominating it: it
+costs as much and tells the selector less). Each candidate's selector curve
+is estimated by inner cross-validation with a cheap proxy, a linear selector
+trained full-batch, which ranks backbones at a fraction of the MLP's cost.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy as np
 
-from condsel.selection.crossfit import fit_folds, oof_sweep
+from condsel.selection.crossfit import cross_fit, held_out_curve
 from condsel.selection.curves import curve_at, pareto_front
 from condsel.selection.fusion import probabilities
-from condsel.selection.policies import metric_name, metric_value
+from condsel.selection.policies.base import metric_value
 from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
+PROXY = dict(hidden=(), epochs=60, lr=0.05, milestones=(), batch_size=1 << 30)
+_CHOSEN: dict[str, str] = {}  # the choice is deterministic: policies fitted on the same training samples share it
 
-def front_score(points: list[dict], metric: str, lo: float, hi: float, floor: float, grid: int = 256) -> float:
+
+def front_score(costs: np.ndarray, values: np.ndarray, lo: float, hi: float, floor: float, grid: int = 256) -> float:
     """Mean metric of a curve's Pareto front over costs [lo, hi]; below its first point it counts as ``floor``."""
-    costs = np.array([p["gflops"] for p in points])
-    values = np.array([p[metric] for p in points])
-    c, v = pareto_front(costs, values)
+    c, v = pareto_front(np.asarray(costs), np.asarray(values))
     at = curve_at(c, v, np.linspace(lo, hi, grid))
     return float(np.where(np.isnan(at), floor, at).mean())
 
 
-def choose_backbone(table: PredictionTable, config, inner_folds: int = 3) -> str:
-    """The member whose selector has the best inner-cross-validated front over [cheapest, costliest member].
+def choose_backbone(table: PredictionTable, selector_input: str = "sorted", seed: int = 0, inner_folds: int = 3) -> str:
+    """The Pareto member whose (proxy) selector has the best inner-CV front over [cheapest, costliest member].
 
     Below the cost where a backbone's curve starts, the cheapest member alone
     is what a user gets, so its metric fills that range.
     """
     from condsel.selection.evaluate import fold_ids
-    from condsel.selection.policies import SelectorPolicy
+    from condsel.selection.policies.selector import SelectorPolicy
 
-    metric = metric_name(table)
-    gflops = {m: table.gflops[m] for m in table.logits}
-    cheapest = min(gflops, key=gflops.get)
-    floor = metric_value(probabilities(table.logits[cheapest], table.multilabel), table.labels)
-    folds = fold_ids(table, inner_folds, config.seed)
-    params = dict(
-        alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, hidden=config.hidden,
-        epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
-    )
+    key = _fingerprint(table, selector_input, seed, inner_folds)
+    if key in _CHOSEN:
+        return _CHOSEN[key]
+    gflops = {m: table.gflops[m] for m in table.models}
+    single = {m: metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in table.models}
+    c, v = pareto_front(np.array(list(gflops.values())), np.array(list(single.values())))
+    candidates = [m for m in table.models if any(gflops[m] == x and single[m] == y for x, y in zip(c, v))]
+    if len(candidates) == 1:
+        return candidates[0]
+    cheapest = table.models[0]
+    folds = fold_ids(table, inner_folds, seed)
     scores = {}
-    for backbone in table.models:
-        fits = fit_folds(lambda: SelectorPolicy(backbone=backbone, **params), table, folds)
-        points = oof_sweep(fits, table, np.linspace(0, 1, 51))
-        scores[backbone] = front_score(points, metric, min(gflops.values()), max(gflops.values()), floor)
+    for backbone in candidates:
+        fits = cross_fit(lambda: SelectorPolicy(backbone=backbone, selector_input=selector_input, seed=seed, **PROXY), table, folds, nested=False)
+        costs, values = held_out_curve(fits, table, np.linspace(0, 1, 51))
+        scores[backbone] = front_score(costs, values, min(gflops.values()), max(gflops.values()), single[cheapest])
     best = max(scores, key=lambda m: (scores[m], -gflops[m]))
-    log.info("backbone chosen on training folds: %s (inner-CV front scores %s)", best, {m: round(s, 2) for m, s in scores.items()})
+    if len(_CHOSEN) > 256:
+        _CHOSEN.clear()
+    _CHOSEN[key] = best
+    log.debug("backbone chosen on training samples: %s (inner-CV front scores %s)", best, {m: round(s, 2) for m, s in scores.items()})
     return best
+
+
+def _fingerprint(table: PredictionTable, *settings) -> str:
+    digest = hashlib.blake2b(repr((settings, sorted(table.gflops.items()))).encode(), digest_size=16)
+    for array in (table.names, table.labels, *(table.logits[m] for m in sorted(table.logits))):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()

@@ -11,7 +11,7 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,35 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
     return probabilities(combined, multilabel)
 
 
-def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 50) -> np.ndarray:
+class MemberOutputs:
+    """Members' logits with their probabilities computed once, for fusing many subsets of them."""
+
+    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool) -> None:
+        self.logits = logits
+        self.multilabel = multilabel
+        self._probs: dict[str, np.ndarray] = {}
+
+    def probs(self, member: str) -> np.ndarray:
+        if member not in self._probs:
+            self._probs[member] = probabilities(self.logits[member], self.multilabel)
+        return self._probs[member]
+
+    def fuse(self, members: Sequence[str], weights: np.ndarray | None = None) -> np.ndarray:
+        """As :func:`fuse` on these members' logits."""
+        if weights is None:
+            return np.mean([self.probs(m) for m in members], axis=0)
+        return fuse([self.logits[m] for m in members], self.multilabel, weights)
+
+
+def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """(N,) cross-entropy of fused probabilities; mean BCE over classes for a 0/1 label matrix (as Eq. 2's L_cls)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    if np.asarray(labels).ndim == 2:
+        return -(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)).mean(axis=-1)
+    return -np.log(probs[np.arange(len(labels)), labels])
+
+
+def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 25) -> np.ndarray:
     """Non-negative per-member weights minimising the fused cross-entropy (BCE for a 0/1 label matrix).
 
     Weights start at 1/K (the geometric-mean rule) and are optimised with
@@ -51,10 +79,10 @@ def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 
     """
     multilabel = np.asarray(labels).ndim == 2
     with torch_threads(1):
-        z = torch.from_numpy(np.stack([np.asarray(x, dtype=np.float64) for x in logits]))  # (K, N, C)
-        y = torch.from_numpy(np.asarray(labels)).to(torch.float64 if multilabel else torch.long)
+        z = torch.from_numpy(np.stack([np.asarray(x, dtype=np.float32) for x in logits]))  # (K, N, C)
+        y = torch.from_numpy(np.asarray(labels)).to(torch.float32 if multilabel else torch.long)
         start = np.log(np.expm1(1.0 / len(logits)))
-        raw = torch.full((len(logits),), float(start), dtype=torch.float64, requires_grad=True)
+        raw = torch.full((len(logits),), float(start), dtype=torch.float32, requires_grad=True)
         optimizer = torch.optim.LBFGS([raw], max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure():
@@ -68,4 +96,4 @@ def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 
             return loss
 
         optimizer.step(closure)
-        return torch.nn.functional.softplus(raw).detach().numpy()
+        return torch.nn.functional.softplus(raw).detach().numpy().astype(np.float64)
