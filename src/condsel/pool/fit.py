@@ -55,6 +55,8 @@ class FitSettings:
             raise ValueError(f"threshold {self.threshold} is outside [0, 1]")
         if self.policy == "best" and self.budget is None:
             raise ValueError("--policy best is the recommended policy at a budget: give --budget GFLOPS")
+        if self.policy == "best" and self.folds < 3:
+            raise ValueError(f"--policy best cross-validates nested (a fit without each pair of folds): it needs --folds >= 3, got {self.folds}")
 
 
 def table_digest(table: PredictionTable) -> str:
