@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} GFLOPs, {metric} {c[metric]:.2f}%")
     print(f"condsel fit: {result.policy.name} policy on {args.store} -> {root}")
     print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} GFLOPs/video, "
-          f"{metric} {point[metric]:.2f}% ({args.folds}-fold cross-validation, out of fold)")
+          f"{metric} {point[metric]:.2f}% ({result.folds}-fold cross-validation, out of fold)")
     if pool.members and any(m.checkpoint is None for m in pool.members):
         print(f"  WARNING: {RANDOM_WEIGHTS_NOTE}")
     return 0

@@ -119,6 +119,7 @@ class FitResult:
     curve: list[dict]  # out-of-fold, one point per threshold
     point: dict  # the operating point: its threshold, and its GFLOPs and accuracy held out
     candidates: dict[str, dict]  # with --policy best: each policy's out-of-fold point at the budget
+    folds: int  # the cross-validation folds used (fewer than asked when the store holds fewer videos)
 
 
 def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) -> FitResult:
@@ -131,6 +132,13 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
     each fold's choice made without it), so they are not flattered by the
     maximum over policies.
     """
+    groups = len(np.unique(table.groups if table.groups is not None else table.names))
+    if groups < settings.folds:
+        needed = 3 if settings.policy == "best" else 2
+        if groups < needed:
+            raise ValueError(f"the store holds {groups} videos: cross-validating the operating point needs at least {needed}")
+        log.warning("only %d videos: %d-fold cross-validation instead of %d", groups, groups, settings.folds)
+        settings = replace(settings, folds=groups)
     folds = fold_ids(table, settings.folds, settings.seed)
     metric = metric_name(table)
     if settings.policy != "best":
@@ -138,7 +146,7 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
         fits = cross_fit(_make(settings.policy, pool, settings.seed), table, folds, nested=False)
         curve = _points(*held_out_curve(fits, table, THRESHOLDS), THRESHOLDS, metric)
         point = _operating_point(curve, table, settings, fits)
-        return FitResult(_make(settings.policy, pool, settings.seed)().fit(table), curve, point, {})
+        return FitResult(_make(settings.policy, pool, settings.seed)().fit(table), curve, point, {}, settings.folds)
     fits, curves = {}, {}
     for name in sorted(POLICIES):
         log.info("cross-fitting the %s policy, nested (%d folds)", name, settings.folds)
@@ -155,7 +163,7 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
                   for name, (c, v) in curves.items() if float(c.min()) <= settings.budget}
     curve = _points(*curves[choice.policy], THRESHOLDS, metric)
     log.info("fitting the %s policy on all %d videos", choice.policy, table.num_samples)
-    return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates)
+    return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates, settings.folds)
 
 
 def fit_run(
@@ -206,14 +214,14 @@ def fit_run(
         "rule": ("the given threshold" if settings.threshold is not None else
                  f"the most accurate point within {settings.budget} GFLOPs" if settings.budget is not None else
                  "the cheapest point reaching the best single member, else the most accurate"),
-        "measured_on": f"{settings.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos"
+        "measured_on": f"{result.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos"
                        + (" (nested: each fold's choice of policy and threshold made without it)" if settings.policy == "best" else ""),
         **({"out_of_fold_estimate": point["out_of_fold_estimate"]} if "out_of_fold_estimate" in point else {}),
     }
     notes = {
         "store": {"path": str(Path(store_root).resolve()), "digest": table_digest(table),
                   "identity": store.meta["identity"], "videos": int(table.num_samples)},
-        "fit": {"policy": result.policy.name, "params": result.policy.get_params(), "folds": settings.folds,
+        "fit": {"policy": result.policy.name, "params": result.policy.get_params(), "folds": result.folds,
                 "seed": settings.seed, "budget": settings.budget, "fitted_on": "every video of the store"},
     }
     if settings.policy == "best":
@@ -227,7 +235,7 @@ def fit_run(
                for m in table.models}
     notes["single_members"] = singles
     plot_operating_curve(result.curve, singles, point, Path(out) / "calibration.png", result.policy.name,
-                         title=f"{result.policy.name} policy on {Path(store_root).name}: {settings.folds}-fold CV, out of fold")
+                         title=f"{result.policy.name} policy on {Path(store_root).name}: {result.folds}-fold CV, out of fold")
     root = save_run(out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
                     store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
     return root, result
