@@ -152,11 +152,15 @@ def test_random_weights_are_allowed_only_when_asked_and_then_said_everywhere(jou
                  "--random-weights"]) == 0
     assert "random weights" in capsys.readouterr().out
     assert Store.open(tmp_path / "store").meta["pool"]["random_weights"] is True
+    (tmp_path / "costs.toml").write_text("[gflops]\nxs = 1.0\ns = 5.0\n")
     assert main(["fit", "--pool", str(pool), "--store", str(tmp_path / "store"), "--folds", "3", "--random-weights",
-                 "--out", str(tmp_path / "run")]) == 0
+                 "--costs", str(tmp_path / "costs.toml"), "--out", str(tmp_path / "run")]) == 0
     assert json.loads((tmp_path / "run" / "run.json").read_text())["random_weights"] is True
     (result,) = _json(capsys, ["predict", "--run", str(tmp_path / "run"), str(journey["videos"][0]), "--json"])
     assert result["random_weights"] is True
+    # --costs replaces the counted costs in the policy, and so in what predict reports
+    overhead = load_run(tmp_path / "run").policy.overhead_gflops_
+    assert result["gflops"] == pytest.approx({("xs",): 1.0, ("xs", "s"): 6.0}[tuple(result["members"])] + overhead)
 
 
 def test_a_checkpoint_of_another_class_count_names_the_file_and_key(journey, tmp_path, capsys):
@@ -221,3 +225,9 @@ def test_the_walkthrough_runs_as_written(tmp_path, capsys):
             assert all(r["members"][0] == "x3d_xs" for r in results)
     assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "table" / "summary.json").is_file()
     assert "calibration.png" in (tmp_path / "run" / "report.html").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", WALKTHROUGH.read_text(encoding="utf-8"), flags=re.S)
+    capsys.readouterr()
+    with working_directory(tmp_path):
+        exec(compile(snippet, str(WALKTHROUGH), "exec"), {})
+    printed = capsys.readouterr().out
+    assert "'video': 'videos/new_1.mp4'" in printed and "'members': ['x3d_xs'" in printed
