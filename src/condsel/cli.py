@@ -29,13 +29,14 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "demo": "demo",
     "synth": "synth",
+    "fit": "fit",
     "predict": "predict",
     "analyze": "analyze",
     "report": "report",
 }
 
 # commands whose --out is a run directory: the exact command and versions are recorded there
-RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth"}
+RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth", "fit"}
 
 EXIT_CODES = """\
 exit status:

@@ -68,3 +68,25 @@ def _policy_layers(ax, summary: dict, metric: str) -> None:
     ax.plot(c, a, color=PALETTE["oracle"], lw=1.0, ls="-.", label="fusion-aware oracle")
     c, a = _xy(summary["recommended"], metric)
     ax.plot(c, a, "o-", color=PALETTE["extra"], lw=2.4, ms=4, label="recommended (policy chosen on training folds, held out)")
+
+
+def plot_operating_curve(
+    curve: list[dict], singles: dict[str, dict], point: dict, path: str | Path, policy: str, title: str = ""
+) -> None:
+    """A fitted policy's out-of-fold curve, its operating point and the single members (``condsel fit``)."""
+    metric = "map" if "map" in point else "top1"
+    fig, ax = new_figure()
+    c, a = _xy(sorted(curve, key=lambda p: p["threshold"]), metric)
+    ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"{policy} policy, out of fold (threshold sweep)")
+    ax.plot(point["gflops"], point[metric], "o", color=PALETTE["selector"], ms=9, mfc="none", mew=2,
+            label=f"operating point (t={point['threshold']:.2f})")
+    for name, single in singles.items():
+        ax.plot(single["gflops"], single[metric], "s", color=PALETTE["single"], ms=7)
+        ax.annotate(name, (single["gflops"], single[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.plot([], [], "s", color=PALETTE["single"], label="single members (run alone)")
+    ax.set_xlabel("GFLOPs / video (multiply-adds, every member run + the policy)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    save(fig, path)
