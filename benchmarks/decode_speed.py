@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic import generate
 from condsel.video.decode import decode_video
 from condsel.video.sampling import frames_needed
@@ -37,8 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    pool = frames_needed([m.clip for m in DEFAULT_POOL])
-    short = decode_short_side(DEFAULT_POOL)
+    pool = frames_needed([m.clip for m in SYNTHETIC_POOL.members])
+    short = SYNTHETIC_POOL.decode_short_side
     kinetics = DATA / "videos" / "kinetics_arm_wrestling.mp4"
     rows = []
     for threads in (1, 0):

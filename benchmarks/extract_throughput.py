@@ -10,7 +10,7 @@ Generates ``--videos`` synthetic videos (``condsel.synthetic``), spoils
 3. one process killed with SIGKILL part-way, then re-run: the same checks,
    and the same numbers as the torchrun store (to 1e-6).
 
-The pool is ``--pool`` (a ``condsel demo`` run directory or a pool config),
+The pool is ``--pool`` (a pool config, or a ``condsel fit`` / ``condsel demo`` run directory),
 or by default the demo's pool architectures with untrained weights (weights
 do not change the cost). Prints a markdown table for docs/extract.md.
 
@@ -30,28 +30,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from condsel.extract import load_store
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
-from condsel.pool.run_dir import save_run
-from condsel.selection.selector import Selector
+from condsel.pool.config import build_pool, write_pool_config
 from condsel.synthetic import CLASS_NAMES, generate
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 
 
 def untrained_demo_pool(root: Path) -> Path:
+    """The demo's pool architectures with random weights saved as checkpoints, as a pool config."""
     torch.manual_seed(0)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in DEFAULT_POOL}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in DEFAULT_POOL}
-    rng = np.random.default_rng(0)
-    selector = Selector(hidden=(8,), epochs=1).fit(rng.normal(size=(32, len(CLASS_NAMES))), np.eye(3)[rng.integers(0, 3, 32)])
-    order = sorted(gflops, key=gflops.get)
-    calibration = [{"threshold": 0.5, "gflops": sum(gflops.values()), "top1": 0.0}]
-    return save_run(root, list(DEFAULT_POOL), models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration,
-                    decode_short_side(DEFAULT_POOL))
+    models = build_pool(SYNTHETIC_POOL, random_weights=True)
+    members = []
+    for m in SYNTHETIC_POOL.members:
+        root.mkdir(parents=True, exist_ok=True)
+        torch.save(models[m.name].state_dict(), root / f"{m.name}.pt")
+        members.append(replace(m, checkpoint=root / f"{m.name}.pt"))
+    (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES), encoding="utf-8")  # the manifest's labels
+    return write_pool_config(replace(SYNTHETIC_POOL, members=tuple(members)), root / "pool.toml", relative_to=root)
 
 
 def spoil(data_root: Path, paths: list[Path], count: int) -> list[str]:
@@ -78,7 +79,9 @@ def command(args: list[str], processes: int) -> list[str]:
 
 
 def extract_args(pool: Path, manifest: Path, out: Path, workers: int) -> list[str]:
-    return ["extract", "--pool", str(pool), "--manifest", str(manifest), "--out", str(out), "--workers", str(workers), "--no-progress"]
+    classes = pool.parent / "classes.txt"  # a pool config beside its class names (as untrained_demo_pool writes it)
+    return ["extract", "--pool", str(pool), "--manifest", str(manifest), "--out", str(out), "--workers", str(workers),
+            "--no-progress", *(["--classes", str(classes)] if pool.is_file() and classes.is_file() else [])]
 
 
 def timed_run(args: list[str], processes: int) -> dict:
@@ -122,7 +125,8 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=120)
     parser.add_argument("--bad", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="decoding workers per process")
-    parser.add_argument("--pool", type=Path, help="run directory or pool config (default: the demo's pool, untrained)")
+    parser.add_argument("--pool", type=Path, help="pool config (with classes.txt beside it) or run directory "
+                        "(default: the demo's pool, untrained)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per process count (default: 3)")
     parser.add_argument("--workdir", type=Path, help="keep the videos and stores here (default: a temporary directory)")

@@ -1,7 +1,9 @@
 """Views per video: expected accuracy of averaging c clips x k crops, its cost, the per-view file, and
 per-view logits recomputed with the synthetic pool's networks on real video files."""
 
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,9 +18,10 @@ from condsel.analysis.views import (
 )
 from condsel.datasets.manifests import ManifestEntry
 from condsel.pool.inference import run_member
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import PoolConfig, build_pool
 from condsel.pool.predict import decode_for
 from condsel.pool.run_dir import Run
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 
 VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 
@@ -81,13 +84,14 @@ def test_per_view_file_round_trips(tmp_path):
 
 def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_path):
     torch.manual_seed(0)
-    members = {m.name: m for m in DEFAULT_POOL}
-    models = {name: m.build(5).eval() for name, m in members.items()}
+    pool = PoolConfig(SYNTHETIC_POOL.backbone, tuple(replace(m, num_classes=5) for m in SYNTHETIC_POOL.members))
+    members = {m.name: m for m in pool.members}
+    models = build_pool(pool, random_weights=True)
     order = list(members)
-    run = Run(root=Path("."), members=members, models=models, order=order,
-              gflops={name: 0.1 * (i + 1) * members[name].clip.views for i, name in enumerate(order)},
-              selector=None, selector_gflops=0.0, class_names=[f"c{i}" for i in range(5)], threshold=0.5,
-              calibration=[], decode_short_side=decode_short_side(DEFAULT_POOL))
+    # the views analysis reads only the members a policy may run, not its decisions
+    run = Run(root=Path("."), pool=pool, models=models, policy=SimpleNamespace(members_=order),
+              class_names=[f"c{i}" for i in range(5)], threshold=0.5, calibration=[], aggregate="logits",
+              random_weights=True)
     entries = [ManifestEntry(p.name, p, i) for i, p in enumerate(VIDEOS)]
     missing = ManifestEntry("missing.mp4", tmp_path / "missing.mp4", 0)
     scores, failures = per_view_scores_from_run(run, [entries[0], missing, *entries[1:]], batch_size=2)
@@ -99,6 +103,6 @@ def test_per_view_logits_average_to_the_pools_own_outputs_on_real_videos(tmp_pat
         assert scores.layout[name] == (clip.clips, clip.crops)
         assert scores.gflops_per_view[name] * clip.views == pytest.approx(run.gflops[name])
         with torch.no_grad():
-            pooled = run_member(clip, models[name], [decode_for(run, e.path) for e in entries]).logits
+            pooled = run_member(members[name], models[name], [decode_for(run, e.path) for e in entries]).logits
         np.testing.assert_allclose(scores.views[name].mean(axis=1), pooled, rtol=1e-4, atol=1e-5)
     assert scores.views["conv3d_l"].std(axis=1).max() > 0  # the views do differ

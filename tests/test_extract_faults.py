@@ -162,14 +162,14 @@ def test_malformed_manifests_are_clear_errors_before_any_work(material, tmp_path
 
 def test_a_decoder_that_kills_its_worker_costs_one_video(material, tmp_path, monkeypatch):
     victim = material["good"][5]
-    decode = extract_dataset.decode_video
+    decode = extract_dataset.decode_for_plan
 
     def crashing_decode(path, *args, **kwargs):
         if str(path).endswith(victim):
             os.kill(os.getpid(), signal.SIGSEGV)  # what a crash inside FFmpeg looks like to the loader
         return decode(path, *args, **kwargs)
 
-    monkeypatch.setattr(extract_dataset, "decode_video", crashing_decode)
+    monkeypatch.setattr(extract_dataset, "decode_for_plan", crashing_decode)
     out = tmp_path / "store"
     assert _extract(material["run"], material["manifest"], out) == 1
     store = Store.open(out)

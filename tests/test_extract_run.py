@@ -80,7 +80,7 @@ def test_outputs_equal_the_pool_inference_of_condsel_demo(material, logits_store
     for i, name in enumerate(table.names):
         video = decode_video(root / name, short_side=SHORT_SIDE)  # every frame, not only the sampled ones
         for member in run.members.values():
-            ref = run_member(member.clip, run.models[member.name], [video], features=member.name == run.backbone)
+            ref = run_member(member, run.models[member.name], [video], features=member.name == run.backbone)
             np.testing.assert_allclose(table.logits[member.name][i], ref.logits[0], atol=1e-5, err_msg=f"{name} {member.name}")
             if member.name == run.backbone:
                 np.testing.assert_allclose(table.features[member.name][i], ref.features[0], atol=1e-5)
@@ -162,7 +162,7 @@ def test_per_clip_windows_score_each_window_as_its_own_clip(material, tmp_path):
     full = decode_video(tmp_path / "long.mp4", short_side=SHORT_SIDE)
     for k in range(3):  # window k is frames 16k..16k+15, scored as a 16-frame video of its own
         part = DecodedVideo(full.path, full.frames[16 * k : 16 * (k + 1)], np.arange(16), 16, full.fps)
-        ref = run_member(run.members["conv3d"].clip, run.models["conv3d"], [part])
+        ref = run_member(run.members["conv3d"], run.models["conv3d"], [part])
         np.testing.assert_allclose(table.logits["conv3d"][k], ref.logits[0], atol=1e-5)
 
 
@@ -198,7 +198,7 @@ def test_pool_config_of_zoo_models_with_imagenet_statistics(material, tmp_path):
         video = decode_video(name, short_side=32)
         for member, model in ((pool.member("effnet"), net), (pool.member("x3d"), backbone)):
             spec = models.get_spec(member.arch)
-            views = test_views(video, member.clip_spec).astype(np.float64) / 255.0
+            views = test_views(video, member.clip).astype(np.float64) / 255.0
             x = (views - np.array(spec.mean)) / np.array(spec.std)  # ImageNet statistics for EfficientNet
             x = torch.from_numpy(x.transpose(0, 4, 1, 2, 3)).float()
             with torch.no_grad():

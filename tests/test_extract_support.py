@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from conftest import FIXTURES
 
-from condsel.pool.members import PoolMember
+from condsel.pool.config import PoolConfig, PoolMember, build_pool
 from condsel.pool.run_dir import save_run
-from condsel.selection.selector import Selector
+from condsel.selection.policies import SelectorPolicy
+from condsel.selection.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.encode import write_video
@@ -29,12 +30,17 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 SHORT_SIDE = 40
 
-TINY_POOL = (
-    PoolMember("frame2d", {"kind": "frame2d", "widths": [8, 16]}, ClipSpec(num_frames=4, stride=4, size=32)),
-    PoolMember(
-        "conv3d",
-        {"kind": "conv3d", "widths": [8, 16], "strides": [[1, 2, 2], [2, 2, 2]]},
-        ClipSpec(num_frames=8, stride=1, size=SHORT_SIDE, clips=2, crops=3),
+TINY_POOL = PoolConfig(
+    backbone="frame2d",
+    members=(
+        PoolMember("frame2d", "frame2d", ClipSpec(num_frames=4, stride=4, size=32), len(CLASS_NAMES), options={"widths": [8, 16]}),
+        PoolMember(
+            "conv3d",
+            "conv3d_s",
+            ClipSpec(num_frames=8, stride=1, size=SHORT_SIDE, clips=2, crops=3),
+            len(CLASS_NAMES),
+            options={"widths": [8, 16], "strides": [[1, 2, 2], [2, 2, 2]]},
+        ),
     ),
 )
 
@@ -42,13 +48,17 @@ TINY_POOL = (
 def make_run_dir(root: Path, seed: int = 0) -> Path:
     """A run directory as ``condsel demo`` writes it, with randomly initialised networks."""
     torch.manual_seed(seed)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in TINY_POOL}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in TINY_POOL}
+    models = build_pool(TINY_POOL, random_weights=True)
+    gflops = TINY_POOL.gflops
     rng = np.random.default_rng(seed)
-    selector = Selector(hidden=(8,), epochs=1).fit(rng.normal(size=(24, len(CLASS_NAMES))), np.eye(2)[rng.integers(0, 2, 24)])
+    table = PredictionTable(
+        names=np.array([f"v{i}" for i in range(24)]), labels=rng.integers(0, len(CLASS_NAMES), 24),
+        logits={m: rng.normal(size=(24, len(CLASS_NAMES))).astype(np.float32) for m in gflops}, gflops=gflops,
+        class_names=list(CLASS_NAMES),
+    )
+    policy = SelectorPolicy(backbone="frame2d", hidden=(8,), epochs=1).fit(table)
     calibration = [{"threshold": 0.5, "gflops": sum(gflops.values()), "top1": 50.0}]
-    order = [m.name for m in TINY_POOL]
-    return save_run(root, list(TINY_POOL), models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, SHORT_SIDE)
+    return save_run(root, TINY_POOL, policy, list(CLASS_NAMES), 0.5, calibration, "logits", models=models)
 
 
 def make_videos(root: Path, count: int, seed: int = 0) -> list[tuple[str, str]]:

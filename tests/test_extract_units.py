@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from condsel.extract.inference import aggregate_views, normalise
+from condsel.pool.inference import aggregate_views, normalise
 from condsel.extract.manifest import read_manifest
 from condsel.extract.store import Failure, Store, video_key
-from condsel.extract.views import frame_windows
+from condsel.pool.views import frame_windows
 from condsel.video.sampling import to_model_input
 
 CLASSES = ["run", "jump", "swim"]

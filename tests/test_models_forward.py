@@ -29,6 +29,7 @@ def test_registry_lists_the_issue_models():
     assert set(models.list_models()) == {
         "x3d_xs", "x3d_s", "x3d_m", "x3d_l", "i3d_rgb", "i3d_flow", "resnet18", "resnet152", "efficientnet_b0",
         "bninception_rgb", "bninception_flow",
+        "frame2d", "conv3d_s", "conv3d_l",  # the synthetic benchmark's nets
     }
     with pytest.raises(ValueError, match="unknown model 'x3d_xl'.*x3d_xs"):
         models.get_spec("x3d_xl")

@@ -14,6 +14,7 @@ from condsel.commands import zoo
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pool_x3d_kinetics.toml"
 ISSUE_MODELS = {"x3d_xs", "x3d_s", "x3d_m", "x3d_l", "resnet18", "resnet152", "efficientnet_b0", "i3d_rgb", "i3d_flow",
                 "bninception_rgb", "bninception_flow"}
+SYNTHETIC_MODELS = {"frame2d", "conv3d_s", "conv3d_l"}
 
 
 def _run(argv: list[str]) -> int:
@@ -30,7 +31,7 @@ def test_zoo_is_a_cli_command():
 def test_zoo_json(capsys):
     assert _run(["zoo", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == ISSUE_MODELS
+    assert set(rows) == ISSUE_MODELS | SYNTHETIC_MODELS
     for row in rows.values():
         assert isinstance(row["gflops"], float) and isinstance(row["frames"], int) and isinstance(row["crop"], int)
         if row["published_gflops"] is not None:
@@ -61,3 +62,13 @@ def test_zoo_pool(capsys, tmp_path):
         _run(["zoo", "--pool", str(bad)])  # the command raises; only cli.main turns it into exit 2
     assert cli.main(["zoo", "--pool", str(bad)]) == 2
     assert capsys.readouterr().err.startswith(f"condsel zoo: error: {bad}: backbone")
+
+
+def test_zoo_pool_names_a_member_without_weights(capsys, tmp_path):
+    pool = tmp_path / "pool.toml"
+    pool.write_text('backbone = "xs"\n[models.xs]\narch = "x3d_xs"\ncheckpoint = "xs.pyth"\n[models.s]\narch = "x3d_s"\n')
+    assert cli.main(["zoo", "--pool", str(pool)]) == 2
+    assert "member 's' has no checkpoint" in capsys.readouterr().err
+    assert cli.main(["zoo", "--pool", str(pool), "--random-weights", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["random_weights"] for r in rows] == [False, True]

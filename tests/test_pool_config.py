@@ -27,11 +27,11 @@ def test_example_pool_config():
     assert pool.backbone == "x3d_xs"
     assert pool.names == ["x3d_xs", "x3d_s", "x3d_m", "x3d_l"]
     m = pool.member("x3d_m")
-    assert (m.arch, m.frames, m.stride, m.crop, m.fps, m.num_classes) == ("x3d_m", 16, 5, 224, 30.0, 400)
+    assert (m.arch, m.num_classes) == ("x3d_m", 400)
     assert m.views == 30
     assert m.checkpoint == (EXAMPLE.parent / "checkpoints" / "X3D_M.pyth").resolve()
     assert m.gflops_per_video == pytest.approx(30 * 4.73, rel=0.03)
-    spec = m.clip_spec
+    spec = m.clip
     assert (spec.num_frames, spec.stride, spec.size) == (16, 5, 224)
     assert (spec.clips, spec.crops, spec.target_fps) == (10, 3, 30.0)
 
@@ -46,8 +46,8 @@ def test_overrides_and_aliases(tmp_path):
         )
     )
     cheap, flow = pool.members
-    assert (cheap.arch, cheap.views, cheap.checkpoint, cheap.frames) == ("x3d_xs", 1, None, 4)
-    assert (flow.frames, flow.crop, flow.views, flow.num_classes, flow.fps) == (32, 112, 4, 20, 25.0)
+    assert (cheap.arch, cheap.views, cheap.checkpoint, cheap.clip.num_frames) == ("x3d_xs", 1, None, 4)
+    assert (flow.clip.num_frames, flow.clip.size, flow.views, flow.num_classes, flow.clip.target_fps) == (32, 112, 4, 20, 25.0)
     assert flow.gflops_per_view == models.gflops("i3d_flow", 32, 112, 20)
 
 
@@ -86,9 +86,9 @@ def test_build_pool_loads_each_members_weights(tmp_path):
         '[models.r18]\narch = "resnet18"\nnum_classes = 10\n',
     )
     pool = load_pool_config(path)
-    with pytest.raises(ValueError, match=r"cannot build the pool: r18: no checkpoint given"):
+    with pytest.raises(ValueError, match=r"cannot build the pool: member 'r18' has no checkpoint"):
         build_pool(pool)
-    built = build_pool(pool, require_weights=False)
+    built = build_pool(pool, random_weights=True)
     assert list(built) == ["xs", "r18"]
     for key, value in saved.items():
         assert torch.equal(built["xs"].state_dict()[key], value), key
@@ -101,5 +101,5 @@ def test_build_pool_lists_every_missing_file_first(tmp_path):
         'backbone = "a"\n[models.a]\narch = "x3d_xs"\ncheckpoint = "a.pyth"\n'
         '[models.b]\narch = "x3d_s"\ncheckpoint = "b.pyth"\n',
     )
-    with pytest.raises(ValueError, match=r"a: checkpoint .*a\.pyth not found; b: checkpoint .*b\.pyth not found"):
+    with pytest.raises(ValueError, match=r"'a': checkpoint .*a\.pyth not found; member 'b': checkpoint .*b\.pyth not found"):
         build_pool(load_pool_config(path))

@@ -1,7 +1,7 @@
 """``condsel predict`` and conditional inference on real files, with a run directory made here.
 
-The pool has the default architectures with random weights and the selector is
-fitted on random targets: predictions are meaningless, the pipeline is not.
+The pool has the default architectures with random weights and the policy is
+fitted on their outputs: predictions are meaningless, the pipeline is not.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import torch
 from conftest import FIXTURES
 
 from condsel.cli import main
-from condsel.selection.curves import choose_models, selection_costs
-from condsel.synthetic.pipeline import calibration_curve, default_threshold
-from condsel.selection.metrics import topk_correct
+from condsel.pool.config import build_pool
 from condsel.pool.inference import pool_table, run_member
 from condsel.pool.latency import format_latency, measure_latency
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
-from condsel.pool.predict import predict_batched, predict_video
-from condsel.pool.run_dir import load_run, save_run
-from condsel.selection.selector import Selector
+from condsel.pool.predict import execute, predict_batched, predict_video
+from condsel.pool.run_dir import load_run, point_within_budget, save_run
+from condsel.selection.policies import CascadePolicy, SelectorPolicy
+from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 
@@ -34,27 +32,25 @@ AVI = FIXTURES / "videos" / "unlabelled_test_cut.avi"
 def material(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     torch.manual_seed(0)
-    members = list(DEFAULT_POOL)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
-    order = [m.name for m in members]
+    members = list(SYNTHETIC_POOL.members)
+    models = build_pool(SYNTHETIC_POOL, random_weights=True)
     data = generate(root / "videos", 12, seed=0)
-    short_side = decode_short_side(members)
-    videos = [decode_video(p, short_side=short_side) for p in data.paths]
-    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
-    # random affinity targets, but a real fit on the backbone's real outputs
-    targets = np.eye(3)[np.random.default_rng(0).integers(0, 3, 12)]
-    selector = Selector(hidden=(16,), epochs=3, inputs="probs")
-    selector.fit(selector.features(table.logits[order[0]]), targets)
-    thresholds = np.linspace(0, 1, 101)
-    calibration = calibration_curve(selector, table, order, thresholds)
-    run_dir = save_run(root / "run", members, models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, short_side)
-    return {"run": run_dir, "table": table, "selector": selector, "calibration": calibration, "thresholds": thresholds, "data": data}
+    videos = [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, list(CLASS_NAMES))
+    # random weights, but a real fit on the backbone's real outputs
+    policy = SelectorPolicy(backbone="frame2d", selector_input="probs", hidden=(16,), epochs=3).fit(table)
+    calibration = policy.sweep(table)
+    run_dir = save_run(root / "run", SYNTHETIC_POOL, policy, list(CLASS_NAMES), 0.5, calibration, "logits", models=models)
+    return {"run": run_dir, "table": table, "policy": policy, "calibration": calibration, "data": data}
 
 
 def _predict(capsys, *args) -> tuple[int, list[dict]]:
     code = main(["predict", *map(str, args), "--json"])
     return code, json.loads(capsys.readouterr().out)
+
+
+def _cost(run, members) -> float:
+    return sum(run.gflops[m] for m in members) + run.policy.overhead_gflops_
 
 
 def test_predict_runs_on_the_real_kinetics_mp4_and_an_avi(material, capsys):
@@ -63,20 +59,41 @@ def test_predict_runs_on_the_real_kinetics_mp4_and_an_avi(material, capsys):
     run = load_run(material["run"])
     assert [r["video"] for r in results] == [str(KINETICS), str(AVI)]
     for r in results:
-        assert set(r) == {"video", "label", "score", "model", "gflops", "seconds"}
+        assert set(r) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights"}
         assert r["label"] in CLASS_NAMES and 0 < r["score"] <= 1 and r["seconds"] > 0
-        assert r["gflops"] == pytest.approx(run.selection_costs[run.order.index(r["model"])])
+        assert r["members"][0] == run.backbone and r["model"] == r["members"][-1] and r["random_weights"] is False
+        assert r["gflops"] == pytest.approx(_cost(run, r["members"]))
 
 
-def test_the_choice_follows_the_selector_and_the_threshold(material):
-    """The model predict picks is the one choose_models picks from the backbone's outputs on the same frames."""
+def test_the_choice_follows_the_policy_and_the_threshold(material):
+    """The model predict picks is the one the policy picks from the backbone's outputs on the same frames."""
     run = load_run(material["run"])
     video = decode_video(KINETICS, short_side=run.decode_short_side)  # every frame: sampling must pick the same ones
-    logits = run_member(run.members[run.backbone].clip, run.models[run.backbone], [video]).logits
-    proba = run.selector.predict_proba(run.selector.features(logits))
+    logits = run_member(run.members[run.backbone], run.models[run.backbone], [video]).logits[0]
     for threshold in (0.0, 0.3, 0.6, 1.0):
-        assert predict_video(run, KINETICS, threshold).model == run.order[int(choose_models(proba, threshold)[0])]
+        expected = run.policy.next_members({run.backbone: logits}, threshold) or [run.backbone]
+        assert predict_video(run, KINETICS, threshold).model == expected[0]
     assert predict_video(run, KINETICS, 0.0).model == run.backbone
+
+
+def test_execute_drives_any_policy_like_its_offline_routing(material):
+    """execute on stored outputs runs exactly route's members and gives its scores, for a selector and a cascade."""
+    table = material["table"]
+    cascade = CascadePolicy(members=["frame2d", "conv3d_s", "conv3d_l"]).fit(table)
+    for policy in (material["policy"], cascade):
+        for threshold in (0.2, 0.7):
+            routing = policy.route(table, threshold)
+            for i in range(table.num_samples):
+                calls = []
+
+                def run_members(names, i=i):
+                    calls.append(list(names))
+                    return {n: table.logits[n][i] for n in names}
+
+                scores, ran, gflops = execute(policy, run_members, threshold)
+                assert sorted(ran) == sorted(np.asarray(policy.members_)[routing.ran[i]].tolist())
+                np.testing.assert_allclose(scores, routing.scores[i], atol=1e-6)
+                assert gflops == pytest.approx(routing.gflops[i]) and calls[0] == [policy.members_[0]]
 
 
 def test_bad_videos_get_error_entries_and_the_others_go_on(material, capsys, tmp_path):
@@ -97,11 +114,14 @@ def test_bad_videos_get_error_entries_and_the_others_go_on(material, capsys, tmp
 
 def test_budget_and_threshold_options(material, capsys):
     run = load_run(material["run"])
-    backbone_cost = run.selection_costs[0]
+    backbone_cost = _cost(run, [run.backbone])
     code, results = _predict(capsys, "--run", material["run"], KINETICS, "--threshold", "0")
     assert code == 0 and results[0]["model"] == run.backbone and results[0]["gflops"] == pytest.approx(backbone_cost)
     top = max(p["gflops"] for p in run.calibration)
-    assert run.threshold_for_budget(top) == max(run.calibration, key=lambda p: (p["gflops"], -p["threshold"]))["threshold"]
+    best = max(p["top1"] for p in run.calibration)
+    chosen = run.threshold_for_budget(top)
+    assert min((p["gflops"], p["threshold"]) for p in run.calibration if p["top1"] == best) == next(
+        (p["gflops"], p["threshold"]) for p in run.calibration if p["threshold"] == chosen)
     code, _ = _predict(capsys, "--run", material["run"], KINETICS, "--budget", str(top))
     assert code == 0
     assert main(["predict", "--run", str(material["run"]), str(KINETICS), "--budget", str(backbone_cost / 2)]) == 2
@@ -110,32 +130,18 @@ def test_budget_and_threshold_options(material, capsys):
     assert main(["predict", "--run", str(material["run"].parent), str(KINETICS)]) == 2
 
 
-def test_calibration_curve_matches_a_loop_over_thresholds(material):
-    table, selector, thresholds = material["table"], material["selector"], material["thresholds"]
-    order = [m.name for m in DEFAULT_POOL]
-    proba = selector.predict_proba(selector.features(table.logits[order[0]]))
-    costs = selection_costs(np.array([table.gflops[m] for m in order]), selector.gflops())
-    hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1)
-    curve = {p["threshold"]: p for p in material["calibration"]}
-    last = None
-    for t in thresholds:
-        picks = choose_models(proba, t)
-        point = curve.get(float(t), last)
-        assert point["gflops"] == pytest.approx(costs[picks].mean())
-        assert point["top1"] == pytest.approx(100 * hits[np.arange(len(picks)), picks].mean())
-        last = point
-
-
-def test_default_threshold_is_the_cheapest_point_reaching_the_target():
+def test_budget_picks_the_most_accurate_point_within_it():
     curve = [
         {"threshold": 0.0, "gflops": 1.0, "top1": 50.0},
-        {"threshold": 0.3, "gflops": 2.0, "top1": 71.0},
+        {"threshold": 0.3, "gflops": 2.0, "top1": 72.0},
         {"threshold": 0.6, "gflops": 3.0, "top1": 72.0},
         {"threshold": 0.9, "gflops": 4.0, "top1": 70.0},
     ]
-    assert default_threshold(curve, 70.5) == 0.3
-    assert default_threshold(curve, 72.0) == 0.6
-    assert default_threshold(curve, 80.0) == 0.6  # unreachable: the most accurate point
+    assert point_within_budget(curve, 1.5)["threshold"] == 0.0
+    assert point_within_budget(curve, 3.5)["threshold"] == 0.3  # as accurate as 0.6 and cheaper
+    assert point_within_budget(curve, 10.0)["threshold"] == 0.3
+    with pytest.raises(ValueError, match="below the cheapest operating point"):
+        point_within_budget(curve, 0.5)
 
 
 def test_batched_and_load_per_selection_modes_give_the_same_answers(material):
@@ -159,6 +165,6 @@ def test_latency_block_reports_every_mode(material):
     assert sum(latency["chosen_share"].values()) == pytest.approx(1.0)
     # threshold 0 keeps every video on the backbone
     cheapest = latency["operating_points"][0]
-    assert cheapest["threshold"] == 0.0 and cheapest["gflops"] == pytest.approx(run.selection_costs[0])
+    assert cheapest["threshold"] == 0.0 and cheapest["gflops"] == pytest.approx(_cost(run, [run.backbone]))
     assert len(latency["operating_points"]) == 2 and latency["overhead_fit"]["seconds_per_gflop"] > 0
     assert torch.get_num_threads() >= 1 and "speedup" in format_latency(latency)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 import zlib
@@ -49,6 +50,29 @@ def atomic_path(path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a hidden temporary directory beside ``path``; when the block succeeds its files move into ``path``.
+
+    A run that fails part-way leaves ``path`` as it was, never half-written
+    output that looks complete. Files already in ``path`` with other names stay.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if not path.exists():
+            os.replace(tmp, path)
+        else:
+            for item in tmp.iterdir():
+                os.replace(item, path / item.name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def write_json(path: str | Path, data) -> None:

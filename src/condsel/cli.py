@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "demo": "demo",
     "synth": "synth",
+    "fit": "fit",
     "predict": "predict",
     "serve": "serve",
     "analyze": "analyze",
@@ -36,7 +37,7 @@ COMMANDS: dict[str, str] = {
 }
 
 # commands whose --out is a run directory: the exact command and versions are recorded there
-RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth"}
+RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth", "fit"}
 
 EXIT_CODES = """\
 exit status:

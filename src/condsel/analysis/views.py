@@ -144,10 +144,10 @@ def per_view_scores_from_run(
     networks run several times slower with two threads. A video that cannot
     be decoded is left out and returned in the failures (name -> reason).
     """
-    from condsel.pool.latency import torch_threads
+    from condsel._io import torch_threads
+    from condsel.pool.inference import run_member
     from condsel.pool.predict import decode_for
     from condsel.video.decode import VideoDecodeError
-    from condsel.video.sampling import test_views, to_model_input
 
     per_model: dict[str, list[np.ndarray]] = {m: [] for m in run.order}
     kept, failures = [], {}
@@ -164,9 +164,7 @@ def per_view_scores_from_run(
             if not videos:
                 continue
             for m in run.order:
-                clip = run.members[m].clip
-                views = to_model_input(np.concatenate([test_views(v, clip) for v in videos]))
-                per_model[m].append(run.models[m](views).reshape(len(videos), clip.views, -1).numpy())
+                per_model[m].append(run_member(run.members[m], run.models[m], videos, run.aggregate).views)
     if not kept:
         raise ValueError(f"none of the {len(entries)} videos could be decoded, e.g. {next(iter(failures.values()), '')}")
     scores = PerViewScores(

@@ -10,10 +10,13 @@ Run every model of a pool over the videos of a manifest and store, per video,
 each model's scores (aggregated over its test views) and the backbone's
 pooled features, ready for `condsel table --store STORE`.
 
-POOL is a run directory written by `condsel demo` (DIR/synthetic/run) or a
-pool config TOML (see `condsel zoo --help`). The manifest is a CSV with the
-columns path,label (paths relative to the manifest, labels class names or
-indices), as `condsel synth` writes it.
+POOL is a pool config TOML (see docs/your_pool.md and `condsel zoo --help`)
+or a run directory written by `condsel fit` or `condsel demo`
+(DIR/synthetic/run). A member without a checkpoint is an error naming it;
+--random-weights initialises it randomly instead, for latency benchmarks
+only, and the store records that its numbers mean nothing. The manifest is a
+CSV with the columns path,label (paths relative to the manifest, labels class
+names or indices), as `condsel synth` writes it.
 
 Each video is decoded once for the whole pool, in --workers DataLoader
 processes, while the main process runs the models. Every finished video is
@@ -36,7 +39,7 @@ GFLOPs are multiply-adds (the X3D/fvcore convention).
 def register(sub) -> None:
     p = sub.add_parser("extract", help="run a pool over a manifest into a resumable store (torchrun-shardable)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pool", required=True, metavar="POOL", help="run directory of `condsel demo`, or a pool config .toml")
+    p.add_argument("--pool", required=True, metavar="POOL", help="a pool config .toml, or a run directory (condsel fit / demo)")
     p.add_argument("--manifest", required=True, metavar="CSV", help="path,label CSV of the videos")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory (created, or resumed)")
     p.add_argument("--classes", metavar="FILE", help="class names, one a line, for a pool config (labels may then be names)")
@@ -49,6 +52,9 @@ def register(sub) -> None:
     p.add_argument("--device", help="torch device (default: this rank's GPU if there is one, else cpu)")
     p.add_argument("--threads", type=int, help="intra-op threads per process (default: OMP_NUM_THREADS if set, "
                    "as torchrun does, else this process's share of the cores minus --workers, at least 1)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="allow members without a checkpoint, randomly initialised (latency benchmarks only; "
+                        "the store records it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel.extract import ExtractSettings, extract, load_pool, read_manifest
     from condsel.extract.distributed import distributed
+    from condsel.pool.config import RANDOM_WEIGHTS_NOTE
 
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
     torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
     settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views)
     # everything that can be wrong with the inputs is found before any work starts
-    pool = load_pool(args.pool, args.classes)
+    pool = load_pool(args.pool, args.classes, args.random_weights)
     manifest = read_manifest(args.manifest, pool.num_classes, pool.class_names)
     with distributed(args.device) as ctx:
         for model in pool.models.values():
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         report = extract(pool, manifest, args.out, ctx, settings, args.workers, progress=not args.no_progress)
         if ctx.is_main:
             _print_summary(report, args, ctx.world_size)
+            if pool.random_weights:
+                print(f"  WARNING: {RANDOM_WEIGHTS_NOTE}")
     return 0 if report.ok else 1
 
 

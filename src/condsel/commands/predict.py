@@ -7,17 +7,23 @@ import json
 import sys
 
 DESCRIPTION = """\
-For each VIDEO: decode it once, run the backbone, let the selector choose the
-cheapest model whose confidence reaches the threshold, run that model, and
-report {"video", "label", "score", "model", "gflops", "seconds"}. score is the
-chosen model's softmax probability of label; gflops counts the backbone, the
-selector and the chosen model (multiply-adds, the X3D/fvcore convention);
-seconds include decoding.
+For each VIDEO: decode it once, then let the run's policy decide which pool
+members to run (the paper's selector: the backbone, then the chosen model; a
+cascade: members in order until one is confident), and report
+{"video", "label", "score", "model", "members", "gflops", "seconds",
+"random_weights"}. score is the final probability of label; model is the last
+member run (the selector's chosen model); members lists every member run;
+gflops counts them all plus the policy itself (for the selector: backbone +
+selector + chosen model, with the members' GFLOPs as `condsel zoo --pool`
+lists them; multiply-adds, the X3D/fvcore convention); seconds include
+decoding. Each member's scores are computed exactly as `condsel extract`
+stores them (same decoding, views, normalisation and view aggregation).
 
-RUNDIR is a run directory written by `condsel demo` (DIR/synthetic/run).
-Without --threshold or --budget the run's default threshold is used. --budget
-picks the largest threshold whose mean GFLOPs on the run's calibration curve
-stay within the budget.
+RUNDIR is a run directory written by `condsel fit` or by `condsel demo`
+(DIR/synthetic/run). Without --threshold or --budget the run's operating
+point is used. --budget picks the most accurate threshold whose mean GFLOPs on
+the run's calibration curve (cross-validated for `condsel fit`) stay within
+the budget. A run fitted with --random-weights says so in every result.
 
 A video that cannot be decoded gets {"video", "error"} and the others go on;
 the exit status is 1 if any video failed.
@@ -31,10 +37,10 @@ def register(subparsers) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory (e.g. DIR/synthetic/run from condsel demo)")
+    p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory from condsel fit or condsel demo (DIR/synthetic/run)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, ...)")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--threshold", type=float, metavar="T", help="selector threshold in [0, 1]")
+    point.add_argument("--threshold", type=float, metavar="T", help="policy threshold in [0, 1] (higher spends more)")
     point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
     p.add_argument("--json", action="store_true", help="print a JSON list of per-video results")
     p.set_defaults(func=run)
@@ -43,6 +49,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from condsel.pool.config import RANDOM_WEIGHTS_NOTE
     from condsel.pool.predict import predict_video, warm_up
     from condsel.pool.run_dir import load_run
     from condsel.video.decode import VideoDecodeError
@@ -59,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
     else:
-        print(f"threshold {threshold:.3f}; GFLOPs = multiply-adds per video (backbone + selector + chosen model)")
+        print(f"{loaded.policy.name} policy, threshold {threshold:.3f}; "
+              "GFLOPs = multiply-adds per video (every member run + the policy)")
+        if loaded.random_weights:
+            print(f"WARNING: {RANDOM_WEIGHTS_NOTE}")
         for r in results:
             if "error" in r:
                 print(f"{r['video']}: ERROR {r['error']}")
             else:
-                print(f"{r['video']}: {r['label']} ({r['score']:.3f}) by {r['model']}, {r['gflops']:.4f} GFLOPs, {1000 * r['seconds']:.1f} ms")
+                print(f"{r['video']}: {r['label']} ({r['score']:.3f}) by {r['model']} (ran {' + '.join(r['members'])}), "
+                      f"{r['gflops']:.4f} GFLOPs, {1000 * r['seconds']:.1f} ms")
     failed = sum("error" in r for r in results)
     if failed:
         print(f"condsel predict: {failed} of {len(results)} videos failed", file=sys.stderr)

@@ -15,6 +15,14 @@ Every curve point is out-of-fold. GFLOPs are per video, counted as
 multiply-adds (the X3D/fvcore convention); selector and oracle points include
 the backbone's cost, the selector's points also the selector's own.
 
+Besides the paper's selector (curves.selector), every policy in --policies is
+cross-fitted on the same folds: selector, cascade (fused outputs, per-stage
+thresholds; mean and stacked fusion), learned_cascade and ensemble_selector.
+summary.json adds their out-of-fold fronts ("policies"), every static choice
+of a single model or fused subset of <= 3 ("static", with "static_hull" and
+"fusion_oracle"), and the recommended front ("recommended"): per budget, the
+policy and setting chosen on the training folds only, reported held out.
+
 Score files (one per model, joined by video name, classes mapped by name): the
 DMC-Net/CoViAR published layout, a plain npz with names/labels/logits, a CSV
 with name,label,<class scores>, an IDT .mat (scores_idt/vn_idt/gt_idt), or
@@ -41,7 +49,10 @@ def register(sub) -> None:
     source.add_argument("--bundled", choices=["ucf101-split1"], help="use the UCF101 split-1 scores shipped with condsel")
     source.add_argument("--table", metavar="NPZ", help="a table.npz written by an earlier run")
     source.add_argument("--store", metavar="STORE", help="a store written by `condsel extract` (costs come with it)")
-    p.add_argument("--backbone", required=True, help="the model that always runs and feeds the selector")
+    p.add_argument("--backbone", help="the model that always runs and feeds the selector (default: chosen on the training folds)")
+    p.add_argument("--policies", nargs="+", default=["all"], metavar="all|LIST",
+                   help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
+                        "ensemble_selector (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
     p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
@@ -52,19 +63,28 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and baselines (default: 0)")
     p.add_argument("--budget", type=float, action="append", metavar="GFLOPS",
-                   help="calibrate a threshold for this mean GFLOPs/video on the training folds; repeatable")
+                   help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
+                        "recommended front's budgets; repeatable")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from collections import Counter
+    from math import comb
     from pathlib import Path
 
+    import numpy as np
+    from tqdm import tqdm
+
+    from condsel._io import atomic_dir, torch_threads, write_json
     from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
-    from condsel.selection.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
-    from condsel._io import write_json
+    from condsel.selection.backbone import choose_backbone
+    from condsel.selection.evaluate import SelectionConfig, cross_validate, fold_ids
+    from condsel.selection.fronts import candidates, compare_policies, parse_policies
+    from condsel.selection.recommend import budget_grid
     from condsel.selection.sources import default_costs, load_table
     from condsel.selection.summary import format_summary
 
@@ -75,22 +95,46 @@ def run(args: argparse.Namespace) -> int:
     if args.costs:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
+    if len(table.logits) < 2:
+        raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
+    if args.backbone is not None and args.backbone not in table.logits:
+        raise ValueError(f"--backbone {args.backbone!r} is not among the models {sorted(table.logits)}")
+    names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
         alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
         bootstrap=args.bootstrap, budgets=args.budget or [],
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folds = fold_ids(table, config.folds, config.seed)
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
-    summary = cross_validate(table, args.backbone, config)
+    selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
+    makers = candidates(names, args.backbone, selector_params)
+    fits = config.folds + (comb(config.folds, 2) if config.folds >= 3 else 0)
+    with torch_threads(1), tqdm(total=len(makers) * fits, desc="policies", unit="fit") as bar:
+        budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
+        compared = compare_policies(table, folds, makers, config.seed, config.bootstrap, budgets, progress=bar.update)
+        backbone = args.backbone
+        if backbone is None:  # the paper's curve uses the backbone most outer folds chose on their training folds
+            chosen = compared.pop("selector_backbones", None) or [
+                choose_backbone(table.subset(folds != k), config.selector_input, config.seed) for k in range(config.folds)
+            ]
+            backbone = Counter(chosen).most_common(1)[0][0]
+            print(f"backbone chosen on the training folds: {backbone} (per fold: {chosen})")
+        compared.pop("selector_backbones", None)
+        summary = cross_validate(table, backbone, config)
+    for member, why in compared["pruned"].items():
+        print(f"pruned {member} (on training folds): {why}")
+    summary["backbone_chosen"] = args.backbone is None
+    summary.update(compared)
     summary["cost_derivation"] = derivation
-    write_json(out / "summary.json", summary)
-    table.save(out / "table.npz")
-    plot_curves(summary, out / "curve.png", title=f"{len(table.logits)} models, {summary['protocol']['kind']}")
+    with atomic_dir(args.out) as out:
+        write_json(out / "summary.json", summary)
+        table.save(out / "table.npz")
+        plot_curves(summary, out / "curve.png", title=f"{len(table.logits)} models, {summary['protocol']['kind']}")
+    out = Path(args.out)
     print(format_summary(summary))
     print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
     return 0

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--pool", metavar="TOML", help="instead, list a pool config's members with views and GFLOPs per video"
     )
+    p.add_argument("--random-weights", action="store_true",
+                   help="with --pool: allow members without a checkpoint (latency and cost checks only)")
     p.set_defaults(func=run)
 
 
@@ -50,20 +52,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_pool(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION
-    from condsel.pool.config import load_pool_config
+    from condsel.pool.config import RANDOM_WEIGHTS_NOTE, check_weights, load_pool_config, uses_random_weights
 
     pool = load_pool_config(args.pool)
+    check_weights(pool, args.random_weights, files=False)  # counting costs needs no weights, but a pool without them is unusable
+    random_weights = uses_random_weights(pool)
     rows = [
         {
             "name": m.name,
             "arch": m.arch,
             "backbone": m.name == pool.backbone,
-            "frames": m.frames,
-            "crop": m.crop,
+            "frames": m.clip.num_frames,
+            "crop": m.clip.size,
             "views": m.views,
             "gflops_per_view": round(m.gflops_per_view, 4),
             "gflops_per_video": round(m.gflops_per_video, 4),
             "checkpoint": None if m.checkpoint is None else str(m.checkpoint),
+            "random_weights": m.checkpoint is None,
         }
         for m in pool.members
     ]
@@ -71,6 +76,8 @@ def _run_pool(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"Pool {pool.path}; {FLOP_CONVENTION}")
+    if random_weights:
+        print(f"WARNING: {RANDOM_WEIGHTS_NOTE}")
     print(f"{'member':<16}{'arch':<16}{'input':<14}{'views':>6}{'GFLOPs/view':>13}{'GFLOPs/video':>14}")
     for r in rows:
         mark = " (backbone)" if r["backbone"] else ""

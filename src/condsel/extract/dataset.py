@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from condsel.datasets.manifests import ManifestEntry
-from condsel.extract.views import ViewPlan, frame_selector, sample_views
-from condsel.video.decode import VideoDecodeError, decode_video
+from condsel.pool.views import ViewPlan, decode_for_plan, sample_views
+from condsel.video.decode import VideoDecodeError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class VideoViews(Dataset):
     def __getitem__(self, index: int) -> dict:
         entry = self.entries[index]
         try:
-            video = decode_video(entry.path, frame_selector(self.plan), short_side=self.plan.short_side)
+            video = decode_for_plan(entry.path, self.plan)
             windows, views = sample_views(video, self.plan)
         except VideoDecodeError as e:
             return {"index": index, "error": str(e)}

@@ -21,11 +21,12 @@ from tqdm import tqdm
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
 from condsel.extract.distributed import DistContext
-from condsel.extract.inference import AGGREGATIONS, video_outputs
+from condsel.extract.inference import video_outputs
 from condsel.extract.manifest import Manifest
 from condsel.extract.pool import ExtractionPool
 from condsel.extract.store import Failure, Store, video_key
-from condsel.extract.views import ViewPlan
+from condsel.pool.inference import AGGREGATIONS
+from condsel.pool.views import ViewPlan
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def store_metadata(pool: ExtractionPool, settings: ExtractSettings) -> dict:
         "identity": pool.identity(settings_dict),
         "pool": pool.describe(),
         "settings": settings_dict,
-        "gflops": {m.name: m.gflops for m in pool.members},
+        "gflops": {m.name: m.gflops_per_video for m in pool.members},
         "gflops_unit": "per window (per_clip_seconds)" if settings.per_clip_seconds else "per video",
         "flop_convention": FLOP_CONVENTION,
     }
@@ -109,7 +110,7 @@ def extract(
         error, stage = item.get("error"), "decode"
         if error is None:
             try:
-                arrays = video_outputs(pool, item["views"], ctx.device, settings.aggregate, settings.save_views)
+                arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
             except (RuntimeError, ValueError) as e:
                 if is_worker_failure(e):
                     raise

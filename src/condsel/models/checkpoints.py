@@ -151,8 +151,10 @@ def load_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: st
             shown = ", ".join(items[:MAX_LISTED]) + (f", ... ({len(items)} in all)" if len(items) > MAX_LISTED else "")
             problems.append(f"{label}: {shown}")
     if problems:
+        bad = set(missing) | {k for k in expected if k in state and state[k].shape != expected[k].shape}
+        first = next((k for k in expected if k in bad), unexpected[0] if unexpected else None)
         raise CheckpointError(
-            f"{source}: checkpoint does not fit {type(model).__name__} ("
+            f"{source}: checkpoint does not fit {type(model).__name__}, first mismatching key {first!r} ("
             + "; ".join(problems)
             + "). Check the model name, num_classes and in_channels."
         )

@@ -6,10 +6,18 @@ weights from a local official checkpoint if one is given. Every model takes a
 returns the pooled embedding the classifier reads. ``gflops(name)`` counts
 multiply-adds per view with ``condsel.models.costs.count_gflops`` on PyTorch's meta
 device (shapes only, no arithmetic), so it is quick and exact.
+
+Besides the published architectures, the zoo holds the synthetic benchmark's
+small networks (``frame2d``, ``conv3d_s``, ``conv3d_l``), so that every pool
+member, real or synthetic, is built by ``create_model``. ``options`` are
+JSON-able keyword arguments of a family's builder (e.g. a synthetic net's
+``widths``) that override the registered defaults.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -24,6 +32,7 @@ from condsel.models.checkpoints import adapt_x3d_state_dict, load_checked, read_
 from condsel.models.efficientnet import EfficientNetB0
 from condsel.models.i3d import InceptionI3d
 from condsel.models.resnet import ResNet
+from condsel.models.synthetic import Conv3DNet, FrameAverageNet
 from condsel.models.x3d import X3D
 
 StateAdapter = Callable[[dict], tuple[dict, dict]]
@@ -69,7 +78,7 @@ class ModelSpec:
     @property
     def is_frame_model(self) -> bool:
         """2D networks run per frame: a view costs ``frames`` x the per-frame cost."""
-        return self.family in ("resnet", "efficientnet", "bninception")
+        return self.family in ("resnet", "efficientnet", "bninception", "frame2d")
 
 
 def _x3d(name: str, depth_factor: float, frames: int, crop: int, stride: int, published: float) -> ModelSpec:
@@ -159,6 +168,33 @@ def _bninception(name: str, modality: str, in_channels: int, num_classes: int, p
     )
 
 
+def _synthetic(name: str, family: str, build: Callable[..., nn.Module], frames: int, crop: int, stride: int) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family=family,
+        build=build,
+        frames=frames,
+        crop=crop,
+        stride=stride,
+        fps=8,  # the synthetic videos' frame rate
+        in_channels=3,
+        num_classes=12,  # the synthetic benchmark's classes (condsel.synthetic.CLASS_NAMES)
+        modality="rgb",
+        mean=(0.45, 0.45, 0.45),  # PySlowFast's defaults, as condsel.video.sampling normalises
+        std=(0.225, 0.225, 0.225),
+        published_gflops=None,
+        source="condsel's synthetic benchmark pool (condsel.models.synthetic), trained by `condsel demo`",
+        checkpoint_layout="condsel (the module's own state_dict)",
+    )
+
+
+# Rising cost, rising ability. frame2d sees 4 frames at 40 px and ignores their
+# order; conv3d_s sees 8 frames at 40 px; conv3d_l sees 12 consecutive frames at 48 px.
+_SYNTHETIC_3D_STRIDES = {
+    "conv3d_s": [[1, 2, 2], [2, 2, 2], [1, 1, 1]],
+    "conv3d_l": [[1, 2, 2], [2, 2, 2], [1, 2, 2], [1, 1, 1]],
+}
+
 _SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -174,6 +210,15 @@ _SPECS: dict[str, ModelSpec] = {
         # "bgr": TSN's weights read colour channels in BGR order, so condsel extract (RGB frames) refuses it
         _bninception("bninception_rgb", "bgr", in_channels=3, num_classes=1000, published=2.0),
         _bninception("bninception_flow", "flow", in_channels=10, num_classes=101, published=None),
+        _synthetic("frame2d", "frame2d", partial(FrameAverageNet, widths=[16, 32, 64, 64]), frames=4, crop=40, stride=4),
+        _synthetic(
+            "conv3d_s", "conv3d", partial(Conv3DNet, widths=[16, 32, 64], strides=_SYNTHETIC_3D_STRIDES["conv3d_s"]),
+            frames=8, crop=40, stride=2,
+        ),
+        _synthetic(
+            "conv3d_l", "conv3d", partial(Conv3DNet, widths=[32, 64, 128, 128], strides=_SYNTHETIC_3D_STRIDES["conv3d_l"]),
+            frames=12, crop=48, stride=1,
+        ),
     )
 }
 
@@ -194,24 +239,34 @@ def create_model(
     num_classes: int | None = None,
     checkpoint: str | Path | None = None,
     in_channels: int | None = None,
+    options: Mapping | None = None,
 ) -> nn.Module:
     """Build zoo model ``name`` in eval mode, loading ``checkpoint`` if given.
 
     ``num_classes`` and ``in_channels`` default to the spec's; they must match
-    the checkpoint's, else loading fails with the mismatched shapes listed.
+    the checkpoint's, else loading fails naming the file and the mismatched
+    keys. ``options`` override the family builder's defaults (see the module
+    docstring).
     """
     spec = get_spec(name)
-    state, options = None, {}
+    state, layout_options = None, {}
     if checkpoint is not None:
-        state, options = spec.adapt_state(read_state_dict(checkpoint))
-    model = spec.build(
-        num_classes=spec.num_classes if num_classes is None else num_classes,
-        in_channels=spec.in_channels if in_channels is None else in_channels,
-        **options,
-    )
+        state, layout_options = spec.adapt_state(read_state_dict(checkpoint))
+    model = _build(spec, num_classes, in_channels, {**layout_options, **(options or {})})
     if state is not None:
         load_checked(model, state, source=str(checkpoint))
     return model.eval()
+
+
+def _build(spec: ModelSpec, num_classes: int | None, in_channels: int | None, options: Mapping) -> nn.Module:
+    try:
+        return spec.build(
+            num_classes=spec.num_classes if num_classes is None else num_classes,
+            in_channels=spec.in_channels if in_channels is None else in_channels,
+            **options,
+        )
+    except TypeError as e:  # an option the builder does not take
+        raise ValueError(f"model {spec.name!r}: bad build options {dict(options)}: {e}") from None
 
 
 def input_shape(name: str, frames: int | None = None, crop: int | None = None, batch: int = 1) -> tuple[int, ...]:
@@ -221,17 +276,24 @@ def input_shape(name: str, frames: int | None = None, crop: int | None = None, b
     return (batch, spec.in_channels, frames or spec.frames, size, size)
 
 
-def gflops(name: str, frames: int | None = None, crop: int | None = None, num_classes: int | None = None) -> float:
-    """Multiply-adds (1e9) of one view of ``name`` at its default or given input."""
+def gflops(
+    name: str,
+    frames: int | None = None,
+    crop: int | None = None,
+    num_classes: int | None = None,
+    options: Mapping | None = None,
+) -> float:
+    """Multiply-adds (1e9) of one view of ``name`` at its default or given input and build options."""
     spec = get_spec(name)
-    return _count_gflops(name, frames or spec.frames, crop or spec.crop, num_classes or spec.num_classes)
+    key = json.dumps(dict(options or {}), sort_keys=True)
+    return _count_gflops(name, frames or spec.frames, crop or spec.crop, num_classes or spec.num_classes, key)
 
 
 @lru_cache(maxsize=None)
-def _count_gflops(name: str, frames: int, crop: int, num_classes: int) -> float:
+def _count_gflops(name: str, frames: int, crop: int, num_classes: int, options_json: str) -> float:
     spec = get_spec(name)
     with torch.device("meta"):
-        model = spec.build(num_classes=num_classes, in_channels=spec.in_channels)
+        model = _build(spec, num_classes, None, json.loads(options_json))
     return count_gflops(model, torch.empty(input_shape(name, frames, crop), device="meta"))
 
 

@@ -1,68 +1,113 @@
-"""Conditional inference on video files: decode once, backbone, selector, chosen model.
+"""Conditional inference on video files with a run directory's policy: decode once, run what the policy asks.
 
-Three ways to run the same decision, which the latency report compares:
+:func:`execute` drives any policy (``condsel.selection.policies``) over one
+video: it asks the policy which members to run next, runs them, and repeats
+until the policy stops; ``serve`` mirrors it. Each member's scores come from
+:func:`condsel.pool.inference.member_scores` on views cut by
+:mod:`condsel.pool.views`, as in ``extract``, so a video's online scores
+equal its stored ones.
+
+Three ways to run the same decisions, which the latency report compares:
 - ``predict_video``: one video at a time, every network resident in memory;
-- ``predict_video(..., load_chosen=True)``: the chosen model is read from its
-  checkpoint for each selection (a pool too large to keep resident);
-- ``predict_batched``: a batch of videos, the backbone on all of them, then
-  one forward pass per chosen model over the videos routed to it.
+- ``predict_video(..., load_chosen=True)``: members after the backbone are
+  read from their checkpoints at each use (a pool too large to keep resident);
+- ``predict_batched``: a batch of videos, each member run once per step over
+  the videos that asked for it.
 ``seconds`` always includes decoding.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from condsel.selection.affinity import softmax
-from condsel.selection.curves import choose_models
-from condsel.pool.inference import run_member
+from condsel.pool.inference import member_scores
 from condsel.pool.run_dir import Run
-from condsel.video.decode import DecodedVideo, decode_video
-from condsel.video.sampling import frames_needed
+from condsel.pool.views import decode_for_plan, member_views
+from condsel.selection.fusion import probabilities
+from condsel.selection.policies import Policy
+from condsel.video.decode import DecodedVideo
+
+RunMembers = Callable[[list[str]], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class Prediction:
     video: str
     label: str
-    score: float  # the chosen model's softmax probability of ``label``
-    model: str
-    gflops: float  # backbone + selector + chosen model, per video
+    score: float  # the final score of ``label`` (a probability)
+    model: str  # the last member run: the chosen model of a selector, the stage a cascade stopped at
+    members: list[str]  # every member run, in order
+    gflops: float  # every member run + the policy's own cost, per video
     seconds: float
+    random_weights: bool
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[np.ndarray, list[str], float]:
+    """Run ``policy`` on one video; ``run_member(names)`` returns those members' (C,) scores.
+
+    Parameters
+    ----------
+    policy : Policy
+        A fitted policy.
+    run_member : callable
+        Runs the members it is given on this video and returns name -> (C,) scores.
+    threshold : float
+        The operating point.
+
+    Returns
+    -------
+    scores : ndarray
+        (C,) final class scores.
+    members : list of str
+        The members run, in order.
+    gflops : float
+        Their GFLOPs plus the policy's overhead.
+    """
+    outputs: dict[str, np.ndarray] = {}
+    while names := policy.next_members(outputs, threshold):
+        again = sorted(set(names) & set(outputs))
+        if again:
+            raise RuntimeError(f"the {policy.name} policy asked to run {again} again")
+        outputs.update({n: np.asarray(v) for n, v in run_member(list(names)).items()})
+    ran = list(outputs)
+    return policy.final_scores(outputs), ran, float(sum(policy.gflops_[m] for m in ran) + policy.overhead_gflops_)
+
+
 def decode_for(run: Run, path: str | Path, names: Sequence[str] | None = None) -> DecodedVideo:
-    """Decode, once, the frames that members ``names`` (default: all) test on."""
-    names = run.order if names is None else names
-    select = frames_needed([run.members[n].clip for n in names])
-    return decode_video(path, select, short_side=run.decode_short_side)
+    """Decode, once, the frames that members ``names`` (default: all the policy may run) test on."""
+    return decode_for_plan(path, run.plan(None if names is None else list(names)))
 
 
-def _route(run: Run, videos: Sequence[DecodedVideo], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Backbone logits (n, C) and the index in ``run.order`` of the model chosen for each video."""
-    backbone = run.backbone
-    logits = run_member(run.members[backbone].clip, run.models[backbone], videos).logits
-    proba = run.selector.predict_proba(run.selector.features(logits))
-    return logits, choose_models(proba, threshold)
+def video_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMembers:
+    """The ``run_member`` of :func:`execute` for one decoded video: members' (C,) scores as ``extract`` stores them.
+
+    With ``load``, members after the backbone are read from their checkpoints at each call.
+    """
+
+    def run_members(names: list[str]) -> dict[str, np.ndarray]:
+        out = {}
+        for name in names:
+            member = run.members[name]
+            model = run.load_model(name) if load and name != run.backbone else run.models[name]
+            out[name] = member_scores(member, model, member_views(video, member.clip), run.aggregate).logits[0]
+        return out
+
+    return run_members
 
 
-def _prediction(run: Run, path, logits: np.ndarray, model: str, gflops: float, seconds: float) -> Prediction:
-    probs = softmax(np.asarray(logits, dtype=np.float64))
-    c = int(probs.argmax())
-    return Prediction(str(path), run.class_names[c], float(probs[c]), model, float(gflops), seconds)
-
-
-def _selected(run: Run, path, logits: np.ndarray, k: int, seconds: float) -> Prediction:
-    return _prediction(run, path, logits, run.order[k], run.selection_costs[k], seconds)
+def _prediction(run: Run, path, scores: np.ndarray, members: list[str], gflops: float, seconds: float) -> Prediction:
+    c = int(np.argmax(scores))
+    return Prediction(str(path), run.class_names[c], float(scores[c]), members[-1], members, float(gflops), seconds,
+                      run.random_weights)
 
 
 def warm_up(run: Run) -> None:
@@ -71,38 +116,48 @@ def warm_up(run: Run) -> None:
         for name in run.order:
             clip = run.members[name].clip
             run.models[name](torch.zeros(clip.views, 3, clip.num_frames, clip.size, clip.size))
-    run.selector.predict_proba(run.selector.features(np.zeros((1, len(run.class_names)), dtype=np.float32)))
 
 
 def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: bool = False) -> Prediction:
-    """Select and run a model on one video. Raises ``VideoDecodeError`` for a bad file."""
+    """Run the policy on one video. Raises ``VideoDecodeError`` for a bad file."""
     start = time.perf_counter()
     video = decode_for(run, path)
-    logits, chosen = _route(run, [video], threshold)
-    k = int(chosen[0])
-    if k > 0:
-        name = run.order[k]
-        model = run.load_model(name) if load_chosen else run.models[name]
-        logits = run_member(run.members[name].clip, model, [video]).logits
-    return _selected(run, path, logits[0], k, time.perf_counter() - start)
+    scores, ran, gflops = execute(run.policy, video_runner(run, video, load_chosen), threshold)
+    return _prediction(run, path, scores, ran, gflops, time.perf_counter() - start)
 
 
 def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
     """Run member ``name`` alone on one video (the single-model baseline), decoding only its frames."""
     start = time.perf_counter()
     video = decode_for(run, path, [name])
-    logits = run_member(run.members[name].clip, run.models[name], [video]).logits
-    return _prediction(run, path, logits[0], name, run.gflops[name], time.perf_counter() - start)
+    logits = video_runner(run, video)([name])[name]
+    return _prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], run.gflops[name],
+                       time.perf_counter() - start)
 
 
 def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> list[Prediction]:
-    """Select per video, run each chosen model once over its videos; ``seconds`` is the batch time per video."""
+    """The policy on a batch: at each step every member runs once over the videos that asked for it.
+
+    ``seconds`` is the batch time per video.
+    """
     start = time.perf_counter()
     videos = [decode_for(run, p) for p in paths]
-    logits, chosen = _route(run, videos, threshold)
-    for k in np.unique(chosen[chosen > 0]):
-        name = run.order[k]
-        routed = np.flatnonzero(chosen == k)
-        logits[routed] = run_member(run.members[name].clip, run.models[name], [videos[i] for i in routed]).logits
+    outputs: list[dict[str, np.ndarray]] = [{} for _ in paths]
+    active = list(range(len(paths)))
+    while active:
+        asked = {i: run.policy.next_members(outputs[i], threshold) for i in active}
+        active = [i for i in active if asked[i]]
+        for name in dict.fromkeys(n for i in active for n in asked[i]):
+            routed = [i for i in active if name in asked[i]]
+            member = run.members[name]
+            views = np.concatenate([member_views(videos[i], member.clip) for i in routed])
+            scores = member_scores(member, run.models[name], views, run.aggregate).logits
+            for i, s in zip(routed, scores):
+                outputs[i][name] = s
     per_video = (time.perf_counter() - start) / max(len(paths), 1)
-    return [_selected(run, p, logits[i], int(chosen[i]), per_video) for i, p in enumerate(paths)]
+    results = []
+    for p, out in zip(paths, outputs):
+        ran = list(out)
+        gflops = sum(run.policy.gflops_[m] for m in ran) + run.policy.overhead_gflops_
+        results.append(_prediction(run, p, run.policy.final_scores(out), ran, gflops, per_video))
+    return results

@@ -1,69 +1,98 @@
-"""A run directory: everything ``condsel predict`` needs, and nothing pickled.
+"""A run directory: everything ``predict``, ``serve``, ``report`` and ``analyze`` need, and nothing pickled.
 
-Layout::
+One format, written by ``condsel fit`` (a pool config and an extraction
+store) and by ``condsel demo`` (its synthetic pool)::
 
-    run.json             format, classes, members (architecture, clip sampling,
-                         GFLOPs per video, checkpoint), backbone, selector,
-                         default threshold and the calibration curve
-    costs.toml           [gflops] per member, for ``condsel table --costs``
-    models/<name>.pt     each member's state_dict (torch.save)
-    selector.pt          the selector (condsel.selection.selector.Selector.save)
+    run.json          format, classes, the policy, the views' aggregation, the
+                      operating point with its expected GFLOPs and accuracy,
+                      the calibration curve, random_weights, notes, provenance
+    pool.toml         the pool config (condsel.pool.config), every checkpoint
+                      resolved and sha256-pinned
+    policy/           the fitted policy (condsel.selection.policies, Policy.save)
+    costs.toml        [gflops] per member, for ``condsel table --costs``
+    models/<name>.pt  weights trained in the run (the demo); ``fit`` points at
+                      the user's own checkpoints instead
 
 Checkpoints are read with ``torch.load(weights_only=True)``. The calibration
-curve is the selector's threshold sweep on the split it was trained on (mean
-GFLOPs and top-1 per threshold); ``--budget`` picks a threshold from it.
+curve (mean GFLOPs and accuracy per threshold) is measured on predictions the
+policy did not train on where the writer had them (``fit``: cross-validation);
+``--budget`` picks a threshold from it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from condsel._io import atomic_path, write_json
 from condsel.models.costs import FLOP_CONVENTION
-from condsel.selection.curves import selection_costs
-from condsel.models.checkpoints import load_checked, read_state_dict
-from condsel.pool.members import PoolMember
-from condsel.selection.selector import Selector
+from condsel.pool.config import (
+    RANDOM_WEIGHTS_NOTE,
+    PoolConfig,
+    PoolMember,
+    build_pool,
+    load_pool_config,
+    uses_random_weights,
+    write_pool_config,
+)
+from condsel.pool.views import ViewPlan
+from condsel.selection.policies import Policy, load_policy
 
-RUN_FORMAT = "condsel-run/1"
+log = logging.getLogger(__name__)
+
+RUN_FORMAT = "condsel-run/2"
 RUN_FILE = "run.json"
+POOL_FILE = "pool.toml"
+POLICY_DIR = "policy"
 
 
 @dataclass
 class Run:
     root: Path
-    members: dict[str, PoolMember]
+    pool: PoolConfig
     models: dict[str, nn.Module]  # resident networks, eval mode
-    order: list[str]  # pool order: the backbone, then the others by ascending cost
-    gflops: dict[str, float]  # per video, views included
-    selector: Selector
-    selector_gflops: float
+    policy: Policy
     class_names: list[str]
-    threshold: float
-    calibration: list[dict]  # [{"threshold", "gflops", "top1"}], thresholds ascending
-    decode_short_side: int
+    threshold: float  # the default operating point
+    calibration: list[dict]  # [{"threshold", "gflops", "top1" | "map"}], thresholds ascending
+    aggregate: str  # how a member's views are combined (as in the store the policy was fitted on)
+    random_weights: bool
 
     @property
     def backbone(self) -> str:
-        return self.order[0]
+        return self.pool.backbone
 
     @property
-    def selection_costs(self) -> np.ndarray:
-        """GFLOPs per video when each model of ``order`` is chosen (backbone and selector included)."""
-        return selection_costs(np.array([self.gflops[m] for m in self.order]), self.selector_gflops)
+    def order(self) -> list[str]:
+        """The members the policy may run, in the order it considers them."""
+        return list(self.policy.members_)
 
-    def checkpoint(self, name: str) -> Path:
-        return self.root / "models" / f"{name}.pt"
+    @property
+    def members(self) -> dict[str, PoolMember]:
+        return {m.name: m for m in self.pool.members}
+
+    @property
+    def gflops(self) -> dict[str, float]:
+        """Per video, views included."""
+        return self.pool.gflops
+
+    @property
+    def decode_short_side(self) -> int:
+        return self.pool.decode_short_side
+
+    def plan(self, names: list[str] | None = None) -> ViewPlan:
+        """How members ``names`` (default: all) read a video; decoded at the whole pool's size."""
+        names = self.order if names is None else names
+        return ViewPlan({n: self.members[n].clip for n in names}, decode_size=self.decode_short_side)
 
     def load_model(self, name: str) -> nn.Module:
         """A fresh copy of member ``name`` from its checkpoint (for the load-per-selection mode)."""
-        return load_member(self.members[name], len(self.class_names), self.checkpoint(name))
+        return self.pool.member(name).build(self.random_weights)
 
     def operating_threshold(self, threshold: float | None = None, budget: float | None = None) -> float:
         """``threshold`` if given (checked), else the threshold for ``budget``, else the run's default."""
@@ -76,99 +105,145 @@ class Run:
         return self.threshold
 
     def threshold_for_budget(self, budget: float) -> float:
-        """The threshold of the costliest calibration point whose mean GFLOPs stay within ``budget``."""
-        within = [p for p in self.calibration if p["gflops"] <= budget + 1e-12]
-        if not within:
-            cheapest = min(p["gflops"] for p in self.calibration)
-            raise ValueError(f"budget {budget} GFLOPs is below the cheapest operating point ({cheapest:.4g} GFLOPs, backbone + selector)")
-        return max(within, key=lambda p: (p["gflops"], -p["threshold"]))["threshold"]
+        """The threshold of the most accurate calibration point within ``budget`` mean GFLOPs (the cheaper on ties)."""
+        return point_within_budget(self.calibration, budget)["threshold"]
 
 
-def load_member(member: PoolMember, num_classes: int, checkpoint: Path) -> nn.Module:
-    model = member.build(num_classes)
-    load_checked(model, read_state_dict(checkpoint), str(checkpoint))
-    return model.eval()
+def point_within_budget(points: list[dict], budget: float) -> dict:
+    """The most accurate of ``points`` whose mean GFLOPs stay within ``budget``; the cheaper, then lower threshold, on ties."""
+    within = [p for p in points if p["gflops"] <= budget + 1e-12]
+    if not within:
+        cheapest = min(p["gflops"] for p in points)
+        raise ValueError(f"budget {budget} GFLOPs is below the cheapest operating point ({cheapest:.4g} GFLOPs)")
+    metric = "map" if "map" in within[0] else "top1"
+    return max(within, key=lambda p: (p[metric], -p["gflops"], -p["threshold"]))
 
 
 def save_run(
     root: str | Path,
-    members: list[PoolMember],
-    models: dict[str, nn.Module],
-    order: list[str],
-    gflops: dict[str, float],
-    selector: Selector,
+    pool: PoolConfig,
+    policy: Policy,
     class_names: list[str],
     threshold: float,
     calibration: list[dict],
-    decode_short_side: int,
+    aggregate: str,
+    models: dict[str, nn.Module] | None = None,
+    operating_point: dict | None = None,
     notes: dict | None = None,
 ) -> Path:
-    """Write a run directory; ``run.json`` goes last, so a run with a ``run.json`` is complete."""
+    """Write a run directory; ``run.json`` goes last, so a run with one is complete.
+
+    With ``models`` (networks trained in the run), their weights are saved
+    under ``models/`` and the pool points there; otherwise the pool keeps its
+    own checkpoints. Either way every checkpoint is pinned by its sha256.
+    """
     root = Path(root)
-    (root / "models").mkdir(parents=True, exist_ok=True)
-    for m in members:
-        _save_state_dict(models[m.name], root / "models" / f"{m.name}.pt")
-    selector.save(root / "selector.pt")
-    costs = "".join(f"{m.name} = {gflops[m.name]!r}\n" for m in members)
+    root.mkdir(parents=True, exist_ok=True)
+    if models is not None:
+        for m in pool.members:
+            with atomic_path(root / "models" / f"{m.name}.pt") as tmp:
+                torch.save(models[m.name].state_dict(), tmp)
+        pool = replace(pool, members=tuple(replace(m, checkpoint=root / "models" / f"{m.name}.pt", sha256=None) for m in pool.members))
+    write_pool_config(pool.pinned(), root / POOL_FILE, relative_to=root)
+    policy.save(root / POLICY_DIR)
+    gflops = pool.gflops
+    costs = "".join(f"{json.dumps(m.name)} = {gflops[m.name]!r}\n" for m in pool.members)
     with atomic_path(root / "costs.toml") as tmp:
         tmp.write_text(f"# {FLOP_CONVENTION}, per video, all test views\n[gflops]\n{costs}", encoding="utf-8")
+    random_weights = uses_random_weights(pool)
     write_json(
         root / RUN_FILE,
         {
             "format": RUN_FORMAT,
             "flop_convention": FLOP_CONVENTION,
             "classes": list(class_names),
-            "members": [{**m.to_dict(), "gflops_per_video": gflops[m.name], "checkpoint": f"models/{m.name}.pt"} for m in members],
-            "pool_order": list(order),
-            "backbone": order[0],
-            "selector": {"checkpoint": "selector.pt", "gflops": selector.gflops(), "inputs": selector.inputs},
+            "pool": POOL_FILE,
+            "backbone": pool.backbone,
+            "policy": {"directory": POLICY_DIR, "name": policy.name, "members": list(policy.members_),
+                       "overhead_gflops": float(policy.overhead_gflops_)},
+            "aggregate": aggregate,
             "threshold": float(threshold),
+            "operating_point": operating_point or {},
             "calibration": calibration,
-            "decode_short_side": int(decode_short_side),
+            "random_weights": random_weights,
+            **({"random_weights_note": RANDOM_WEIGHTS_NOTE} if random_weights else {}),
             "notes": notes or {},
         },
     )
     return root
 
 
-def load_run(root: str | Path) -> Run:
-    """Read a run directory; errors name the file at fault."""
-    root = Path(root)
+def _read_doc(root: Path) -> tuple[Path, dict]:
     path = root / RUN_FILE
     if not path.is_file():
         raise ValueError(f"{root}: not a run directory (no {RUN_FILE})")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != RUN_FORMAT:
-            raise ValueError(f"unknown format {doc.get('format')!r}, expected {RUN_FORMAT!r}")
-        members = {d["name"]: PoolMember.from_dict(d) for d in doc["members"]}
-        gflops = {d["name"]: float(d["gflops_per_video"]) for d in doc["members"]}
-        order = list(doc["pool_order"])
-        if sorted(order) != sorted(members):
-            raise ValueError(f"pool_order {order} does not list the members {sorted(members)}")
-        class_names = list(doc["classes"])
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: malformed run description: {e}") from e
+    found = doc.get("format") if isinstance(doc, dict) else None
+    if found != RUN_FORMAT:
+        raise ValueError(f"{path}: unknown format {found!r}, expected {RUN_FORMAT!r}")
+    return path, doc
+
+
+def read_run_pool(root: str | Path) -> tuple[PoolConfig, list[str]]:
+    """A run directory's pool and class names, without building anything."""
+    root = Path(root)
+    path, doc = _read_doc(root)
+    try:
+        pool_file, class_names = root / doc["pool"], [str(c) for c in doc["classes"]]
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: malformed run description: {e}") from e
+    return load_pool_config(pool_file), class_names
+
+
+def load_run(root: str | Path) -> Run:
+    """Read a run directory (from ``condsel fit`` or ``condsel demo``), every network built; errors name the file at fault.
+
+    Parameters
+    ----------
+    root : path
+        The run directory.
+
+    Returns
+    -------
+    Run
+        The pool with its networks, the fitted policy and its operating points.
+
+    Examples
+    --------
+    >>> run = load_run("demo_out/synthetic/run")  # doctest: +SKIP
+    >>> run.policy.name, run.threshold_for_budget(1.0)  # doctest: +SKIP
+    """
+    root = Path(root)
+    path, doc = _read_doc(root)
+    try:
+        pool_file = root / doc["pool"]
+        class_names = [str(c) for c in doc["classes"]]
         threshold = float(doc["threshold"])
         calibration = sorted(doc["calibration"], key=lambda p: p["threshold"])
-        short_side = int(doc["decode_short_side"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        aggregate = str(doc["aggregate"])
+        random_weights = bool(doc["random_weights"])
+        policy_dir = root / doc["policy"]["directory"]
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: malformed run description: {e}") from e
-    models = {name: load_member(m, len(class_names), root / "models" / f"{name}.pt") for name, m in members.items()}
-    selector = Selector.load(root / "selector.pt")
+    pool = load_pool_config(pool_file)
+    policy = load_policy(policy_dir)
+    unknown = sorted(set(policy.members_) - set(pool.names))
+    if unknown:
+        raise ValueError(f"{policy_dir}: the policy runs {unknown}, which {pool_file} does not have")
+    if random_weights:
+        log.warning("%s: %s", root, RANDOM_WEIGHTS_NOTE)
+    running = replace(pool, members=tuple(m for m in pool.members if m.name in policy.members_))
     return Run(
         root=root,
-        members=members,
-        models=models,
-        order=order,
-        gflops=gflops,
-        selector=selector,
-        selector_gflops=selector.gflops(),
+        pool=pool,
+        models=build_pool(running, random_weights),
+        policy=policy,
         class_names=class_names,
         threshold=threshold,
         calibration=calibration,
-        decode_short_side=short_side,
+        aggregate=aggregate,
+        random_weights=random_weights,
     )
-
-
-def _save_state_dict(model: nn.Module, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)

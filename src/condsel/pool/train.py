@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from condsel.pool.members import PoolMember
+from condsel.pool.config import PoolMember
 from condsel.video.decode import DecodedVideo
 from condsel.video.sampling import resize_short_side, to_model_input, train_view
 
@@ -38,18 +38,17 @@ def train_member(
     member: PoolMember,
     videos: Sequence[DecodedVideo],
     labels: np.ndarray,
-    num_classes: int,
     config: TrainConfig = TrainConfig(),
     seed: int = 0,
     progress: bool = False,
 ) -> nn.Module:
-    """A freshly initialised ``member`` network trained on every frame of ``videos``; returned in eval mode."""
+    """``member``'s network, freshly initialised (or from its checkpoint), trained on every frame of ``videos``; in eval mode."""
     labels = np.asarray(labels, dtype=np.int64)
     if len(videos) != len(labels) or len(videos) == 0:
         raise ValueError(f"{len(videos)} videos but {len(labels)} labels")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = member.build(num_classes).train()
+    model = member.build(random_weights=True).train()
     frames = [resize_short_side(v.frames, member.clip.size) for v in videos]
     steps_per_epoch = -(-len(videos) // config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

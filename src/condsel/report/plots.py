@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from condsel.report.style import PALETTE, new_figure, save
 
@@ -29,6 +30,8 @@ def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int 
     spread = np.array([p.get(f"{metric}_std", 0.0) for p in rand])
     ax.plot(c, a, color=PALETTE["random"], lw=1.5, label="random selection, same per-model shares")
     ax.fill_between(c, a - spread, a + spread, color=PALETTE["random"], alpha=0.2, lw=0)
+    if "static_hull" in summary:
+        _policy_layers(ax, summary, metric)
     sel = curves["selector"]
     c, a = _xy(sel, metric)
     ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"selector on {summary['backbone']} (threshold sweep)")
@@ -40,11 +43,50 @@ def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int 
         ax.plot(model["gflops"], model[metric], "s", color=PALETTE["single"], ms=7)
         ax.annotate(name, (model["gflops"], model[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
     ax.plot([], [], "s", color=PALETTE["single"], label="single models (run alone)")
+    if "static_hull" in summary:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("GFLOPs / video (multiply-adds, backbone + selector included)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
     low = min(m[metric] for m in summary["models"].values())
     ax.set_ylim(bottom=max(0.0, low - 5))
+    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    save(fig, path)
+
+
+def _policy_layers(ax, summary: dict, metric: str) -> None:
+    """Static choices, their hull, the fusion-aware oracle and the recommended front."""
+    c, a = _xy(summary["static"], metric)
+    ax.plot(c, a, ".", color=PALETTE["hull"], ms=4, alpha=0.6, label="static choices (single models, fused subsets <= 3)")
+    c, a = _xy(summary["static_hull"], metric)
+    ax.plot(c, a, color=PALETTE["black"], lw=1.2, ls=":", label="hull of static choices")
+    c, a = _xy(summary["fusion_oracle"], metric)
+    ax.plot(c, a, color=PALETTE["oracle"], lw=1.0, ls="-.", label="fusion-aware oracle")
+    c, a = _xy(summary["recommended"], metric)
+    ax.plot(c, a, "o-", color=PALETTE["extra"], lw=2.4, ms=4, label="recommended (policy chosen on training folds, held out)")
+
+
+def plot_operating_curve(
+    curve: list[dict], singles: dict[str, dict], point: dict, path: str | Path, policy: str, title: str = ""
+) -> None:
+    """A fitted policy's out-of-fold curve, its operating point and the single members (``condsel fit``)."""
+    metric = "map" if "map" in point else "top1"
+    fig, ax = new_figure()
+    c, a = _xy(sorted(curve, key=lambda p: p["threshold"]), metric)
+    ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"{policy} policy, out of fold (threshold sweep)")
+    ax.plot(point["gflops"], point[metric], "o", color=PALETTE["selector"], ms=9, mfc="none", mew=2,
+            label=f"operating point (t={point['threshold']:.2f})")
+    for name, single in singles.items():
+        ax.plot(single["gflops"], single[metric], "s", color=PALETTE["single"], ms=7)
+        ax.annotate(name, (single["gflops"], single[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.plot([], [], "s", color=PALETTE["single"], label="single members (run alone)")
+    ax.set_xlabel("GFLOPs / video (multiply-adds, every member run + the policy)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if title:
+        ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
     save(fig, path)

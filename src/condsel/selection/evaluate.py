@@ -48,6 +48,7 @@ class SelectionConfig:
     epochs: int = 5
     lr: float = 1e-3
     batch_size: int | None = None
+    milestones: tuple[int, ...] = (2, 4)  # epochs where the learning rate drops x0.1
 
 
 def pool_order(table: PredictionTable, backbone: str) -> list[str]:
@@ -67,7 +68,7 @@ def affinity_labels(table: PredictionTable, order: list[str], config: SelectionC
 
 def fit_selector(table: PredictionTable, order: list[str], config: SelectionConfig) -> Selector:
     selector = Selector(
-        hidden=config.hidden, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
+        hidden=config.hidden, epochs=config.epochs, lr=config.lr, milestones=config.milestones, batch_size=config.batch_size, seed=config.seed,
         inputs=config.selector_input, multilabel=table.multilabel,
     )
     return selector.fit(selector.features(table.logits[order[0]]), affinity_labels(table, order, config))
@@ -167,12 +168,75 @@ def _stack(a: PredictionTable, b: PredictionTable) -> PredictionTable:
     )
 
 
-def _single_label_values(table: PredictionTable, order: list[str]) -> dict[str, np.ndarray]:
-    """(N, K) per-sample hits for each metric."""
+@dataclass(frozen=True)
+class SelectorCurve:
+    """The selector's sweep and its baselines for one metric, in percent.
+
+    Top-1 decomposes per sample, so it takes the fast path: per-sample hits
+    swept for every threshold at once. mAP does not, so its thresholds are
+    looped and every routing is scored as a whole.
+    """
+
+    metric: str
+    thresholds: np.ndarray
+    cost: np.ndarray  # (T,) mean GFLOPs at each threshold
+    values: dict[str, np.ndarray]  # metric name -> (T,) selector values
+    single: dict[str, np.ndarray]  # metric name -> (K,) single models
+    random_mean: np.ndarray
+    random_std: np.ndarray
+    oracle_cost: np.ndarray
+    oracle_value: np.ndarray
+    fractions: np.ndarray | None  # (T, K) shares (fast path only)
+    hits: np.ndarray | None  # (N, K) top-1 hits on the evaluated samples (fast path only)
+
+
+def _per_sample_hits(table: PredictionTable, order: list[str]) -> dict[str, np.ndarray]:
+    """(N, K) per-sample hits for each decomposable metric."""
     return {
         "top1": np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1),
         "top5": np.stack([topk_correct(table.logits[m], table.labels, 5) for m in order], axis=1),
     }
+
+
+def _hits_curve(table, order, p, idx, costs, oracle_costs, config) -> SelectorCurve:
+    thresholds = np.linspace(0.0, 1.0, config.thresholds)
+    hits = {k: v[idx] for k, v in _per_sample_hits(table, order).items()}
+    names = list(hits)
+    swept = sweep(p, np.stack([np.broadcast_to(costs, p.shape)] + [hits[m] for m in names]), thresholds)
+    fractions = choice_fractions(p, thresholds)
+    rand_mean, rand_std = random_selection(hits["top1"], fractions, config.random_seeds, config.seed)
+    orc_c, orc_a = oracle_curve(hits["top1"], oracle_costs)
+    return SelectorCurve(
+        "top1", thresholds, swept[0], {m: 100 * swept[i + 1] for i, m in enumerate(names)},
+        {m: 100 * hits[m].mean(axis=0) for m in names}, 100 * rand_mean, 100 * rand_std, orc_c, 100 * orc_a, fractions, hits["top1"],
+    )
+
+
+def _map_curve(table, order, p, idx, costs, selector_gflops, config) -> SelectorCurve:
+    thresholds = np.linspace(0.0, 1.0, min(config.thresholds, 101))
+    stacked = np.stack([table.logits[m][idx] for m in order])  # (K, N, C)
+    labels = table.labels[idx]
+    rows = np.arange(len(idx))
+
+    def map_of(picks: np.ndarray) -> float:
+        return 100 * mean_average_precision(stacked[picks, rows], labels)
+
+    picks_at = [choose_models(p, t) for t in thresholds]
+    rng = np.random.default_rng(config.seed)
+    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(config.random_seeds)])
+    best = loss_matrix(list(stacked), labels).argmin(axis=1)
+    upgrade = np.argsort(costs[best] - costs[0], kind="stable")
+    oracle_c, oracle_a = [], []
+    for n_up in np.unique(np.linspace(0, len(idx), 51).round().astype(int)):
+        picks = np.zeros(len(idx), dtype=np.int64)
+        picks[upgrade[:n_up]] = best[upgrade[:n_up]]
+        oracle_c.append(costs[picks].mean() - selector_gflops)
+        oracle_a.append(map_of(picks))
+    return SelectorCurve(
+        "map", thresholds, np.array([costs[k].mean() for k in picks_at]), {"map": np.array([map_of(k) for k in picks_at])},
+        {"map": np.array([map_of(np.full(len(idx), k)) for k in range(len(order))])},
+        random_runs.mean(axis=0), random_runs.std(axis=0), np.array(oracle_c), np.array(oracle_a), None, None,
+    )
 
 
 def build_summary(
@@ -185,69 +249,62 @@ def build_summary(
     protocol: dict,
     evaluate_on: np.ndarray | None = None,
 ) -> dict:
-    if table.multilabel:
-        return build_multilabel_summary(table, order, proba, selector_gflops, config, calibration, protocol, evaluate_on)
+    """The ``summary.json`` dict for any metric: top-1 (and top-5) for class labels, mAP for a 0/1 label matrix."""
     gflops = np.array([table.gflops[m] for m in order])
     costs = selection_costs(gflops, selector_gflops)
-    oracle_costs = selection_costs(gflops, 0.0)
-    thresholds = np.linspace(0.0, 1.0, config.thresholds)
-    values = _single_label_values(table, order)
     idx = np.arange(table.num_samples) if evaluate_on is None else evaluate_on
-    hits = {k: v[idx] for k, v in values.items()}
     p = proba[idx]
+    if table.multilabel:
+        curve = _map_curve(table, order, p, idx, costs, selector_gflops, config)
+    else:
+        curve = _hits_curve(table, order, p, idx, costs, selection_costs(gflops, 0.0), config)
+    metric = curve.metric
+    names = list(curve.values)
+    hull_c, hull_a = upper_hull(gflops, curve.single[metric])
+    keep = _distinct_points(curve.cost, curve.values[metric])
+    figures = headline_figures((curve.cost, curve.values[metric]), (gflops, curve.single[metric]), (curve.oracle_cost, curve.oracle_value))
+    oracle = zip(curve.oracle_cost, curve.oracle_value) if table.multilabel else _thin(curve.oracle_cost, curve.oracle_value)
 
-    metric_names = list(hits)
-    per_cost = np.broadcast_to(costs, p.shape)
-    swept = sweep(p, np.stack([per_cost] + [hits[m] for m in metric_names]), thresholds)
-    sel_cost, sel_acc = swept[0], {m: 100 * swept[i + 1] for i, m in enumerate(metric_names)}
-    fractions = choice_fractions(p, thresholds)
+    def selector_point(i: int) -> dict:
+        point = {"threshold": float(curve.thresholds[i]), "gflops": float(curve.cost[i]), **{m: float(curve.values[m][i]) for m in names}}
+        if curve.fractions is not None:
+            point["share"] = {m: float(curve.fractions[i, k]) for k, m in enumerate(order)}
+        return point
 
-    single_acc = {m: 100 * hits[m].mean(axis=0) for m in metric_names}
-    rand_mean, rand_std = random_selection(hits["top1"], fractions, config.random_seeds, config.seed)
-    orc_c, orc_a = oracle_curve(hits["top1"], oracle_costs)
-    hull_c, hull_a = upper_hull(gflops, single_acc["top1"])
-
-    keep = _distinct_points(sel_cost, sel_acc["top1"])
-    figures = headline_figures((sel_cost, sel_acc["top1"]), (gflops, single_acc["top1"]), (orc_c, 100 * orc_a))
+    loss = ", BCE" if table.multilabel else ""
     summary = {
         "flop_convention": FLOP_CONVENTION,
-        "metric": "top1",
+        "metric": metric,
         "backbone": order[0],
         "pool": order,
         "alpha": config.alpha,
         "selector_input": config.selector_input,
-        "affinity": "hard (Eq. 2)" if config.temperature is None else f"soft, T={config.temperature}",
+        "affinity": f"hard (Eq. 2{loss})" if config.temperature is None else f"soft{' (BCE)' if loss else ''}, T={config.temperature}",
         "protocol": protocol,
         "selector_gflops": selector_gflops,
-        "models": {
-            m: {"gflops": float(gflops[k]), "top1": float(single_acc["top1"][k]), "top5": float(single_acc["top5"][k])}
-            for k, m in enumerate(order)
-        },
+        "models": {m: {"gflops": float(gflops[k]), **{n: float(curve.single[n][k]) for n in names}} for k, m in enumerate(order)},
         "curves": {
-            "selector": [
-                {
-                    "threshold": float(thresholds[i]),
-                    "gflops": float(sel_cost[i]),
-                    "top1": float(sel_acc["top1"][i]),
-                    "top5": float(sel_acc["top5"][i]),
-                    "share": {m: float(fractions[i, k]) for k, m in enumerate(order)},
-                }
-                for i in keep
-            ],
+            "selector": [selector_point(i) for i in keep],
             "random": [
-                {"gflops": float(sel_cost[i]), "top1": float(100 * rand_mean[i]), "top1_std": float(100 * rand_std[i])}
-                for i in keep
+                {"gflops": float(curve.cost[i]), metric: float(curve.random_mean[i]), f"{metric}_std": float(curve.random_std[i])} for i in keep
             ],
-            "oracle": [{"gflops": float(c), "top1": float(100 * a)} for c, a in _thin(orc_c, orc_a)],
-            "hull": [{"gflops": float(c), "top1": float(a)} for c, a in zip(hull_c, hull_a)],
+            "oracle": [{"gflops": float(c), metric: float(a)} for c, a in oracle],
+            "hull": [{"gflops": float(c), metric: float(a)} for c, a in zip(hull_c, hull_a)],
         },
-        "summary": _named_figures(figures, order),
+        "summary": _named_figures(figures, order, metric),
     }
-    summary["summary"]["ci95"] = _bootstrap(hits["top1"], p, costs, oracle_costs, gflops, thresholds, config)
-    summary["budget"] = _calibrate_budgets(
-        costs, proba, calibration, thresholds, config, gflops,
-        lambda test_idx, picks: 100 * values["top1"][test_idx, picks].mean(),
-    )
+    if curve.hits is not None:
+        summary["summary"]["ci95"] = _bootstrap(curve.hits, p, costs, selection_costs(gflops, 0.0), gflops, curve.thresholds, config)
+        hits_all = _per_sample_hits(table, order)["top1"]
+
+        def score(test_idx, picks):
+            return 100 * hits_all[test_idx, picks].mean()
+    else:
+        stacked = np.stack([table.logits[m] for m in order])
+
+        def score(test_idx, picks):
+            return 100 * mean_average_precision(stacked[picks, test_idx], table.labels[test_idx])
+    summary["budget"] = _calibrate_budgets(costs, proba, calibration, curve.thresholds, config, gflops, score)
     return summary
 
 
@@ -329,68 +386,3 @@ def _calibrate_budgets(costs, proba, calibration, thresholds, config, gflops, sc
             }
         )
     return results
-
-
-def build_multilabel_summary(table, order, proba, selector_gflops, config, calibration, protocol, evaluate_on=None) -> dict:
-    """The same curves with mAP as the metric; mAP does not decompose per sample, so thresholds are looped."""
-    gflops = np.array([table.gflops[m] for m in order])
-    costs = selection_costs(gflops, selector_gflops)
-    thresholds = np.linspace(0.0, 1.0, min(config.thresholds, 101))
-    idx = np.arange(table.num_samples) if evaluate_on is None else evaluate_on
-    stacked = np.stack([table.logits[m][idx] for m in order])  # (K, N, C)
-    labels, p = table.labels[idx], proba[idx]
-    rows = np.arange(len(idx))
-
-    def map_of(picks: np.ndarray) -> float:
-        return 100 * mean_average_precision(stacked[picks, rows], labels)
-
-    picks_at = [choose_models(p, t) for t in thresholds]
-    sel_cost = np.array([costs[k].mean() for k in picks_at])
-    sel_map = np.array([map_of(k) for k in picks_at])
-    single = np.array([map_of(np.full(len(idx), k)) for k in range(len(order))])
-
-    rng = np.random.default_rng(config.seed)
-    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(config.random_seeds)])
-
-    losses = loss_matrix(list(stacked), labels)
-    best = losses.argmin(axis=1)
-    extra = costs[best] - costs[0]
-    upgrade = np.argsort(extra, kind="stable")
-    oracle_c, oracle_a = [], []
-    for n_up in np.unique(np.linspace(0, len(idx), 51).round().astype(int)):
-        picks = np.zeros(len(idx), dtype=np.int64)
-        picks[upgrade[:n_up]] = best[upgrade[:n_up]]
-        oracle_c.append(costs[picks].mean() - selector_gflops)
-        oracle_a.append(map_of(picks))
-    oracle_c, oracle_a = np.array(oracle_c), np.array(oracle_a)
-    hull_c, hull_a = upper_hull(gflops, single)
-    keep = _distinct_points(sel_cost, sel_map)
-    figures = headline_figures((sel_cost, sel_map), (gflops, single), (oracle_c, oracle_a))
-    return {
-        "flop_convention": FLOP_CONVENTION,
-        "metric": "map",
-        "backbone": order[0],
-        "pool": order,
-        "alpha": config.alpha,
-        "selector_input": config.selector_input,
-        "affinity": "hard (Eq. 2, BCE)" if config.temperature is None else f"soft (BCE), T={config.temperature}",
-        "protocol": protocol,
-        "selector_gflops": selector_gflops,
-        "models": {m: {"gflops": float(gflops[k]), "map": float(single[k])} for k, m in enumerate(order)},
-        "curves": {
-            "selector": [{"threshold": float(thresholds[i]), "gflops": float(sel_cost[i]), "map": float(sel_map[i])} for i in keep],
-            "random": [
-                {"gflops": float(sel_cost[i]), "map": float(random_runs[:, i].mean()), "map_std": float(random_runs[:, i].std())}
-                for i in keep
-            ],
-            "oracle": [{"gflops": float(c), "map": float(a)} for c, a in zip(oracle_c, oracle_a)],
-            "hull": [{"gflops": float(c), "map": float(a)} for c, a in zip(hull_c, hull_a)],
-        },
-        "summary": _named_figures(figures, order, "map"),
-        "budget": _calibrate_budgets(
-            costs, proba, calibration, thresholds, config, gflops,
-            lambda test_idx, picks: 100 * mean_average_precision(
-                np.stack([table.logits[m][test_idx] for m in order])[picks, np.arange(len(test_idx))], table.labels[test_idx]
-            ),
-        ),
-    }

@@ -42,4 +42,12 @@ def format_summary(summary: dict) -> str:
             f"  budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
             f"reached {b['reached_gflops']:.1f} GFLOPs, {label} {b['accuracy']:.2f}%"
         )
+    recommended = summary.get("recommended", [])
+    if recommended:
+        lines.append(f"recommended front (policy and setting chosen on the training folds, held-out {label}):")
+        shown = sorted(set(range(0, len(recommended), max(1, len(recommended) // 6))) | {len(recommended) - 1})
+        for point in (recommended[i] for i in shown):
+            lines.append(
+                f"  budget {point['budget']:7.1f} GFLOPs: {point['policy']:<18} reached {point['gflops']:7.1f} GFLOPs, {label} {point[metric]:.2f}%"
+            )
     return "\n".join(lines)

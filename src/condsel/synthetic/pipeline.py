@@ -17,21 +17,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from condsel.analysis.operating import best_point, matching_point
-from condsel.selection.curves import selection_costs, sweep
 from condsel.selection.evaluate import SelectionConfig, evaluate_holdout
 from condsel.selection.metrics import topk_correct
 from condsel.pool.inference import pool_table
 from condsel.pool.latency import format_latency, measure_latency
-from condsel.pool.members import DEFAULT_POOL, decode_short_side
+from condsel.pool.config import PoolConfig, PoolMember
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
-from condsel.selection.selector import Selector
+from condsel.selection.policies import SelectorPolicy
 from condsel._io import write_json
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.selection.table import PredictionTable
+from condsel.models import get_spec
 from condsel.video.decode import DecodedVideo, decode_video
+from condsel.video.sampling import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +42,23 @@ LATENCY_SWEEP = (0.1, 0.25, 0.5)  # also timed: thresholds for these fractions o
 LATENCY_THREADS = 1
 
 
+def _synthetic_member(arch: str, clips: int = 1, crops: int = 1) -> PoolMember:
+    spec = get_spec(arch)
+    clip = ClipSpec(spec.frames, spec.stride, spec.crop, clips=clips, crops=crops, target_fps=spec.fps)
+    return PoolMember(arch, arch, clip, len(CLASS_NAMES))
+
+
+# The zoo's synthetic nets at their default input; conv3d_l is tested on 3 clips
+# x 3 crops, so its cost dominates decoding.
+SYNTHETIC_POOL = PoolConfig(
+    backbone="frame2d",
+    members=(_synthetic_member("frame2d"), _synthetic_member("conv3d_s"), _synthetic_member("conv3d_l", clips=3, crops=3)),
+)
+
+
 def decode_all(paths: Sequence[Path], short_side: int, progress: bool) -> list[DecodedVideo]:
     """Every frame of every video, decoded once and held in memory for training and extraction."""
     return [decode_video(p, short_side=short_side) for p in tqdm(paths, desc="decode", unit="video", disable=not progress)]
-
-
-def calibration_curve(selector: Selector, table: PredictionTable, order: list[str], thresholds: np.ndarray) -> list[dict]:
-    """Mean GFLOPs and top-1 of the selector at each threshold on ``table``, at the thresholds where they change."""
-    proba = selector.predict_proba(selector.features(table.logits[order[0]]))
-    costs = selection_costs(np.array([table.gflops[m] for m in order]), selector.gflops())
-    hits = np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1)
-    cost, top1 = sweep(proba, np.stack([np.broadcast_to(costs, proba.shape), hits]), thresholds)
-    moved = np.r_[True, (np.diff(cost) != 0) | (np.diff(top1) != 0)]
-    return [{"threshold": float(thresholds[i]), "gflops": float(cost[i]), "top1": float(100 * top1[i])} for i in np.flatnonzero(moved)]
-
-
-def default_threshold(calibration: list[dict], target_top1: float) -> float:
-    """The cheapest calibration point reaching ``target_top1``, else the most accurate."""
-    return (matching_point(calibration, target_top1) or best_point(calibration))["threshold"]
 
 
 def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
@@ -76,9 +75,8 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
 
     data = generate(out_dir / "data", DEMO_VIDEOS, seed=seed, progress=progress)
     lap("generate")
-    members = list(DEFAULT_POOL)
-    short_side = decode_short_side(members)
-    videos = decode_all(data.paths, short_side, progress)
+    members = list(SYNTHETIC_POOL.members)
+    videos = decode_all(data.paths, SYNTHETIC_POOL.decode_short_side, progress)
     lap("decode")
 
     split_idx = {s: np.flatnonzero(data.splits == s) for s in ("train", "val", "test")}
@@ -86,18 +84,18 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     models = {}
     for i, m in enumerate(members):
         models[m.name] = train_member(
-            m, [videos[j] for j in train], data.labels[train], len(CLASS_NAMES),
+            m, [videos[j] for j in train], data.labels[train],
             TrainConfig(epochs=DEMO_EPOCHS[m.name]), seed=seed + i, progress=progress,
         )
         lap(f"train_{m.name}")
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
+    gflops = SYNTHETIC_POOL.gflops
 
     tables = {}
     for split in ("val", "test"):
         idx = split_idx[split]
         names = [data.paths[j].relative_to(data.root).as_posix() for j in idx]
         tables[split] = pool_table(
-            members, models, [videos[j] for j in idx], names, data.labels[idx], gflops, list(CLASS_NAMES), progress=progress
+            members, models, [videos[j] for j in idx], names, data.labels[idx], list(CLASS_NAMES), progress=progress
         )
         tables[split].save(out_dir / f"{split}_table.npz")
     lap("extract")
@@ -106,13 +104,17 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     # the selector reads the backbone's class probabilities (the paper's input): here which
     # class, and so which pair of classes, the cheap model sees decides which model is needed
     config = SelectionConfig(seed=seed, selector_input="probs")
-    summary, selector = evaluate_holdout(tables["val"], tables["test"], backbone, config)
+    summary, _ = evaluate_holdout(tables["val"], tables["test"], backbone, config)
     order = summary["pool"]
-    calibration = calibration_curve(selector, tables["val"], order, np.linspace(0.0, 1.0, config.thresholds))
-    val_best = max(100 * topk_correct(tables["val"].logits[m], tables["val"].labels, 1).mean() for m in order)
-    threshold = default_threshold(calibration, val_best)
+    # the same selector as a policy (same fit, same seed), for predict and serve
+    policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(tables["val"])
+    calibration = policy.sweep(tables["val"])
+    threshold = policy.default_threshold_
+    point = next(p for p in calibration if p["threshold"] == threshold)
     save_run(
-        out_dir / "run", members, models, order, gflops, selector, list(CLASS_NAMES), threshold, calibration, short_side,
+        out_dir / "run", SYNTHETIC_POOL, policy, list(CLASS_NAMES), threshold, calibration, aggregate="logits", models=models,
+        operating_point={"threshold": threshold, "gflops": point["gflops"], "top1": point["top1"],
+                         "measured_on": "val, the selector's training split (in-sample)"},
         notes={
             "what": "synthetic benchmark pool (weights trained here on synthetic videos; not a real-data model)",
             "seed": seed,

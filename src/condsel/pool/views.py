@@ -1,5 +1,9 @@
 """Which frames a pool needs from one video, and every member's test views from them.
 
+The one place where a video becomes model input: ``extract`` (offline) and
+``predict`` / ``serve`` (online) all decode with :func:`decode_for_plan` and
+cut views with :func:`member_views`, so stored and served scores cannot skew.
+
 A whole video is one window; an untrimmed video cut into consecutive windows
 of ``per_clip_seconds`` gets each member's full set of test views (clips x
 crops, PySlowFast-style) inside every window, so each window is scored as a
@@ -14,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.video.decode import DecodedVideo
+from pathlib import Path
+
+from condsel.video.decode import DecodedVideo, decode_video
 from condsel.video.sampling import ClipSpec, test_clip_indices, test_views
 
 
@@ -22,11 +28,12 @@ from condsel.video.sampling import ClipSpec, test_clip_indices, test_views
 class ViewPlan:
     specs: dict[str, ClipSpec]  # member name -> how it reads a video
     per_clip_seconds: float | None = None
+    decode_size: int | None = None  # decode at this short side (a subset of a pool decodes as the whole pool)
 
     @property
     def short_side(self) -> int:
         """Decode at the largest size any member reads, so no member upsamples."""
-        return max(s.size for s in self.specs.values())
+        return self.decode_size or max(s.size for s in self.specs.values())
 
 
 def frame_windows(num_frames: int, fps: float, per_clip_seconds: float | None) -> np.ndarray:
@@ -62,10 +69,20 @@ def window(video: DecodedVideo, start: int, end: int) -> DecodedVideo:
     return DecodedVideo(video.path, video.frames[keep], video.indices[keep] - start, int(end - start), video.fps)
 
 
+def decode_for_plan(path: str | Path, plan: ViewPlan) -> DecodedVideo:
+    """Decode, once, every frame any member of ``plan`` reads, at the plan's short side."""
+    return decode_video(path, frame_selector(plan), short_side=plan.short_side)
+
+
+def member_views(video: DecodedVideo, spec: ClipSpec, per_clip_seconds: float | None = None) -> np.ndarray:
+    """One member's views (K, V, T, S, S, 3) uint8: its test views in each of the video's K windows."""
+    bounds = frame_windows(video.num_frames, video.fps, per_clip_seconds)
+    return np.stack([test_views(window(video, start, end), spec) for start, end in bounds])
+
+
 def sample_views(video: DecodedVideo, plan: ViewPlan) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Window bounds in seconds (K, 2) and each member's views (K, V, T, S, S, 3) uint8."""
     bounds = frame_windows(video.num_frames, video.fps, plan.per_clip_seconds)
-    parts = [window(video, start, end) for start, end in bounds]
-    views = {name: np.stack([test_views(part, spec) for part in parts]) for name, spec in plan.specs.items()}
+    views = {name: member_views(video, spec, plan.per_clip_seconds) for name, spec in plan.specs.items()}
     return bounds / video.fps, views
 

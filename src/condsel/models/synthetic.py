@@ -1,7 +1,8 @@
-"""The synthetic pool's networks: small, CPU-trainable, of rising cost.
+"""The synthetic benchmark's networks: small, CPU-trainable, of rising cost.
 
-Two families, built from a JSON-able ``arch`` dict so that a run directory can
-rebuild them without pickles. Both expose ``forward_features`` (pooled
+Two families, registered in the zoo (``frame2d``, ``conv3d_s``, ``conv3d_l``)
+with JSON-able build options (widths, strides) that a pool config may
+override, so a run directory rebuilds them without pickles. Both expose ``forward_features`` (pooled
 embedding per clip) and ``classify`` (embedding -> logits), so inference gets
 features and logits from one pass:
 - ``frame2d``: a 2D conv net on each frame, features averaged over frames. It
@@ -26,9 +27,9 @@ def _conv_bn_relu(conv: nn.Module, width: int, bn) -> list[nn.Module]:
 class FrameAverageNet(FrameModel):
     """2D conv stages (stride 2 each) on every frame, global pooled, one linear classifier."""
 
-    def __init__(self, num_classes: int, widths: list[int]):
+    def __init__(self, num_classes: int, widths: list[int], in_channels: int = 3):
         super().__init__()
-        layers, width = [], 3
+        layers, width = [], in_channels
         for out in widths:
             layers += _conv_bn_relu(nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False), out, nn.BatchNorm2d)
             width = out
@@ -45,12 +46,14 @@ class FrameAverageNet(FrameModel):
 class Conv3DNet(nn.Module):
     """A (1,3,3) stem, then 3x3x3 stages with the given widths and (T, H, W) strides."""
 
-    def __init__(self, num_classes: int, widths: list[int], strides: list[list[int]], dropout: float = 0.2):
+    def __init__(
+        self, num_classes: int, widths: list[int], strides: list[list[int]], dropout: float = 0.2, in_channels: int = 3
+    ):
         super().__init__()
         if len(widths) != len(strides):
             raise ValueError(f"conv3d: {len(widths)} widths but {len(strides)} strides")
         stem = widths[0]
-        layers = _conv_bn_relu(nn.Conv3d(3, stem, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False), stem, nn.BatchNorm3d)
+        layers = _conv_bn_relu(nn.Conv3d(in_channels, stem, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False), stem, nn.BatchNorm3d)
         width = stem
         for out, stride in zip(widths, strides):
             layers += _conv_bn_relu(nn.Conv3d(width, out, 3, stride=tuple(stride), padding=1, bias=False), out, nn.BatchNorm3d)
@@ -66,14 +69,3 @@ class Conv3DNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.forward_features(x))
-
-
-def build_model(arch: dict, num_classes: int) -> nn.Module:
-    """The network described by ``arch`` (``{"kind": "frame2d" | "conv3d", ...}``)."""
-    kind = arch.get("kind")
-    options = {k: v for k, v in arch.items() if k != "kind"}
-    if kind == "frame2d":
-        return FrameAverageNet(num_classes, **options)
-    if kind == "conv3d":
-        return Conv3DNet(num_classes, **options)
-    raise ValueError(f"unknown pool architecture kind {kind!r} (expected 'frame2d' or 'conv3d')")

@@ -1,0 +1,230 @@
+"""The protocol every selection policy follows.
+
+A policy is fitted on a prediction table (training samples only) and then
+answers in two ways that must agree sample by sample:
+
+- offline, vectorised over a table: :meth:`Policy.route` gives, for one
+  operating ``threshold``, which members ran, the final class scores and the
+  GFLOPs spent; :meth:`Policy.sweep` traces accuracy against GFLOPs;
+- online, one video at a time: :meth:`Policy.next_members` says what to run
+  next given the outputs seen so far, and :meth:`Policy.final_scores` fuses
+  them. ``predict`` and ``serve`` drive this loop on real models.
+
+Every policy takes ``threshold`` in [0, 1], higher = spend more, and fits a
+``default_threshold_`` on its training data. Fitted policies are saved as JSON
+plus tensors (loaded with ``weights_only=True``), never as a pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from condsel._io import write_json
+from condsel.selection.fusion import probabilities
+from condsel.selection.metrics import mean_average_precision, topk_correct
+from condsel.selection.table import PredictionTable
+
+POLICY_FILE = "policy.json"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A policy was used before :meth:`Policy.fit` (as scikit-learn's ``NotFittedError``)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a policy did on each sample of a table at one threshold.
+
+    ``ran`` is (N, K) bool over the policy's ``members_``; ``scores`` (N, C)
+    the final class probabilities; ``gflops`` (N,) the members run plus the
+    policy's own overhead.
+    """
+
+    ran: np.ndarray
+    scores: np.ndarray
+    gflops: np.ndarray
+
+
+def metric_name(table: PredictionTable) -> str:
+    return "map" if table.multilabel else "top1"
+
+
+def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 (%) for class indices, mAP (%) for a 0/1 label matrix."""
+    if np.asarray(labels).ndim == 2:
+        return 100 * mean_average_precision(scores, labels)
+    return 100 * float(topk_correct(scores, labels, 1).mean())
+
+
+class Policy:
+    """Base class: the shared protocol, persistence and the default sweep.
+
+    Subclasses set ``name``, keep hyperparameters in ``__init__`` (no work
+    there) and implement ``_fit`` (which sets ``members_``, ``gflops_`` and
+    ``overhead_gflops_``), ``_prepare`` (per-table work shared by every
+    threshold), ``_route``, ``_next``, ``_final``, ``_fitted_state`` and ``_restore``.
+    """
+
+    name: str = ""
+    _tuple_params: tuple[str, ...] = ()
+
+    # ---- estimator plumbing -------------------------------------------------
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(table) first")
+
+    def fit(self, table: PredictionTable) -> Policy:
+        """Fit on ``table`` (training samples only) and choose ``default_threshold_`` there.
+
+        Parameters
+        ----------
+        table : PredictionTable
+            Every member's outputs on the training samples, with costs.
+
+        Returns
+        -------
+        Policy
+            ``self``, fitted.
+        """
+        missing = sorted(set(table.logits) - set(table.gflops))
+        if missing:
+            raise ValueError(f"no GFLOPs for models {missing}")
+        if len(table.logits) < 2:
+            raise ValueError(f"a pool needs at least two models to select from, got {sorted(table.logits)}")
+        self.multilabel_ = table.multilabel
+        self._fit(table)
+        self.default_threshold_ = self._default_threshold(table)
+        return self
+
+    def _default_threshold(self, table: PredictionTable) -> float:
+        """The cheapest training point that reaches the best single member, else the most accurate one."""
+        metric = metric_name(table)
+        points = self.sweep(table)
+        best_single = max(metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in self.members_)
+        reaching = [p for p in points if p[metric] >= best_single - 1e-9]
+        if reaching:
+            return min(reaching, key=lambda p: (p["gflops"], p["threshold"]))["threshold"]
+        return max(points, key=lambda p: (p[metric], -p["gflops"]))["threshold"]
+
+    # ---- offline -------------------------------------------------------------
+    def route(self, table: PredictionTable, threshold: float) -> Routing:
+        """Route every sample of ``table`` at ``threshold``.
+
+        Parameters
+        ----------
+        table : PredictionTable
+            Must hold every member in ``members_``; its labels are not read.
+        threshold : float
+            Operating point in [0, 1]; higher spends more.
+
+        Returns
+        -------
+        Routing
+            Members run, final scores and GFLOPs per sample.
+        """
+        self._check_fitted()
+        return self._route(self._prepare(table), float(threshold))
+
+    def sweep(self, table: PredictionTable) -> list[dict]:
+        """Mean GFLOPs and top-1 (or mAP) at every operating threshold, in ascending threshold order.
+
+        Examples
+        --------
+        >>> from condsel.datasets.ucf101 import load_ucf101_split1
+        >>> table = load_ucf101_split1().with_costs({"mv": 44.4, "residual": 45.3, "flow": 44.4, "gen_flow": 50.1, "iframe": 287.8})
+        >>> from condsel.selection.policies import CascadePolicy
+        >>> points = CascadePolicy(members=["flow", "iframe"]).fit(table).sweep(table)
+        >>> round(points[0]["gflops"], 1)  # the cheapest setting: always stop after flow
+        44.4
+        """
+        self._check_fitted()
+        prepared = self._prepare(table)
+        metric = metric_name(table)
+        points = []
+        for t in self._sweep_thresholds():
+            r = self._route(prepared, float(t))
+            points.append({"threshold": float(t), "gflops": float(r.gflops.mean()), metric: metric_value(r.scores, table.labels), **self._settings(float(t))})
+        return points
+
+    def _prepare(self, table: PredictionTable):
+        missing = [m for m in self.members_ if m not in table.logits]
+        if missing:
+            raise ValueError(f"the table lacks pool members {missing} that this {self.name} policy runs")
+        return table
+
+    def _settings(self, threshold: float) -> dict:
+        """Extra per-point keys of a sweep (e.g. per-stage thresholds)."""
+        return {}
+
+    def _sweep_thresholds(self) -> np.ndarray:
+        return np.linspace(0.0, 1.0, 101)
+
+    # ---- online --------------------------------------------------------------
+    def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float) -> list[str]:
+        """The members to run next for one video, given the logits of those run so far.
+
+        Parameters
+        ----------
+        outputs : mapping of str to ndarray
+            Member name -> that member's (C,) class logits for this video;
+            empty at the start.
+        threshold : float
+            The same operating point as in :meth:`route`.
+
+        Returns
+        -------
+        list of str
+            Members to run now (possibly several); an empty list means stop.
+        """
+        self._check_fitted()
+        unknown = sorted(set(outputs) - set(self.members_))
+        if unknown:
+            raise ValueError(f"outputs for {unknown}, which are not members of this policy ({self.members_})")
+        return self._next({m: np.asarray(v, dtype=np.float64).reshape(-1) for m, v in outputs.items()}, float(threshold))
+
+    def final_scores(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(C,) final class probabilities of one video from the outputs of the members that ran."""
+        self._check_fitted()
+        if not outputs:
+            raise ValueError("no member has run yet")
+        return self._final({m: np.asarray(v, dtype=np.float64).reshape(-1) for m, v in outputs.items()})
+
+    # ---- persistence ---------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write ``policy.json`` (and tensor files) into ``directory``."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        state = {
+            "name": self.name,
+            "params": params,
+            "members": list(self.members_),
+            "overhead_gflops": float(self.overhead_gflops_),
+            "default_threshold": float(self.default_threshold_),
+            "multilabel": bool(self.multilabel_),
+            "gflops": {m: float(g) for m, g in self.gflops_.items()},
+            "fitted": self._fitted_state(directory),
+        }
+        write_json(directory / POLICY_FILE, state)
+
+
+def restore_common(policy: Policy, state: dict) -> None:
+    policy.members_ = list(state["members"])
+    policy.overhead_gflops_ = float(state["overhead_gflops"])
+    policy.default_threshold_ = float(state["default_threshold"])
+    policy.multilabel_ = bool(state["multilabel"])
+    policy.gflops_ = {m: float(g) for m, g in state["gflops"].items()}
+

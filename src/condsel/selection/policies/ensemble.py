@@ -1,0 +1,124 @@
+"""The paper's selector over a pool whose entries may be fused subsets of members.
+
+The backbone always runs. Each entry is a set of members to run in addition
+(none, one, or a fused subset) and costs the backbone plus those members;
+its prediction fuses their probabilities, with the backbone's output reused
+when that fuses better on the training samples. Only entries on the training
+samples' Pareto front of cost and accuracy are kept. Affinity labels (Eq. 2)
+and the selector (Eq. 1, §3.4) are then exactly the paper's, over entries.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from condsel.selection.affinity import hard_affinity, normalized_costs, soft_affinity
+from condsel.selection.curves import choose_models
+from condsel.selection.fusion import MemberOutputs, fused_loss
+from condsel.selection.policies.base import Routing, metric_value
+from condsel.selection.policies.cascade import pareto_indices
+from condsel.selection.policies.selector import SelectorPolicy
+from condsel.selection.selector import Selector
+from condsel.selection.table import PredictionTable
+
+
+class EnsembleSelectorPolicy(SelectorPolicy):
+    """A selector whose choices are the backbone alone or the backbone plus a (fused) subset of up to ``max_size`` members.
+
+    Parameters are those of :class:`SelectorPolicy`, plus ``max_size``, the
+    largest subset added to the backbone.
+    """
+
+    name = "ensemble_selector"
+
+    def __init__(self, backbone: str | None = None, max_size: int = 3, **selector_params) -> None:
+        super().__init__(backbone=backbone, **selector_params)
+        self.max_size = max_size
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return ["max_size"] + SelectorPolicy._param_names()
+
+    def _fit(self, table: PredictionTable) -> None:
+        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
+        if backbone not in table.logits:
+            raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
+        outputs = MemberOutputs(table.logits, table.multilabel)
+        others = [m for m in table.models if m != backbone]
+        entries, costs, values, probs = [], [], [], []
+        for size in range(0, self.max_size + 1):
+            for extra in itertools.combinations(others, size):
+                run = (backbone, *extra)
+                fused = [(run, outputs.fuse(run))] + ([(extra, outputs.fuse(extra))] if extra else [])
+                scored = [(metric_value(p, table.labels), len(f), f, p) for f, p in fused]
+                value, _, fuse_members, p = max(scored, key=lambda s: (s[0], s[1]))
+                entries.append({"run": list(run), "fuse": list(fuse_members), "gflops": float(sum(table.gflops[m] for m in run))})
+                costs.append(entries[-1]["gflops"])
+                values.append(value)
+                probs.append(p)
+        keep = [0] + [int(i) for i in pareto_indices(np.array(costs), np.array(values)) if i != 0]
+        keep = sorted(keep, key=lambda i: costs[i])
+        self.entries_ = [entries[i] for i in keep]
+        losses = np.stack([fused_loss(probs[i], table.labels) for i in keep], axis=1)
+        relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
+        if self.temperature is None:
+            targets = hard_affinity(losses, relative, self.alpha)
+        else:
+            targets = soft_affinity(losses, relative, self.alpha, self.temperature)
+        self.selector_ = Selector(
+            hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size,
+            seed=self.seed, inputs=self.selector_input, multilabel=table.multilabel,
+        )
+        self.selector_.fit(self.selector_.features(table.logits[backbone]), targets)
+        used = {m for e in self.entries_ for m in e["run"]}
+        self.members_ = [backbone] + [m for m in table.models if m in used and m != backbone]
+        self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
+        self.overhead_gflops_ = float(self.selector_.gflops())
+
+    def _prepare(self, table: PredictionTable):
+        missing = [m for m in self.members_ if m not in table.logits]
+        if missing:
+            raise ValueError(f"the table lacks pool members {missing} that this {self.name} policy runs")
+        outputs = MemberOutputs(table.logits, table.multilabel)
+        probs = np.stack([outputs.fuse(e["fuse"]) for e in self.entries_])  # (E, N, C)
+        proba = self.selector_.predict_proba(self.selector_.features(table.logits[self.members_[0]]))
+        return probs, proba
+
+    def _route(self, prepared, threshold: float) -> Routing:
+        probs, proba = prepared
+        n = proba.shape[0]
+        picks = choose_models(proba, threshold)
+        column = {m: i for i, m in enumerate(self.members_)}
+        runs = np.zeros((len(self.entries_), len(self.members_)), dtype=bool)
+        for e, entry in enumerate(self.entries_):
+            runs[e, [column[m] for m in entry["run"]]] = True
+        ran = runs[picks]
+        costs = np.array([self.gflops_[m] for m in self.members_])
+        return Routing(ran, probs[picks, np.arange(n)], ran @ costs + self.overhead_gflops_)
+
+    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
+        backbone = self.members_[0]
+        if not outputs:
+            return [backbone]
+        if set(outputs) != {backbone}:
+            return []
+        proba = self.selector_.predict_proba(self.selector_.features(outputs[backbone][None]))
+        entry = self.entries_[int(choose_models(proba, threshold)[0])]
+        return [m for m in entry["run"] if m != backbone]
+
+    def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        ran = set(outputs)
+        for entry in self.entries_:
+            if set(entry["run"]) == ran:
+                return MemberOutputs(outputs, self.multilabel_).fuse(entry["fuse"])
+        raise ValueError(f"no entry of this ensemble selector runs exactly {sorted(ran)}")
+
+    def _fitted_state(self, directory: Path) -> dict:
+        return {**super()._fitted_state(directory), "entries": self.entries_}
+
+    def _restore(self, fitted: dict, directory: Path) -> None:
+        super()._restore(fitted, directory)
+        self.entries_ = [{"run": [str(m) for m in e["run"]], "fuse": [str(m) for m in e["fuse"]], "gflops": float(e["gflops"])} for e in fitted["entries"]]

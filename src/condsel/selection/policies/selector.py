@@ -1,0 +1,112 @@
+"""The paper's selector as a policy: the backbone always runs, an MLP on its outputs picks one member."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from condsel.selection.curves import choose_models
+from condsel.selection.fusion import probabilities
+from condsel.selection.policies.base import Policy, Routing
+from condsel.selection.selector import Selector
+from condsel.selection.table import PredictionTable
+
+
+class SelectorPolicy(Policy):
+    """The paper's selector (Eq. 1-2, §3.4): the backbone always runs, an MLP on its outputs picks one member.
+
+    With ``backbone=None`` the backbone is the member whose selector curve is
+    best on the training samples (see :meth:`_choose_backbone`). The final
+    scores are those of the chosen member alone, as in the paper.
+    """
+
+    name = "selector"
+    _tuple_params = ("hidden", "milestones")
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        alpha: float = 0.5,
+        temperature: float | None = None,
+        selector_input: str = "sorted",
+        hidden: tuple[int, ...] = (256,),
+        epochs: int = 5,
+        lr: float = 1e-3,
+        milestones: tuple[int, ...] = (2, 4),
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.backbone = backbone
+        self.alpha = alpha
+        self.temperature = temperature
+        self.selector_input = selector_input
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.milestones = milestones
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def _config(self):
+        from condsel.selection.evaluate import SelectionConfig
+
+        return SelectionConfig(
+            alpha=self.alpha, temperature=self.temperature, selector_input=self.selector_input, hidden=tuple(self.hidden),
+            epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size, seed=self.seed,
+        )
+
+    def _fit(self, table: PredictionTable) -> None:
+        from condsel.selection.evaluate import fit_selector, pool_order
+
+        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
+        self.members_ = pool_order(table, backbone)
+        self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
+        self.selector_ = fit_selector(table, self.members_, self._config())
+        self.overhead_gflops_ = float(self.selector_.gflops())
+
+    def _choose_backbone(self, table: PredictionTable) -> str:
+        from condsel.selection.backbone import choose_backbone
+
+        return choose_backbone(table, self.selector_input, self.seed)
+
+    def _prepare(self, table: PredictionTable):
+        table = super()._prepare(table)
+        probs = np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])  # (K, N, C)
+        proba = self.selector_.predict_proba(self.selector_.features(table.logits[self.members_[0]]))
+        return probs, proba
+
+    def _route(self, prepared, threshold: float) -> Routing:
+        probs, proba = prepared
+        n = proba.shape[0]
+        picks = choose_models(proba, threshold)
+        ran = np.zeros(proba.shape, dtype=bool)
+        ran[:, 0] = True
+        ran[np.arange(n), picks] = True
+        costs = np.array([self.gflops_[m] for m in self.members_])
+        scores = probs[picks, np.arange(n)]
+        return Routing(ran, scores, ran @ costs + self.overhead_gflops_)
+
+    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
+        backbone = self.members_[0]
+        if not outputs:
+            return [backbone]
+        if set(outputs) != {backbone}:
+            return []
+        proba = self.selector_.predict_proba(self.selector_.features(outputs[backbone][None]))
+        pick = int(choose_models(proba, threshold)[0])
+        return [] if pick == 0 else [self.members_[pick]]
+
+    def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        others = [m for m in self.members_[1:] if m in outputs]
+        chosen = others[0] if others else self.members_[0]
+        if chosen not in outputs:
+            raise ValueError(f"the backbone {chosen!r} has not run")
+        return probabilities(outputs[chosen], self.multilabel_)
+
+    def _fitted_state(self, directory: Path) -> dict:
+        self.selector_.save(directory / "selector.pt")
+        return {"selector": "selector.pt"}
+
+    def _restore(self, fitted: dict, directory: Path) -> None:
+        self.selector_ = Selector.load(directory / fitted["selector"])

@@ -1,0 +1,112 @@
+"""The honest recommended front: per budget, a policy and its setting chosen without the held-out fold.
+
+For each budget and each outer fold k, every candidate policy's curve is
+estimated on the outer training folds alone (inner cross-fits, see
+:mod:`condsel.selection.crossfit`); the most accurate (policy, threshold)
+whose estimated mean cost stays within the budget is chosen, and the policy
+fitted on all outer training folds routes fold k at that threshold. The
+reported point is the held-out result over all folds, its GFLOPs the mean
+actually reached. Held-out labels are never read before that last step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from condsel.selection.crossfit import CrossFits, held_out_curve
+from condsel.selection.policies.base import metric_value
+from condsel.selection.table import PredictionTable
+
+log = logging.getLogger(__name__)
+
+
+def budget_grid(table: PredictionTable, points: int = 25) -> np.ndarray:
+    """Budgets from the cheapest to the costliest member, spaced evenly in log cost."""
+    costs = [table.gflops[m] for m in table.logits]
+    return np.geomspace(min(costs), max(costs), points)
+
+
+@dataclass(frozen=True)
+class Choice:
+    policy: str
+    threshold: float
+    estimate: float  # inner-CV metric
+    estimated_gflops: float
+
+
+def choose(curves: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: np.ndarray, budget: float) -> Choice:
+    """The most accurate (policy, threshold) whose estimated cost is within ``budget``; the cheapest one if none is."""
+    options = [(name, i) for name, (c, _) in curves.items() for i in range(len(c))]
+    within = [(n, i) for n, i in options if curves[n][0][i] <= budget + 1e-9]
+    if within:
+        name, i = max(within, key=lambda o: (curves[o[0]][1][o[1]], -curves[o[0]][0][o[1]]))
+    else:
+        name, i = min(options, key=lambda o: (curves[o[0]][0][o[1]], -curves[o[0]][1][o[1]]))
+    c, v = curves[name]
+    return Choice(name, float(thresholds[i]), float(v[i]), float(c[i]))
+
+
+@dataclass(frozen=True)
+class NestedPoint:
+    """The held-out outcome of one budget: per-fold choices and per-sample results."""
+
+    budget: float
+    choices: dict[int, Choice]
+    rows: np.ndarray
+    scores: np.ndarray
+    gflops: np.ndarray
+
+    def to_dict(self, table: PredictionTable) -> dict:
+        metric = "map" if table.multilabel else "top1"
+        names = Counter(c.policy for c in self.choices.values())
+        return {
+            "budget": float(self.budget),
+            "policy": names.most_common(1)[0][0],
+            "gflops": float(self.gflops.mean()),
+            metric: metric_value(self.scores, table.labels[self.rows]),
+            "chosen": [{"fold": k, "policy": c.policy, "threshold": c.threshold} for k, c in sorted(self.choices.items())],
+        }
+
+
+def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray) -> dict[int, dict]:
+    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold."""
+    folds = next(iter(fits.values())).folds
+    return {k: {name: held_out_curve(f, table, thresholds, outer_fold=k) for name, f in fits.items()} for k in np.unique(folds).tolist()}
+
+
+def nested_front(
+    fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray, inner: dict[int, dict] | None = None
+) -> list[NestedPoint]:
+    """The recommended point at each budget among the policies in ``fits`` (each cross-fitted with nesting).
+
+    ``inner`` (from :func:`inner_curves`, possibly for more policies) saves recomputing the estimates.
+    """
+    folds = next(iter(fits.values())).folds
+    inner = inner_curves(fits, table, thresholds) if inner is None else inner
+    inner = {k: {name: curves[name] for name in fits} for k, curves in inner.items()}
+    points = []
+    for budget in budgets:
+        choices, rows, scores, gflops = {}, [], [], []
+        for k, curves in inner.items():
+            choice = choose(curves, thresholds, budget)
+            routing = fits[choice.policy].outer[k].route(k, choice.threshold)
+            choices[k] = choice
+            rows.append(np.flatnonzero(folds == k))
+            scores.append(routing.scores)
+            gflops.append(routing.gflops)
+        points.append(NestedPoint(float(budget), choices, np.concatenate(rows), np.concatenate(scores), np.concatenate(gflops)))
+    return points
+
+
+def bootstrap_interval(point: NestedPoint, table: PredictionTable, replicates: int, seed: int) -> dict | None:
+    """95% percentile interval of a nested point's top-1, resampling videos (None for mAP)."""
+    if table.multilabel or replicates <= 0:
+        return None
+    hits = (point.scores.argmax(axis=1) == table.labels[point.rows]).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = [100 * hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(replicates)]
+    return {"low": float(np.percentile(draws, 2.5)), "high": float(np.percentile(draws, 97.5))}

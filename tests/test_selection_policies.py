@@ -1,0 +1,235 @@
+"""The policy protocol: online routing equals offline routing, persistence, fitting rules, threshold search."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.fusion import MemberOutputs
+from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
+from condsel.selection.curves import choose_models
+from condsel.selection.policies import (
+    CascadePolicy,
+    EnsembleSelectorPolicy,
+    LearnedCascadePolicy,
+    NotFittedError,
+    SelectorPolicy,
+    load_policy,
+)
+from condsel.selection.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
+from condsel.selection.table import PredictionTable
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
+
+
+@pytest.fixture(scope="module")
+def ucf() -> PredictionTable:
+    """A 900-video slice of the bundled UCF101 split-1 table (real DMC-Net/CoViAR scores)."""
+    table = load_ucf101_split1().with_costs(UCF_COSTS)
+    return table.subset(np.random.default_rng(0).permutation(table.num_samples)[:900])
+
+
+def multilabel_table(n=500, c=6, seed=0) -> PredictionTable:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, c)) < 0.3).astype(np.int64)
+    hard = rng.random(n) < 0.5
+    logits = {}
+    for name, noise in (("cheap", 2.0), ("mid", 1.0), ("big", 0.4)):
+        scale = np.where(hard, noise * 1.5, noise * 0.5)[:, None]
+        logits[name] = (3 * labels - 1.5 + rng.normal(size=(n, c)) * scale).astype(np.float32)
+    return PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
+
+
+def run_online(policy, table: PredictionTable, i: int, threshold: float) -> tuple[list[str], np.ndarray]:
+    """Drive the online protocol for sample ``i``, feeding it the table's logits."""
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(len(policy.members_) + 1):
+        todo = policy.next_members(outputs, threshold)
+        if not todo:
+            return list(outputs), policy.final_scores(outputs)
+        assert not set(todo) & set(outputs), "a member was asked to run twice"
+        outputs.update({m: table.logits[m][i] for m in todo})
+    raise AssertionError("the policy never stopped")
+
+
+def assert_online_equals_offline(policy, table: PredictionTable, thresholds) -> None:
+    for t in thresholds:
+        routing = policy.route(table, t)
+        assert routing.ran.shape == (table.num_samples, len(policy.members_))
+        costs = np.array([table.gflops[m] for m in policy.members_])
+        np.testing.assert_allclose(routing.gflops, routing.ran @ costs + policy.overhead_gflops_)
+        for i in range(table.num_samples):
+            ran, scores = run_online(policy, table, i, t)
+            assert sorted(ran) == sorted(np.asarray(policy.members_)[routing.ran[i]]), f"sample {i}, t={t}"
+            np.testing.assert_allclose(scores, routing.scores[i], atol=1e-6)
+
+
+POLICY_CASES = [
+    lambda: SelectorPolicy(backbone="mv", epochs=2),
+    lambda: CascadePolicy(),
+    lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
+    lambda: LearnedCascadePolicy(epochs=3),
+    lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
+]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector"]
+
+
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
+def test_online_protocol_equals_offline_routing(make, ucf):
+    train, test = ucf.subset(np.arange(600)), ucf.subset(np.arange(600, 900))
+    policy = make().fit(train)
+    assert_online_equals_offline(policy, test, [0.0, 0.3, policy.default_threshold_, 0.8, 1.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
+    lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
+], ids=["selector", "cascade", "learned_cascade", "ensemble_selector"])
+def test_multilabel_policies_use_sigmoid_and_map(make):
+    table = multilabel_table()
+    policy = make().fit(table.subset(np.arange(350)))
+    test = table.subset(np.arange(350, 500))
+    assert_online_equals_offline(policy, test, [0.0, 0.5, 1.0])
+    points = policy.sweep(test)
+    assert all("map" in p for p in points)
+    routing = policy.route(test, 1.0)
+    assert routing.scores.min() >= 0 and routing.scores.max() <= 1
+    assert not np.allclose(routing.scores.sum(axis=1), 1.0)  # per-class sigmoids, not a softmax
+
+
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
+def test_save_and_load_round_trip(make, ucf, tmp_path):
+    policy = make().fit(ucf.subset(np.arange(600)))
+    policy.save(tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    assert type(loaded) is type(policy) and loaded.members_ == policy.members_
+    assert loaded.default_threshold_ == policy.default_threshold_
+    test = ucf.subset(np.arange(600, 900))
+    for t in (0.2, 0.7):
+        a, b = policy.route(test, t), loaded.route(test, t)
+        np.testing.assert_array_equal(a.ran, b.ran)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-7)
+        np.testing.assert_allclose(a.gflops, b.gflops)
+
+
+def test_load_policy_names_the_bad_file(tmp_path):
+    (tmp_path / "policy.json").write_text('{"name": "nonsense"}')
+    with pytest.raises(ValueError, match="policy.json"):
+        load_policy(tmp_path)
+    with pytest.raises(ValueError, match="no such file"):
+        load_policy(tmp_path / "missing")
+
+
+def test_not_fitted_error_is_value_and_attribute_error(ucf):
+    for policy in (SelectorPolicy(), CascadePolicy(), LearnedCascadePolicy(), EnsembleSelectorPolicy()):
+        with pytest.raises(NotFittedError):
+            policy.route(ucf, 0.5)
+        with pytest.raises(ValueError):
+            policy.next_members({}, 0.5)
+        with pytest.raises(AttributeError):
+            policy.save("never-written")
+
+
+def test_a_pool_of_one_model_is_rejected(ucf):
+    with pytest.raises(ValueError, match="at least two models"):
+        CascadePolicy().fit(ucf.select_models(["mv"]))
+
+
+def test_selector_policy_reproduces_the_papers_selector(ucf):
+    """Same folds, same config: the policy routes exactly as the existing out-of-fold selector."""
+    config = SelectionConfig(folds=3, epochs=2)
+    oof = out_of_fold(ucf, "mv", config)
+    folds = fold_ids(ucf, 3, 0)
+    for k in range(3):
+        policy = SelectorPolicy(backbone="mv", epochs=2).fit(ucf.subset(np.flatnonzero(folds != k)))
+        test = np.flatnonzero(folds == k)
+        assert policy.members_ == oof.order
+        for t in (0.3, 0.6):
+            picks = choose_models(oof.proba[test], t)
+            ran = policy.route(ucf.subset(test), t).ran
+            np.testing.assert_array_equal(ran[np.arange(len(test)), picks], True)
+            np.testing.assert_array_equal(ran.sum(axis=1), np.where(picks == 0, 1, 2))
+
+
+def test_stage_confidence_hand_cases():
+    p = np.array([[0.6, 0.3, 0.1], [0.4, 0.4, 0.2]])
+    np.testing.assert_allclose(stage_confidence(p, False, "maxprob"), [0.6, 0.4])
+    np.testing.assert_allclose(stage_confidence(p, False, "margin"), [0.3, 0.0])
+    q = np.array([[0.9, 0.2], [0.5, 1.0]])  # multi-label: per-class certainty |2p - 1| = [.8, .6], [0, 1]
+    np.testing.assert_allclose(stage_confidence(q, True, "maxprob"), [0.85, 0.75])
+    np.testing.assert_allclose(stage_confidence(q, True, "margin"), [0.6, 0.0])
+
+
+def test_grid_totals_equal_a_loop_over_combinations():
+    rng = np.random.default_rng(1)
+    n, s = 40, 3
+    conf = rng.random((n, s))
+    values = rng.random((2, n, s + 1))
+    grids = [np.sort(rng.random(4)) for _ in range(s)] + []
+    totals = grid_totals(conf, values, grids)
+    for idx in itertools.product(*[range(len(g)) for g in grids]):
+        stop = stop_stages(conf, np.array([g[i] for g, i in zip(grids, idx)]))
+        expected = values[:, np.arange(n), stop].sum(axis=1)
+        np.testing.assert_allclose(totals[(slice(None), *idx)], expected)
+
+
+def _tiny_pool(n=24, seed=3) -> PredictionTable:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    logits = {f"m{k}": (rng.normal(size=(n, 3)) * 1.5 + 1.2 * (k + 1) * np.eye(3)[labels]).astype(np.float32) for k in range(4)}
+    return PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"m0": 1.0, "m1": 2.0, "m2": 5.0, "m3": 9.0})
+
+
+def _brute_front(policy: CascadePolicy, table: PredictionTable) -> set[tuple[float, float]]:
+    """Pareto (cost, accuracy) over every threshold vector built from the stages' own confidences."""
+    order = policy.members_
+    outputs = MemberOutputs(table.logits, False)
+    probs = [policy._fused(outputs, tuple(sorted(order[: k + 1]))) for k in range(len(order))]
+    conf = np.stack([stage_confidence(p, False, policy.stop) for p in probs[:-1]], axis=1)
+    hits = np.stack([p.argmax(1) == table.labels for p in probs], axis=1)
+    cum = np.cumsum([table.gflops[m] for m in policy.members_])
+    candidates = [np.r_[0.0, np.unique(conf[:, s]), NEVER] for s in range(conf.shape[1])]
+    points = set()
+    for th in itertools.product(*candidates):
+        stop = stop_stages(conf, np.array(th))
+        points.add((round(float(cum[stop].mean()), 9), round(float(hits[np.arange(len(stop)), stop].mean()), 9)))
+    front, best = set(), -1.0
+    for c, a in sorted(points, key=lambda p: (p[0], -p[1])):
+        if a > best:
+            front.add((c, a))
+            best = a
+    return front
+
+
+@pytest.mark.parametrize("stop", ["maxprob", "margin"])
+def test_cascade_threshold_search_matches_brute_force(stop):
+    table = _tiny_pool()
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3"], stop=stop, grid=64).fit(table)  # grid covers every distinct confidence
+    found = {(round(p["gflops"], 9), round(q["top1"] / 100, 9)) for p, q in zip(policy.front_, policy.sweep(table))}
+    assert found == _brute_front(policy, table)
+
+
+def test_long_cascades_use_coordinate_ascent_and_stay_on_a_sound_front():
+    rng = np.random.default_rng(0)
+    base = _tiny_pool(n=120)
+    logits = dict(base.logits)
+    logits.update({f"x{k}": logits["m3"] + rng.normal(size=logits["m3"].shape).astype(np.float32) for k in range(2)})
+    table = PredictionTable(base.names, base.labels, logits, gflops={**base.gflops, "x0": 12.0, "x1": 15.0})
+    policy = CascadePolicy(members=["m0", "m1", "m2", "m3", "x0", "x1"]).fit(table)
+    points = policy.sweep(table)
+    costs = [p["gflops"] for p in points]
+    assert costs == sorted(costs) and len(points) >= 3
+    assert np.all(np.diff([p["top1"] for p in points]) > 0)  # a Pareto front: each costlier point is better
+    assert points[0]["gflops"] == pytest.approx(1.0)  # always stopping after the first member is on it
+
+
+def test_stacked_fusion_is_fitted_on_training_samples_only(ucf):
+    a = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450)))
+    b = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450, 900)))
+    assert a.weights_["iframe+mv"] != b.weights_["iframe+mv"]
+    assert a.weights_["iframe+mv"]["iframe"] > a.weights_["iframe+mv"]["mv"]  # iframe (86.7%) outweighs mv (68.0%)

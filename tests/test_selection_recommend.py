@@ -1,0 +1,129 @@
+"""Cross-fitting, the nested recommended front and static baselines, on real UCF101 scores and hand cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.crossfit import cross_fit, held_out_curve, held_out_routes
+from condsel.selection.evaluate import fold_ids
+from condsel.selection.fronts import THRESHOLDS, candidates, compare_policies
+from condsel.selection.policies import CascadePolicy
+from condsel.selection.prune import candidate_orders, prune_members
+from condsel.selection.recommend import choose, nested_front
+from condsel.selection.static import fusion_oracle, static_choices, static_hull, static_points
+from condsel.selection.table import PredictionTable
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
+
+
+@pytest.fixture(scope="module")
+def ucf() -> PredictionTable:
+    table = load_ucf101_split1().with_costs(UCF_COSTS)
+    return table.subset(np.random.default_rng(1).permutation(table.num_samples)[:900])
+
+
+def _cascade():
+    return CascadePolicy(members=["flow", "residual", "iframe"])
+
+
+def test_held_out_routes_cover_every_sample_once_with_a_fit_that_never_saw_it(ucf):
+    folds = fold_ids(ucf, 3, 0)
+    fits = cross_fit(_cascade, ucf, folds)
+    routes = held_out_routes(fits, 0.5)
+    assert sorted(routes.rows) == list(range(ucf.num_samples))
+    inner = held_out_routes(fits, 0.5, outer_fold=1)
+    assert set(inner.rows) == set(np.flatnonzero(folds != 1))
+    # the inner fit for fold 0 inside outer fold 1 was trained on fold 2 alone
+    fit = fits.inner[frozenset((0, 1))]
+    alone = _cascade().fit(ucf.subset(np.flatnonzero(folds == 2)))
+    assert fit.policy.front_ == alone.front_
+
+
+def test_nested_choices_never_read_held_out_labels(ucf):
+    """Permuting the labels of fold k changes nothing about what is chosen for fold k."""
+    folds = fold_ids(ucf, 3, 0)
+    makers = {"cascade": _cascade, "other": lambda: CascadePolicy(members=["mv", "gen_flow", "iframe"], stop="margin")}
+    budgets = np.array([50.0, 80.0, 150.0])
+    base = nested_front({n: cross_fit(m, ucf, folds) for n, m in makers.items()}, ucf, budgets, THRESHOLDS)
+    k = 2
+    labels = ucf.labels.copy()
+    held = np.flatnonzero(folds == k)
+    labels[held] = np.random.default_rng(5).permutation(labels[held])
+    shuffled = PredictionTable(ucf.names, labels, ucf.logits, gflops=ucf.gflops)
+    again = nested_front({n: cross_fit(m, shuffled, folds) for n, m in makers.items()}, shuffled, budgets, THRESHOLDS)
+    for a, b in zip(base, again):
+        assert a.choices[k] == b.choices[k]
+        np.testing.assert_allclose(a.gflops[a.rows == held[0]], b.gflops[b.rows == held[0]])
+
+
+def test_choose_takes_the_best_affordable_point():
+    curves = {"a": (np.array([10.0, 20.0, 30.0]), np.array([50.0, 60.0, 70.0])), "b": (np.array([15.0, 25.0]), np.array([65.0, 66.0]))}
+    t = np.array([0.0, 0.5, 1.0])
+    assert (choose(curves, t, 22.0).policy, choose(curves, t, 22.0).threshold) == ("b", 0.0)
+    assert choose(curves, t, 40.0).policy == "a" and choose(curves, t, 40.0).threshold == 1.0
+    assert choose(curves, t, 5.0).estimated_gflops == 10.0  # nothing affordable: the cheapest point
+
+
+def test_static_choices_hand_case():
+    labels = np.array([0, 1, 1, 0])
+    a = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]]))
+    b = np.log(np.array([[0.4, 0.6], [0.1, 0.9], [0.3, 0.7], [0.7, 0.3]]))
+    table = PredictionTable(np.array(list("wxyz")), labels, {"a": a, "b": b}, gflops={"a": 1.0, "b": 3.0})
+    choices = static_choices(table)
+    assert choices.members == [("a",), ("b",), ("a", "b")]
+    np.testing.assert_allclose(choices.gflops, [1.0, 3.0, 4.0])
+    # fused mean: [.65,.35] right, [.35,.65] right, [.25,.75] right, [.575,.425] right
+    np.testing.assert_allclose(choices.metric(labels), [50.0, 75.0, 100.0])
+    points = static_points(choices, labels)
+    assert [p["members"] for p in points] == [["a"], ["b"], ["a", "b"]]
+    assert [p["gflops"] for p in static_hull(points, "top1")] == [1.0, 4.0]  # b lies under the a..a+b chord
+    oracle = fusion_oracle(choices, labels)
+    # a is right on w and y; x and z need b (3): mean cost (1 + 3 + 1 + 3) / 4
+    assert oracle[0] == {"gflops": 1.0, "top1": 50.0}
+    assert oracle[-1]["gflops"] == pytest.approx(2.0) and oracle[-1]["top1"] == 100.0
+
+
+def test_pruning_drops_dominated_members_and_says_why():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = rng.integers(0, 4, n)
+    good = np.eye(4)[labels] * 3 + rng.normal(size=(n, 4))
+    logits = {"cheap": good + rng.normal(size=(n, 4)), "good": good, "costly_copy": good * 0.5 + rng.normal(size=(n, 4)) * 2}
+    table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "good": 2.0, "costly_copy": 9.0})
+    kept, dropped = prune_members(table)
+    assert "costly_copy" in dropped and "Pareto" in dropped["costly_copy"]
+    assert kept[:2] == ["cheap", "good"]
+    assert len(candidate_orders(["a", "b", "c"])) == 3 + 6 + 6
+
+
+def test_compare_policies_sections(ucf):
+    folds = fold_ids(ucf, 3, 0)
+    out = compare_policies(ucf, folds, candidates(["cascade"], None, {}), bootstrap=20, budgets=np.array([50.0, 100.0]))
+    assert set(out["policies"]) == {"cascade", "cascade_stacked"}
+    assert all({"gflops", "top1", "threshold"} <= set(p) for p in out["policies"]["cascade"])
+    assert len(out["static"]) == 5 + 10 + 10
+    for point in out["recommended"]:
+        assert {"budget", "policy", "gflops", "top1", "ci95"} <= set(point)
+        assert point["ci95"]["low"] <= point["top1"] <= point["ci95"]["high"]
+    costs, values = held_out_curve(cross_fit(_cascade, ucf, folds, nested=False), ucf, np.array([0.0, 1.0]))
+    assert costs[0] == pytest.approx(44.36) and costs[1] > costs[0]
+
+
+def test_multilabel_tables_get_map_everywhere():
+    rng = np.random.default_rng(0)
+    n, c = 450, 5
+    labels = (rng.random((n, c)) < 0.3).astype(np.int64)
+    logits = {name: (3 * labels - 1.5 + rng.normal(size=(n, c)) * noise).astype(np.float32) for name, noise in (("cheap", 2.5), ("mid", 1.2), ("big", 0.5))}
+    table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
+    folds = fold_ids(table, 3, 0)
+    out = compare_policies(table, folds, candidates(["cascade", "learned_cascade"], None, {}), bootstrap=10, budgets=np.array([2.0, 8.0]))
+    assert all("map" in p for pts in out["policies"].values() for p in pts)
+    assert all("map" in p for p in out["static"] + out["static_hull"] + out["fusion_oracle"] + out["recommended"])
+    assert out["recommended"][0]["ci95"] is None  # no bootstrap for mAP
+    # with a budget of 8 (cheap + mid fit), the recommended point beats the cheap model alone
+    cheap = next(p for p in out["static"] if p["members"] == ["cheap"])["map"]
+    assert out["recommended"][1]["map"] > cheap
