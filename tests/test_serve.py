@@ -1,7 +1,7 @@
 """``condsel serve`` end to end on loopback: a real Ray Serve service over a run directory made here.
 
-The pool has random weights and a selector fitted on random targets (as in
-test_pool_predict.py): the answers mean nothing, but each must be exactly the
+The pool has random weights and a selector policy fitted on their outputs (as
+in test_pool_predict.py): the answers mean nothing, but each must be exactly the
 one ``condsel predict`` gives on the same file, under concurrent load.
 """
 
@@ -38,16 +38,16 @@ from ray import cloudpickle, serve  # noqa: E402
 from ray.serve.schema import ServeDeploySchema  # noqa: E402
 
 from condsel.cli import main  # noqa: E402
+from condsel.pool.config import build_pool  # noqa: E402
 from condsel.pool.inference import pool_table  # noqa: E402
-from condsel.pool.members import DEFAULT_POOL, decode_short_side  # noqa: E402
 from condsel.pool.run_dir import load_run, save_run  # noqa: E402
-from condsel.selection.selector import Selector  # noqa: E402
+from condsel.selection.policies import SelectorPolicy  # noqa: E402
 from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
-from condsel.synthetic.pipeline import calibration_curve  # noqa: E402
+from condsel.synthetic.pipeline import SYNTHETIC_POOL  # noqa: E402
 from condsel.video.decode import decode_video  # noqa: E402
 from condsel.video.encode import write_video  # noqa: E402
 
@@ -66,24 +66,22 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory):
-    """A run directory over 12 synthetic videos, and a threshold at which the selector's choices differ."""
+    """A run directory over 12 synthetic videos, and a threshold at which the selector's choices differ most."""
     root = tmp_path_factory.mktemp("serve")
     torch.manual_seed(0)
-    members = list(DEFAULT_POOL)
-    models = {m.name: m.build(len(CLASS_NAMES)).eval() for m in members}
-    gflops = {m.name: m.gflops_per_video(models[m.name]) for m in members}
-    order = [m.name for m in members]
+    models = build_pool(SYNTHETIC_POOL, random_weights=True)
     data = generate(root / "videos", 12, seed=0)
-    short_side = decode_short_side(members)
-    videos = [decode_video(p, short_side=short_side) for p in data.paths]
-    table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, gflops, list(CLASS_NAMES))
-    selector = Selector(hidden=(16,), epochs=3, inputs="probs")
-    selector.fit(selector.features(table.logits[order[0]]), np.eye(3)[np.random.default_rng(0).integers(0, 3, 12)])
-    calibration = calibration_curve(selector, table, order, np.linspace(0, 1, 101))
-    run_dir = save_run(root / "run", members, models, order, gflops, selector, list(CLASS_NAMES), 0.5, calibration, short_side)
-    # the backbone's own confidence splits the videos: about half stop there, half go on
-    backbone_confidence = selector.predict_proba(selector.features(table.logits[order[0]]))[:, 0]
-    threshold = float(np.median(backbone_confidence))
+    videos = [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+    table = pool_table(list(SYNTHETIC_POOL.members), models, videos, [p.name for p in data.paths], data.labels, list(CLASS_NAMES))
+    policy = SelectorPolicy(backbone="frame2d", selector_input="probs", hidden=(16,), epochs=3).fit(table)
+    run_dir = save_run(root / "run", SYNTHETIC_POOL, policy, list(CLASS_NAMES), 0.5, policy.sweep(table), "logits", models=models)
+
+    def spread(threshold: float) -> tuple[int, int]:  # members ending some video's route, then balance
+        last = policy.route(table, threshold).ran.cumsum(axis=1).argmax(axis=1)
+        counts = np.bincount(last, minlength=len(policy.members_))
+        return int(np.count_nonzero(counts)), -int(counts.max())
+
+    threshold = float(max(np.linspace(0.05, 0.95, 19), key=spread))
     files = list(data.paths) + REAL_VIDEOS
     return {"root": root, "run": run_dir, "threshold": threshold, "files": files}
 
@@ -155,12 +153,12 @@ def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
     run = load_run(material["run"])
     for path, (status, answer) in zip(files, answers):
         assert status == 200, answer
-        assert set(answer) == {"video", "label", "score", "model", "gflops", "seconds"}
+        assert set(answer) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights"}
         want = expected[path.name]
         assert answer["video"] == path.name
-        assert (answer["model"], answer["label"]) == (want["model"], want["label"])
+        assert (answer["model"], answer["label"], answer["members"]) == (want["model"], want["label"], want["members"])
         assert answer["score"] == pytest.approx(want["score"], abs=1e-5)
-        assert answer["gflops"] == pytest.approx(run.selection_costs[run.order.index(answer["model"])])
+        assert answer["gflops"] == pytest.approx(sum(run.gflops[m] for m in answer["members"]) + run.policy.overhead_gflops_)
         assert answer["seconds"] > 0
     assert len({a["model"] for _, a in answers}) >= 2, "the threshold should route videos to different members"
 
@@ -210,13 +208,14 @@ def test_metrics_reach_the_prometheus_endpoint(service):
     while time.monotonic() < deadline:  # Ray's agent exports every few seconds
         with urllib.request.urlopen(service["metrics"], timeout=10) as response:
             text = response.read().decode()
-        if "ray_condsel_requests_total{" in text and "ray_condsel_batch_size_count{" in text:
+        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"')
+        if all(w in text for w in wanted):
             break
         time.sleep(2)
     served = [line for line in text.splitlines() if line.startswith("ray_condsel_requests_total{")]
     assert served and all('model="' in line for line in served)
     batches = [line for line in text.splitlines() if line.startswith("ray_condsel_batch_size_count{")]
-    assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= {m.name for m in DEFAULT_POOL}
+    assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= set(SYNTHETIC_POOL.names)
     assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= REQUESTS
     assert "ray_condsel_request_seconds_bucket{" in text and 'status="413"' in text
 
@@ -236,7 +235,7 @@ class Exploding(torch.nn.Module):
 
 def exploding_member(run_dir: str, name: str):
     run = load_run(run_dir)
-    return run.members[name].clip, Exploding(run.models[name])
+    return run.members[name], Exploding(run.models[name]), run.aggregate
 
 
 def test_a_failing_member_fails_only_its_request(material, service):

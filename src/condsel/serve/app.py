@@ -28,18 +28,16 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
-from torch import nn
 
 from condsel.pool.inference import run_member
 from condsel.serve.config import INGRESS, ServeOptions, deployment_options
 from condsel.serve.metrics import IngressMetrics, MemberMetrics
-from condsel.serve.routing import RunPool, execute, run_member_loaders
+from condsel.serve.routing import MemberLoader, RunPool, execute, run_member_loaders
 from condsel.video.decode import DecodedVideo, VideoDecodeError
-from condsel.video.sampling import ClipSpec, frames_for
+from condsel.video.sampling import frames_for
 
 log = logging.getLogger(__name__)
 
-MemberLoader = Callable[[], tuple[ClipSpec, nn.Module]]
 
 # Deployment states in which every replica that should serve is serving.
 READY_STATES = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
@@ -61,12 +59,12 @@ class Member:
 
     def __init__(self, load: MemberLoader, max_batch: int, batch_wait_ms: float, torch_threads: int):
         torch.set_num_threads(torch_threads)
-        self.clip, self.model = load()
+        self.member, self.model, self.aggregate = load()
         self.model.eval()
         self.metrics = MemberMetrics()
         self.forward.set_max_batch_size(max_batch)
         self.forward.set_batch_wait_timeout_s(batch_wait_ms / 1000.0)
-        clip = self.clip
+        clip = self.member.clip
         with torch.inference_mode():  # one-off kernel setup before the first request
             self.model(torch.zeros(1, 3, clip.num_frames, clip.size, clip.size))
 
@@ -83,7 +81,7 @@ class Member:
     def _forward(self, videos: list[DecodedVideo]) -> list:
         start = time.perf_counter()
         try:
-            results = list(run_member(self.clip, self.model, videos).logits)
+            results = list(run_member(self.member, self.model, videos, self.aggregate).logits)
         except Exception as e:
             if len(videos) == 1:
                 log.exception("member forward failed on %s", videos[0].path)
@@ -209,7 +207,7 @@ def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader
     load_pool : callable
         Picklable; returns the served pool (see ``condsel.serve.routing``).
     loaders : dict
-        Member name -> picklable callable returning ``(ClipSpec, network)``.
+        Member name -> picklable callable returning ``(PoolMember, network, view aggregation)``.
     options : ServeOptions
         Batching, replicas, upload limit, threads.
 

@@ -3,8 +3,9 @@
 A *served pool* is what the ingress holds. It exposes the policy protocol's
 online half (``next_members`` / the final answer), the frames to decode, each
 member's ``clips`` (how it samples), the default ``threshold`` and a
-description for ``GET /v1/models``. ``RunPool`` adapts a run directory, so
-the service answers exactly what ``condsel predict`` answers on the same file.
+description for ``GET /v1/models``. ``RunPool`` adapts a run directory and its
+fitted policy, so the service answers exactly what ``condsel predict``
+answers on the same file.
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ import numpy as np
 from torch import nn
 
 from condsel.models.costs import FLOP_CONVENTION
+from condsel.pool.config import PoolMember
 from condsel.pool.predict import _prediction, decode_for
 from condsel.pool.run_dir import Run, load_run
-from condsel.selection.curves import choose_models
 from condsel.video.decode import DecodedVideo
-from condsel.video.sampling import ClipSpec
 
 MemberCall = Callable[[str, DecodedVideo], Awaitable[np.ndarray]]
+MemberLoader = Callable[[], tuple[PoolMember, nn.Module, str]]
 
 
 class RunPool:
-    """A run directory's pool and selector, served: backbone, then the selector's choice.
+    """A run directory's pool and fitted policy, served: whatever the policy asks for, until it stops.
+
+    The paper's selector runs the backbone, then its choice; a cascade runs
+    members in order and fuses them. Answers are ``condsel predict``'s.
 
     Parameters
     ----------
@@ -37,8 +41,6 @@ class RunPool:
     threshold : float
         The operating threshold used when a request does not give one.
     """
-
-    name = "selector"
 
     def __init__(self, run: Run, threshold: float):
         self.run = run
@@ -55,57 +57,48 @@ class RunPool:
         return list(self.run.order)
 
     def decode(self, path: str | Path) -> DecodedVideo:
-        """Decode, once, the frames that every member may need."""
+        """Decode, once, the frames that every member the policy may run needs."""
         return decode_for(self.run, path)
 
-    def _chosen(self, backbone_logits: np.ndarray, threshold: float) -> int:
-        selector = self.run.selector
-        proba = selector.predict_proba(selector.features(np.asarray(backbone_logits)[None]))
-        return int(choose_models(proba, threshold)[0])
-
     def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float) -> list[str]:
-        """``[backbone]`` at the start, then the selector's choice unless it is the backbone, then ``[]``."""
-        backbone = self.run.backbone
-        if backbone not in outputs:
-            return [backbone]
-        chosen = self.run.order[self._chosen(outputs[backbone], threshold)]
-        return [] if chosen in outputs else [chosen]
+        return self.run.policy.next_members(outputs, threshold)
 
     def answer(self, video: str, outputs: Mapping[str, np.ndarray], threshold: float, seconds: float) -> dict:
-        """The ``condsel predict --json`` object for a video whose members have all run."""
-        k = self._chosen(outputs[self.run.backbone], threshold)
-        name = self.run.order[k]
-        return _prediction(self.run, video, outputs[name], name, self.run.selection_costs[k], seconds).to_dict()
+        """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order)."""
+        policy, ran = self.run.policy, list(outputs)
+        gflops = sum(policy.gflops_[m] for m in ran) + policy.overhead_gflops_
+        return _prediction(self.run, video, policy.final_scores(outputs), ran, gflops, seconds).to_dict()
 
     def describe(self) -> dict:
-        """The pool for ``GET /v1/models``: members in pool order with their GFLOPs per video."""
-        run = self.run
+        """The pool for ``GET /v1/models``: members in the policy's order with their GFLOPs per video."""
+        run, policy = self.run, self.run.policy
         return {
-            "policy": self.name,
+            "policy": policy.name,
             "threshold": self.threshold,
             "backbone": run.backbone,
-            "pool": [{"name": m, "gflops": run.gflops[m], "gflops_when_chosen": float(c)} for m, c in zip(run.order, run.selection_costs)],
-            "policy_gflops": run.selector_gflops,
+            "pool": [{"name": m, "gflops": run.gflops[m]} for m in run.order],
+            "policy_gflops": policy.overhead_gflops_,
             "classes": len(run.class_names),
+            "random_weights": run.random_weights,
             "flop_convention": FLOP_CONVENTION,
         }
 
 
-def run_member_loader(root: str | Path, name: str) -> tuple[ClipSpec, nn.Module]:
-    """Clip sampling and network of member ``name`` of a run directory (for a member deployment)."""
+def run_member_loader(root: str | Path, name: str) -> tuple[PoolMember, nn.Module, str]:
+    """Member ``name`` of a run directory, its network and the run's view aggregation (for a member deployment)."""
     run = load_run(root)
-    return run.members[name].clip, run.models[name]
+    return run.members[name], run.models[name], run.aggregate
 
 
-def run_member_loaders(root: str | Path) -> dict[str, Callable[[], tuple[ClipSpec, nn.Module]]]:
-    """One picklable loader per member of a run directory, in pool order."""
+def run_member_loaders(root: str | Path) -> dict[str, MemberLoader]:
+    """One picklable loader per member the run's policy may run, in its order."""
     return {name: partial(run_member_loader, str(root), name) for name in load_run(root).order}
 
 
 async def execute(pool, call: MemberCall, video: DecodedVideo, threshold: float) -> dict[str, np.ndarray]:
     """Run the members ``pool.next_members`` asks for until it says stop; members asked together run concurrently.
 
-    The asynchronous mirror of ``condsel.pool.predict``'s loop: ``call(name,
+    The asynchronous mirror of ``condsel.pool.predict.execute``: ``call(name,
     video)`` returns that member's class logits for the video.
     """
     outputs: dict[str, np.ndarray] = {}
