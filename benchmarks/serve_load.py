@@ -109,7 +109,8 @@ class SharesPool:
         probs = softmax(np.asarray(outputs[model], dtype=np.float64))
         c = int(probs.argmax())
         gflops = sum(self.gflops[m] for m in outputs)
-        return {"video": video, "label": str(c), "score": float(probs[c]), "model": model, "gflops": gflops, "seconds": seconds}
+        return {"video": video, "label": str(c), "score": float(probs[c]), "model": model, "members": list(outputs),
+                "gflops": gflops, "seconds": seconds, "random_weights": True}
 
     def describe(self):
         return {"policy": self.name, "first": self.first, "shares": {str(k): v for k, v in self.then.items()}, "gflops": self.gflops}
@@ -127,17 +128,16 @@ def interleave(shares: dict, length: int) -> list:
 
 
 def x3d_member(config_path: str, name: str):
-    from condsel import models
-
     member = load_pool_config(config_path).member(name)
-    return member.clip_spec, models.create_model(member.arch, member.num_classes)
+    return member, member.build(random_weights=True), "logits"
 
 
 def demo_shares(run_dir: Path) -> dict[str, float]:
     """X3D shares from the demo's chosen-model shares at its default operating point (see the module docstring)."""
     summary = json.loads((run_dir.parent / "summary.json").read_text())
     share = summary["latency"]["chosen_share"]
-    order = load_run(run_dir).order
+    run = load_run(run_dir)
+    order = sorted(run.order, key=run.gflops.get)  # backbone, middle, costliest
     backbone, middle, largest = share[order[0]], share[order[1]], share[order[-1]]
     return {"x3d_xs": backbone, "x3d_s": middle / 2, "x3d_m": middle / 2, "x3d_l": largest}
 
@@ -228,7 +228,7 @@ def bench_pool(serve, build_graph, name, largest, policy, videos, args, base) ->
 
 def synthetic_pool(run_dir: Path):
     run = load_run(run_dir)
-    largest = run.order[-1]
+    largest = max(run.order, key=run.gflops.get)
     loaders = run_member_loaders(run_dir)
     clips = {largest: run.members[largest].clip}
     alone = partial(SharesPool, clips, dict(run.gflops), len(run.class_names), largest, {None: 1.0})
@@ -237,7 +237,7 @@ def synthetic_pool(run_dir: Path):
 
 def x3d_pools(config_path: Path, shares: dict[str, float]):
     config = load_pool_config(config_path)
-    clips = {m.name: m.clip_spec for m in config.members}
+    clips = {m.name: m.clip for m in config.members}
     gflops = {m.name: m.gflops_per_video for m in config.members}
     loaders = {m.name: partial(x3d_member, str(config_path), m.name) for m in config.members}
     classes = config.members[0].num_classes
