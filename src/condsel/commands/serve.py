@@ -7,13 +7,15 @@ import os
 
 DESCRIPTION = """\
 Serve conditional inference over HTTP with Ray Serve. Each upload is decoded
-once; the backbone runs, the run's policy (the selector) chooses, the chosen
-member runs. Every pool member is its own deployment with dynamic batching
-(--max-batch videos, waiting up to --batch-wait-ms) and its own replicas.
+once; then the run's policy asks for members until it stops (the selector: the
+backbone, then its choice; a cascade: members in order, fused). Every pool
+member is its own deployment with dynamic batching (--max-batch videos,
+waiting up to --batch-wait-ms) and its own replicas.
 
   POST /v1/predict   multipart: file field `video`, optional `threshold`; answers
-                     {"video", "label", "score", "model", "gflops", "seconds"} as
-                     `condsel predict --json` does (video = the upload's filename).
+                     the object `condsel predict --json` gives ({"video", "label",
+                     "score", "model", "members", "gflops", "seconds",
+                     "random_weights"}; video = the upload's filename).
                      400 empty upload or no `video` field, 413 over --max-upload-mb,
                      422 not a decodable video (the decoder's message) or a bad
                      threshold, 500 a member failed on this video.
