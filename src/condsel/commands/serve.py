@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="serve a run directory over HTTP (Ray Serve)", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory (e.g. DIR/synthetic/run from condsel demo)")
+    p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory (condsel fit --out, or DIR/synthetic/run from condsel demo)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     point = p.add_mutually_exclusive_group()
