@@ -77,7 +77,8 @@ def test_static_choices_hand_case():
     assert choices.members == [("a",), ("b",), ("a", "b")]
     np.testing.assert_allclose(choices.gflops, [1.0, 3.0, 4.0])
     # fused mean: [.65,.35] right, [.35,.65] right, [.25,.75] right, [.575,.425] right
-    np.testing.assert_allclose(choices.metric(labels), [50.0, 75.0, 100.0])
+    np.testing.assert_allclose(choices.values, [50.0, 75.0, 100.0])
+    np.testing.assert_allclose(choices.probs(2), (np.exp(a) + np.exp(b)) / 2)
     points = static_points(choices, labels)
     assert [p["members"] for p in points] == [["a"], ["b"], ["a", "b"]]
     assert [p["gflops"] for p in static_hull(points, "top1")] == [1.0, 4.0]  # b lies under the a..a+b chord
