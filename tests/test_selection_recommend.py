@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.datasets.ucf101 import load_ucf101_split1
+from conftest import ucf101_slice
+
 from condsel.selection.crossfit import cross_fit, held_out_curve, held_out_routes
 from condsel.selection.evaluate import fold_ids
 from condsel.selection.fronts import THRESHOLDS, candidates, compare_policies
@@ -17,13 +18,9 @@ from condsel.selection.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
-
-
 @pytest.fixture(scope="module")
 def ucf() -> PredictionTable:
-    table = load_ucf101_split1().with_costs(UCF_COSTS)
-    return table.subset(np.random.default_rng(1).permutation(table.num_samples)[:900])
+    return ucf101_slice(1)
 
 
 def _cascade():
