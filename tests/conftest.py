@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from condsel._io import torch_threads
+from condsel.datasets.ucf101 import load_ucf101_split1
+from condsel.selection.table import PredictionTable
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -35,3 +38,13 @@ def one_torch_thread():
     """
     with torch_threads(1):
         yield
+
+
+# the README's derived GFLOPs per video of the five DMC-Net/CoViAR models
+UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
+
+
+def ucf101_slice(seed: int, videos: int = 900) -> PredictionTable:
+    """A random slice of the bundled UCF101 split-1 table (real DMC-Net/CoViAR scores), costs attached."""
+    table = load_ucf101_split1().with_costs(UCF_COSTS)
+    return table.subset(np.random.default_rng(seed).permutation(table.num_samples)[:videos])

@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,6 @@ REAL_VIDEO = FIXTURES / "videos" / "arm_wrestling_cut.mp4"
 CLASSES = len(CLASS_NAMES)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@contextmanager
-def working_directory(path: Path):
-    before = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def write_pool(root: Path, members: dict[str, str], checkpoints: dict[str, str]) -> Path:
@@ -190,7 +179,7 @@ def walkthrough_commands() -> list[list[str]]:
     return [shlex.split(line) for block in blocks for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
-def test_the_walkthrough_runs_as_written(tmp_path, capsys):
+def test_the_walkthrough_runs_as_written(tmp_path, capsys, monkeypatch):
     """docs/your_pool.md, command by command, with random-weight checkpoints and a small pool of the same names."""
     (tmp_path / "checkpoints").mkdir()
     save_pytorchvideo_checkpoint("x3d_xs", tmp_path / "checkpoints" / "X3D_XS.pyth", seed=0)
@@ -217,8 +206,8 @@ def test_the_walkthrough_runs_as_written(tmp_path, capsys):
             continue
         assert argv[0] == "condsel", argv
         capsys.readouterr()
-        with working_directory(tmp_path):
-            assert main(argv[1:]) == 0, argv
+        monkeypatch.chdir(tmp_path)
+        assert main(argv[1:]) == 0, argv
         if argv[1] == "predict":
             results = json.loads(capsys.readouterr().out)
             assert [r["video"] for r in results] == ["videos/new_1.mp4", "videos/new_2.mp4"]
@@ -227,7 +216,7 @@ def test_the_walkthrough_runs_as_written(tmp_path, capsys):
     assert "calibration.png" in (tmp_path / "run" / "report.html").read_text()
     (snippet,) = re.findall(r"```python\n(.*?)```", WALKTHROUGH.read_text(encoding="utf-8"), flags=re.S)
     capsys.readouterr()
-    with working_directory(tmp_path):
-        exec(compile(snippet, str(WALKTHROUGH), "exec"), {})
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, str(WALKTHROUGH), "exec"), {})
     printed = capsys.readouterr().out
     assert "'video': 'videos/new_1.mp4'" in printed and "'members': ['x3d_xs'" in printed

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from condsel.datasets.ucf101 import load_ucf101_split1
+from conftest import ucf101_slice
+
 from condsel.selection.fusion import MemberOutputs
 from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
 from condsel.selection.curves import choose_models
@@ -24,14 +25,9 @@ from condsel.selection.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
-
-
 @pytest.fixture(scope="module")
 def ucf() -> PredictionTable:
-    """A 900-video slice of the bundled UCF101 split-1 table (real DMC-Net/CoViAR scores)."""
-    table = load_ucf101_split1().with_costs(UCF_COSTS)
-    return table.subset(np.random.default_rng(0).permutation(table.num_samples)[:900])
+    return ucf101_slice(0)
 
 
 def multilabel_table(n=500, c=6, seed=0) -> PredictionTable:

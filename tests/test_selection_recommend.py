@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.datasets.ucf101 import load_ucf101_split1
+from conftest import ucf101_slice
+
 from condsel.selection.crossfit import cross_fit, held_out_curve, held_out_routes
 from condsel.selection.evaluate import fold_ids
 from condsel.selection.fronts import THRESHOLDS, candidates, compare_policies
@@ -17,13 +18,9 @@ from condsel.selection.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-UCF_COSTS = {"mv": 44.36, "residual": 45.34, "flow": 44.36, "gen_flow": 50.07, "iframe": 287.79}
-
-
 @pytest.fixture(scope="module")
 def ucf() -> PredictionTable:
-    table = load_ucf101_split1().with_costs(UCF_COSTS)
-    return table.subset(np.random.default_rng(1).permutation(table.num_samples)[:900])
+    return ucf101_slice(1)
 
 
 def _cascade():
@@ -77,7 +74,8 @@ def test_static_choices_hand_case():
     assert choices.members == [("a",), ("b",), ("a", "b")]
     np.testing.assert_allclose(choices.gflops, [1.0, 3.0, 4.0])
     # fused mean: [.65,.35] right, [.35,.65] right, [.25,.75] right, [.575,.425] right
-    np.testing.assert_allclose(choices.metric(labels), [50.0, 75.0, 100.0])
+    np.testing.assert_allclose(choices.values, [50.0, 75.0, 100.0])
+    np.testing.assert_allclose(choices.probs(2), (np.exp(a) + np.exp(b)) / 2)
     points = static_points(choices, labels)
     assert [p["members"] for p in points] == [["a"], ["b"], ["a", "b"]]
     assert [p["gflops"] for p in static_hull(points, "top1")] == [1.0, 4.0]  # b lies under the a..a+b chord

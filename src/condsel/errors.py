@@ -10,3 +10,7 @@ exit status 2, and is the only place that does.
 
 class CondselError(ValueError):
     """Bad input; ``str()`` says what and where (the file, the row, the option)."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator (a policy, the selector) was used before ``fit``, as scikit-learn's ``NotFittedError``."""

@@ -71,20 +71,15 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collections import Counter
-    from math import comb
     from pathlib import Path
 
-    import numpy as np
     from tqdm import tqdm
 
-    from condsel._io import atomic_dir, torch_threads, write_json
+    from condsel._io import atomic_dir, write_json
     from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
     from condsel.report.plots import plot_curves
-    from condsel.selection.backbone import choose_backbone
-    from condsel.selection.evaluate import SelectionConfig, cross_validate, fold_ids
-    from condsel.selection.fronts import candidates, compare_policies, parse_policies
-    from condsel.selection.recommend import budget_grid
+    from condsel.selection.evaluate import SelectionConfig
+    from condsel.selection.fronts import count_fits, evaluate_policies, parse_policies
     from condsel.selection.sources import default_costs, load_table
     from condsel.selection.summary import format_summary
 
@@ -95,40 +90,22 @@ def run(args: argparse.Namespace) -> int:
     if args.costs:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
-    if len(table.logits) < 2:
-        raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
-    if args.backbone is not None and args.backbone not in table.logits:
-        raise ValueError(f"--backbone {args.backbone!r} is not among the models {sorted(table.logits)}")
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
         alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
         bootstrap=args.bootstrap, budgets=args.budget or [],
     )
-    folds = fold_ids(table, config.folds, config.seed)
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
-    selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
-    makers = candidates(names, args.backbone, selector_params)
-    fits = config.folds + (comb(config.folds, 2) if config.folds >= 3 else 0)
-    with torch_threads(1), tqdm(total=len(makers) * fits, desc="policies", unit="fit") as bar:
-        budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
-        compared = compare_policies(table, folds, makers, config.seed, config.bootstrap, budgets, progress=bar.update)
-        backbone = args.backbone
-        if backbone is None:  # the paper's curve uses the backbone most outer folds chose on their training folds
-            chosen = compared.pop("selector_backbones", None) or [
-                choose_backbone(table.subset(folds != k), config.selector_input, config.seed) for k in range(config.folds)
-            ]
-            backbone = Counter(chosen).most_common(1)[0][0]
-            print(f"backbone chosen on the training folds: {backbone} (per fold: {chosen})")
-        compared.pop("selector_backbones", None)
-        summary = cross_validate(table, backbone, config)
-    for member, why in compared["pruned"].items():
+    with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
+        summary = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
+    if summary["backbone_chosen"]:
+        print(f"backbone chosen on the training folds: {summary['backbone']}")
+    for member, why in summary["pruned"].items():
         print(f"pruned {member} (on training folds): {why}")
-    summary["backbone_chosen"] = args.backbone is None
-    summary.update(compared)
     summary["cost_derivation"] = derivation
     with atomic_dir(args.out) as out:
         write_json(out / "summary.json", summary)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from math import comb
 
 import numpy as np
 
+from condsel._io import torch_threads
+from condsel.selection.backbone import choose_backbone
 from condsel.selection.crossfit import cross_fit, held_out_curve
+from condsel.selection.evaluate import SelectionConfig, cross_validate, fold_ids
 from condsel.selection.policies import POLICIES, Policy
 from condsel.selection.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
 from condsel.selection.static import fusion_oracle, static_choices, static_hull, static_points
@@ -112,3 +117,76 @@ def compare_policies(
         out["selector_budgets"] = nested(["selector"])  # the paper's selector alone, thresholds chosen the same nested way
         out["selector_backbones"] = [fits["selector"].outer[k].policy.members_[0] for k in sorted(fits["selector"].outer)]
     return out
+
+
+def count_fits(names: Sequence[str], folds: int) -> int:
+    """How many policy fits :func:`evaluate_policies` makes (outer folds, plus the nested pairs from 3 folds on)."""
+    return len(candidates(list(names), None, {})) * (folds + (comb(folds, 2) if folds >= 3 else 0))
+
+
+def evaluate_policies(
+    table: PredictionTable,
+    backbone: str | None = None,
+    policies: str | Sequence[str] = "all",
+    config: SelectionConfig | None = None,
+    progress: Callable[[], None] | None = None,
+) -> dict:
+    """The whole ``condsel table`` procedure: every policy, the baselines and the recommended front.
+
+    Every choice (backbone, pool order, thresholds, the policy per budget) is
+    made on training folds only; held-out folds are only reported.
+
+    Parameters
+    ----------
+    table : PredictionTable
+        Per-model outputs with costs attached (``table.with_costs``).
+    backbone : str, optional
+        The paper's selector's backbone; by default the one most outer folds
+        choose on their training folds.
+    policies : "all" or list of str
+        Among ``selector``, ``cascade``, ``learned_cascade``, ``ensemble_selector``.
+    config : SelectionConfig, optional
+        Folds, seed, alpha, bootstrap replicates and budgets (defaults otherwise).
+    progress : callable, optional
+        Called once per policy fit (see :func:`count_fits`).
+
+    Returns
+    -------
+    dict
+        The ``summary.json`` document: the paper's selector summary (see
+        :func:`condsel.selection.evaluate.cross_validate`) plus ``policies``,
+        ``static``, ``static_hull``, ``fusion_oracle``, ``recommended``,
+        ``selector_budgets``, ``pruned`` and ``backbone_chosen``.
+
+    Examples
+    --------
+    >>> from condsel import load_table, default_costs, SelectionConfig
+    >>> table = load_table("ucf101-split1")
+    >>> table = table.with_costs(default_costs(table)[0]).select_models(["mv", "flow", "iframe"])
+    >>> summary = evaluate_policies(table, policies=["cascade"], config=SelectionConfig(folds=3, bootstrap=0))
+    >>> sorted(summary["policies"])
+    ['cascade', 'cascade_stacked']
+    """
+    config = SelectionConfig() if config is None else config
+    names = parse_policies(policies if isinstance(policies, str) else ",".join(policies))
+    if len(table.logits) < 2:
+        raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
+    if backbone is not None and backbone not in table.logits:
+        raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
+    folds = fold_ids(table, config.folds, config.seed)
+    selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
+    given = backbone is not None
+    with torch_threads(1):
+        budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
+        compared = compare_policies(table, folds, candidates(names, backbone, selector_params), config.seed,
+                                    config.bootstrap, budgets, progress=progress)
+        chosen = compared.pop("selector_backbones", None)
+        if not given:  # the paper's curve uses the backbone most outer folds chose on their training folds
+            chosen = chosen or [choose_backbone(table.subset(folds != k), config.selector_input, config.seed)
+                                for k in range(config.folds)]
+            backbone = Counter(chosen).most_common(1)[0][0]
+            log.info("backbone chosen on the training folds: %s (per fold: %s)", backbone, chosen)
+        summary = cross_validate(table, backbone, config)
+    summary["backbone_chosen"] = not given
+    summary.update(compared)
+    return summary

@@ -56,11 +56,12 @@ class MemberOutputs:
             self._probs[member] = probabilities(self.logits[member], self.multilabel)
         return self._probs[member]
 
-    def fuse(self, members: Sequence[str], weights: np.ndarray | None = None) -> np.ndarray:
-        """As :func:`fuse` on these members' logits."""
+    def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """As :func:`fuse` on these members' logits (on ``rows`` only, when given)."""
+        rows = slice(None) if rows is None else rows
         if weights is None:
-            return np.mean([self.probs(m) for m in members], axis=0)
-        return fuse([self.logits[m] for m in members], self.multilabel, weights)
+            return np.mean([self.probs(m)[rows] for m in members], axis=0)
+        return fuse([self.logits[m][rows] for m in members], self.multilabel, weights)
 
 
 def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:

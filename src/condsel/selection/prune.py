@@ -26,7 +26,7 @@ def prune_members(table: PredictionTable, max_members: int = 4, max_size: int = 
     use them (ties to the cheaper); the first ``max_members`` are kept.
     """
     choices = static_choices(table, max_size)
-    values = choices.metric(table.labels)
+    values = choices.values
     best_before = np.r_[-np.inf, np.maximum.accumulate(values)[:-1]]
     front = [choices.members[i] for i in np.flatnonzero(values > best_before)]
     uses = {m: sum(m in c for c in front) for m in table.models}

@@ -22,6 +22,7 @@ from torch import nn
 
 from condsel.selection.affinity import softmax
 from condsel._io import atomic_path, torch_threads
+from condsel.errors import NotFittedError
 from condsel.models.costs import count_gflops
 
 INPUT_KINDS = ("sorted", "probs", "probs+sorted")
@@ -126,16 +127,24 @@ class Selector:
                 optimizer.step()
             schedule.step()
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise NotFittedError("this Selector is not fitted yet; call fit(X, G) first")
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(M_k | x) for each row of ``X`` (N, D): (N, K), rows sum to 1."""
+        self._check_fitted()
         inputs = torch.from_numpy((np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_)
         with torch.no_grad(), torch_threads(1):
             return torch.softmax(self.net_(inputs), dim=1).numpy()
 
     def gflops(self) -> float:
         """Cost of one selector call (one sample), counted from its graph."""
+        self._check_fitted()
         return count_gflops(self.net_, torch.zeros(1, len(self.mean_)))
 
     def save(self, path: str | Path) -> None:
+        self._check_fitted()
         state = {
             "config": self._config(),
             "mean": torch.from_numpy(self.mean_),

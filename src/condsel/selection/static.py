@@ -23,26 +23,20 @@ MAX_LISTED = 100  # beyond this many subsets only the Pareto ones are listed
 
 @dataclass(frozen=True)
 class StaticChoices:
-    """Every static choice, by ascending cost: members, cost, fused probabilities."""
+    """Every static choice, by ascending cost, scored on one table.
+
+    Fused probabilities are not kept (a large pool has thousands of subsets);
+    :meth:`probs` recomputes one choice's on demand.
+    """
 
     members: list[tuple[str, ...]]
     gflops: np.ndarray  # (S,)
-    probs: list[np.ndarray]  # S arrays (N, C)
+    values: np.ndarray  # (S,) top-1 or mAP, %
+    per_sample: np.ndarray  # (N, S) top-1 hits (single-label) or fused losses (multi-label)
+    outputs: MemberOutputs
 
-    def metric(self, labels: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(S,) top-1 or mAP (%) of each choice, on ``rows`` (default all)."""
-        rows = slice(None) if rows is None else rows
-        if labels.ndim == 2:
-            return np.array([100 * mean_average_precision(p[rows], labels[rows]) for p in self.probs])
-        return 100 * self.hits(labels)[rows].mean(axis=0)
-
-    def hits(self, labels: np.ndarray) -> np.ndarray:
-        """(N, S) per-sample top-1 hits (single-label)."""
-        return np.stack([p.argmax(axis=1) == labels for p in self.probs], axis=1)
-
-    def losses(self, labels: np.ndarray) -> np.ndarray:
-        """(N, S) per-sample cross-entropy (BCE for multi-label) of each choice's fused probabilities."""
-        return np.stack([fused_loss(p, labels) for p in self.probs], axis=1)
+    def probs(self, i: int, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.outputs.fuse(self.members[i], rows=rows)
 
 
 def subsets(members: list[str], max_size: int = 3) -> list[tuple[str, ...]]:
@@ -57,14 +51,22 @@ def static_choices(table: PredictionTable, max_size: int = 3, members: list[str]
     costs = np.array([sum(table.gflops[m] for m in c) for c in chosen])
     order = np.argsort(costs, kind="stable")
     outputs = MemberOutputs(table.logits, table.multilabel)
-    probs = [outputs.fuse(chosen[i]) for i in order]
-    return StaticChoices([chosen[i] for i in order], costs[order], probs)
+    values, per_sample = [], []
+    for i in order:
+        p = outputs.fuse(chosen[i])
+        if table.multilabel:
+            values.append(100 * mean_average_precision(p, table.labels))
+            per_sample.append(fused_loss(p, table.labels).astype(np.float32))
+        else:
+            per_sample.append(p.argmax(axis=1) == table.labels)
+            values.append(100 * per_sample[-1].mean())
+    return StaticChoices([chosen[i] for i in order], costs[order], np.array(values), np.stack(per_sample, axis=1), outputs)
 
 
 def static_points(choices: StaticChoices, labels: np.ndarray) -> list[dict]:
     """The summary's ``static`` list: every choice (only the Pareto ones when there are many)."""
     metric = "map" if labels.ndim == 2 else "top1"
-    values = choices.metric(labels)
+    values = choices.values
     keep = np.arange(len(values))
     if len(values) > MAX_LISTED:
         best = np.maximum.accumulate(values)
@@ -90,18 +92,20 @@ def static_front(points: list[dict], metric: str) -> list[dict]:
 def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = 51) -> list[dict]:
     """Per sample, the cheapest static choice that is right (lowest loss for multi-label), cheapest upgrades first."""
     if labels.ndim == 1:
-        cost, acc = oracle_curve(choices.hits(labels), choices.gflops)
+        cost, acc = oracle_curve(choices.per_sample, choices.gflops)
         idx = np.unique(np.linspace(0, len(cost) - 1, min(500, len(cost))).round().astype(int))
         return [{"gflops": float(cost[i]), "top1": float(100 * acc[i])} for i in idx]
-    best = choices.losses(labels).argmin(axis=1)
-    extra = choices.gflops[best] - choices.gflops[0]
-    upgrade = np.argsort(extra, kind="stable")
-    rows = np.arange(len(labels))
-    stacked = np.stack(choices.probs)
-    out = []
+    best = choices.per_sample.argmin(axis=1)
+    upgrade = np.argsort(choices.gflops[best] - choices.gflops[0], kind="stable")
+    scores = choices.probs(0)
+    picks = np.zeros(len(labels), dtype=np.int64)
+    done, out = 0, []
     for n_up in np.unique(np.linspace(0, len(labels), points).round().astype(int)):
-        picks = np.zeros(len(labels), dtype=np.int64)
-        picks[upgrade[:n_up]] = best[upgrade[:n_up]]
-        out.append({"gflops": float(choices.gflops[picks].mean()), "map": float(100 * mean_average_precision(stacked[picks, rows], labels))})
+        rows = upgrade[done:n_up]
+        for j in np.unique(best[rows]):
+            these = rows[best[rows] == j]
+            scores[these] = choices.probs(int(j), these)
+            picks[these] = j
+        done = n_up
+        out.append({"gflops": float(choices.gflops[picks].mean()), "map": float(100 * mean_average_precision(scores, labels))})
     return out
-

@@ -25,15 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import write_json
+from condsel.errors import NotFittedError
 from condsel.selection.fusion import probabilities
 from condsel.selection.metrics import mean_average_precision, topk_correct
 from condsel.selection.table import PredictionTable
 
 POLICY_FILE = "policy.json"
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A policy was used before :meth:`Policy.fit` (as scikit-learn's ``NotFittedError``)."""
 
 
 @dataclass(frozen=True)

@@ -48,21 +48,19 @@ class EnsembleSelectorPolicy(SelectorPolicy):
             raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
         outputs = MemberOutputs(table.logits, table.multilabel)
         others = [m for m in table.models if m != backbone]
-        entries, costs, values, probs = [], [], [], []
+        entries, costs, values = [], [], []
         for size in range(0, self.max_size + 1):
             for extra in itertools.combinations(others, size):
                 run = (backbone, *extra)
-                fused = [(run, outputs.fuse(run))] + ([(extra, outputs.fuse(extra))] if extra else [])
-                scored = [(metric_value(p, table.labels), len(f), f, p) for f, p in fused]
-                value, _, fuse_members, p = max(scored, key=lambda s: (s[0], s[1]))
+                scored = [(metric_value(outputs.fuse(f), table.labels), len(f), f) for f in ([run, extra] if extra else [run])]
+                value, _, fuse_members = max(scored)
                 entries.append({"run": list(run), "fuse": list(fuse_members), "gflops": float(sum(table.gflops[m] for m in run))})
                 costs.append(entries[-1]["gflops"])
                 values.append(value)
-                probs.append(p)
         keep = [0] + [int(i) for i in pareto_indices(np.array(costs), np.array(values)) if i != 0]
         keep = sorted(keep, key=lambda i: costs[i])
         self.entries_ = [entries[i] for i in keep]
-        losses = np.stack([fused_loss(probs[i], table.labels) for i in keep], axis=1)
+        losses = np.stack([fused_loss(outputs.fuse(e["fuse"]), table.labels) for e in self.entries_], axis=1)
         relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
         if self.temperature is None:
             targets = hard_affinity(losses, relative, self.alpha)
