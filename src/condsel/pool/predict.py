@@ -104,7 +104,8 @@ def video_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMember
     return run_members
 
 
-def _prediction(run: Run, path, scores: np.ndarray, members: list[str], gflops: float, seconds: float) -> Prediction:
+def make_prediction(run: Run, path, scores: np.ndarray, members: list[str], gflops: float, seconds: float) -> Prediction:
+    """The answer ``predict --json`` and ``serve`` give for one video: its top class, the members run, their cost."""
     c = int(np.argmax(scores))
     return Prediction(str(path), run.class_names[c], float(scores[c]), members[-1], members, float(gflops), seconds,
                       run.random_weights)
@@ -123,7 +124,7 @@ def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: boo
     start = time.perf_counter()
     video = decode_for(run, path)
     scores, ran, gflops = execute(run.policy, video_runner(run, video, load_chosen), threshold)
-    return _prediction(run, path, scores, ran, gflops, time.perf_counter() - start)
+    return make_prediction(run, path, scores, ran, gflops, time.perf_counter() - start)
 
 
 def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
@@ -131,7 +132,7 @@ def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
     start = time.perf_counter()
     video = decode_for(run, path, [name])
     logits = video_runner(run, video)([name])[name]
-    return _prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], run.gflops[name],
+    return make_prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], run.gflops[name],
                        time.perf_counter() - start)
 
 
@@ -159,5 +160,5 @@ def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> 
     for p, out in zip(paths, outputs):
         ran = list(out)
         gflops = sum(run.policy.gflops_[m] for m in ran) + run.policy.overhead_gflops_
-        results.append(_prediction(run, p, run.policy.final_scores(out), ran, gflops, per_video))
+        results.append(make_prediction(run, p, run.policy.final_scores(out), ran, gflops, per_video))
     return results

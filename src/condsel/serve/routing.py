@@ -20,7 +20,7 @@ from torch import nn
 
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.pool.config import PoolMember
-from condsel.pool.predict import _prediction, decode_for
+from condsel.pool.predict import decode_for, make_prediction
 from condsel.pool.run_dir import Run, load_run
 from condsel.video.decode import DecodedVideo
 
@@ -67,7 +67,7 @@ class RunPool:
         """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order)."""
         policy, ran = self.run.policy, list(outputs)
         gflops = sum(policy.gflops_[m] for m in ran) + policy.overhead_gflops_
-        return _prediction(self.run, video, policy.final_scores(outputs), ran, gflops, seconds).to_dict()
+        return make_prediction(self.run, video, policy.final_scores(outputs), ran, gflops, seconds).to_dict()
 
     def describe(self) -> dict:
         """The pool for ``GET /v1/models``: members in the policy's order with their GFLOPs per video."""
