@@ -76,14 +76,9 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _prepare(self, table: PredictionTable):
-        missing = [m for m in self.members_ if m not in table.logits]
-        if missing:
-            raise ValueError(f"the table lacks pool members {missing} that this {self.name} policy runs")
+    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
         outputs = MemberOutputs(table.logits, table.multilabel)
-        probs = np.stack([outputs.fuse(e["fuse"]) for e in self.entries_])  # (E, N, C)
-        proba = self.selector_.predict_proba(self.selector_.features(table.logits[self.members_[0]]))
-        return probs, proba
+        return np.stack([outputs.fuse(e["fuse"]) for e in self.entries_])  # (E, N, C)
 
     def _route(self, prepared, threshold: float) -> Routing:
         probs, proba = prepared
@@ -97,15 +92,8 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         costs = np.array([self.gflops_[m] for m in self.members_])
         return Routing(ran, probs[picks, np.arange(n)], ran @ costs + self.overhead_gflops_)
 
-    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
-        backbone = self.members_[0]
-        if not outputs:
-            return [backbone]
-        if set(outputs) != {backbone}:
-            return []
-        proba = self.selector_.predict_proba(self.selector_.features(outputs[backbone][None]))
-        entry = self.entries_[int(choose_models(proba, threshold)[0])]
-        return [m for m in entry["run"] if m != backbone]
+    def _members_for(self, pick: int) -> list[str]:
+        return [m for m in self.entries_[pick]["run"] if m != self.members_[0]]
 
     def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         ran = set(outputs)

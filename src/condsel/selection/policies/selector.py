@@ -72,9 +72,19 @@ class SelectorPolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        probs = np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])  # (K, N, C)
-        proba = self.selector_.predict_proba(self.selector_.features(table.logits[self.members_[0]]))
-        return probs, proba
+        return self._choice_probs(table), self._confidences(table.logits[self.members_[0]])
+
+    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
+        """(K, N, C): the class probabilities each video ends with when the selector picks choice k."""
+        return np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])
+
+    def _confidences(self, backbone_logits: np.ndarray) -> np.ndarray:
+        """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
+        return self.selector_.predict_proba(self.selector_.features(backbone_logits))
+
+    def _members_for(self, pick: int) -> list[str]:
+        """The members still to run once the backbone has run and the selector picked choice ``pick``."""
+        return [] if pick == 0 else [self.members_[pick]]
 
     def _route(self, prepared, threshold: float) -> Routing:
         probs, proba = prepared
@@ -93,9 +103,7 @@ class SelectorPolicy(Policy):
             return [backbone]
         if set(outputs) != {backbone}:
             return []
-        proba = self.selector_.predict_proba(self.selector_.features(outputs[backbone][None]))
-        pick = int(choose_models(proba, threshold)[0])
-        return [] if pick == 0 else [self.members_[pick]]
+        return self._members_for(int(choose_models(self._confidences(outputs[backbone][None]), threshold)[0]))
 
     def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         others = [m for m in self.members_[1:] if m in outputs]
