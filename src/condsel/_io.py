@@ -17,6 +17,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import tomllib
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -73,6 +74,16 @@ def atomic_dir(path: str | Path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file as a dict; any read or syntax error names the file and ``what`` it should have been."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{path}: cannot read {what}: {e}") from e
 
 
 def write_json(path: str | Path, data) -> None:

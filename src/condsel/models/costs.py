@@ -10,11 +10,12 @@ out, which is also what the published figures for these families count.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from condsel._io import read_toml
 
 FLOP_CONVENTION = "GFLOPs = 1e9 multiply-adds (one multiply-add counted as one FLOP, as in X3D/fvcore)"
 
@@ -34,11 +35,7 @@ def count_gflops(model: torch.nn.Module, *inputs: torch.Tensor) -> float:
 def load_costs_toml(path: str | Path) -> dict[str, float]:
     """Read a ``[gflops]`` table (``name = value``) of per-video costs."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"{path}: cannot read costs file: {e}") from e
+    doc = read_toml(path, "costs file")
     table = doc.get("gflops")
     if not isinstance(table, dict) or not table:
         raise ValueError(f"{path}: expected a non-empty [gflops] table of name = value")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 from torch import nn
 
 from condsel import models
-from condsel._io import atomic_path
+from condsel._io import atomic_path, read_toml
 from condsel.video.sampling import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -231,11 +230,7 @@ def _member(path: Path, name: str, table: object) -> PoolMember:
 def load_pool_config(path: str | Path) -> PoolConfig:
     """Parse and validate a pool config file."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"{path}: cannot read pool config: {e}") from e
+    doc = read_toml(path, "pool config")
     unknown = sorted(set(doc) - {"backbone", "models"})
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {unknown}; expected 'backbone' and [models.*]")
