@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -198,13 +199,16 @@ def read_run_pool(root: str | Path) -> tuple[PoolConfig, list[str]]:
     return load_pool_config(pool_file), class_names
 
 
-def load_run(root: str | Path) -> Run:
-    """Read a run directory (from ``condsel fit`` or ``condsel demo``), every network built; errors name the file at fault.
+def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
+    """Read a run directory (from ``condsel fit`` or ``condsel demo``) and build its networks; errors name the file at fault.
 
     Parameters
     ----------
     root : path
         The run directory.
+    members : sequence of str, optional
+        Build only these members' networks (a serve replica holds one member;
+        ``[]`` builds none). By default, every member the policy may run.
 
     Returns
     -------
@@ -235,7 +239,8 @@ def load_run(root: str | Path) -> Run:
         raise ValueError(f"{policy_dir}: the policy runs {unknown}, which {pool_file} does not have")
     if random_weights:
         log.warning("%s: %s", root, RANDOM_WEIGHTS_NOTE)
-    running = replace(pool, members=tuple(m for m in pool.members if m.name in policy.members_))
+    wanted = policy.members_ if members is None else members
+    running = replace(pool, members=tuple(m for m in pool.members if m.name in wanted))
     return Run(
         root=root,
         pool=pool,

@@ -49,7 +49,7 @@ class RunPool:
 
     @classmethod
     def from_dir(cls, root: str | Path, threshold: float | None = None) -> RunPool:
-        run = load_run(root)
+        run = load_run(root, [])  # the ingress decides and answers; member deployments hold the networks
         return cls(run, run.threshold if threshold is None else threshold)
 
     @property
@@ -66,8 +66,7 @@ class RunPool:
     def answer(self, video: str, outputs: Mapping[str, np.ndarray], threshold: float, seconds: float) -> dict:
         """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order)."""
         policy, ran = self.run.policy, list(outputs)
-        gflops = sum(policy.gflops_[m] for m in ran) + policy.overhead_gflops_
-        return make_prediction(self.run, video, policy.final_scores(outputs), ran, gflops, seconds).to_dict()
+        return make_prediction(self.run, video, policy.final_scores(outputs), ran, policy.video_gflops(ran), seconds).to_dict()
 
     def describe(self) -> dict:
         """The pool for ``GET /v1/models``: members in the policy's order with their GFLOPs per video."""
@@ -86,13 +85,13 @@ class RunPool:
 
 def run_member_loader(root: str | Path, name: str) -> tuple[PoolMember, nn.Module, str]:
     """Member ``name`` of a run directory, its network and the run's view aggregation (for a member deployment)."""
-    run = load_run(root)
+    run = load_run(root, [name])
     return run.members[name], run.models[name], run.aggregate
 
 
 def run_member_loaders(root: str | Path) -> dict[str, MemberLoader]:
     """One picklable loader per member the run's policy may run, in its order."""
-    return {name: partial(run_member_loader, str(root), name) for name in load_run(root).order}
+    return {name: partial(run_member_loader, str(root), name) for name in load_run(root, []).order}
 
 
 async def execute(pool, call: MemberCall, video: DecodedVideo, threshold: float) -> dict[str, np.ndarray]:
