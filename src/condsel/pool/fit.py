@@ -26,8 +26,7 @@ from condsel.pool.run_dir import point_within_budget, save_run
 from condsel.report.plots import plot_operating_curve
 from condsel.selection.crossfit import CrossFits, cross_fit, held_out_curve
 from condsel.selection.evaluate import fold_ids
-from condsel.selection.fusion import probabilities
-from condsel.selection.policies import POLICIES, Policy, metric_name, metric_value
+from condsel.selection.policies import POLICIES, Policy, metric_name, single_values
 from condsel.selection.recommend import choose, nested_front
 from condsel.selection.table import PredictionTable
 
@@ -109,7 +108,7 @@ def _operating_point(curve: list[dict], table: PredictionTable, settings: FitSet
         return _points(*held_out_curve(fits, table, thresholds), thresholds, metric)[0]
     if settings.budget is not None:
         return point_within_budget(curve, settings.budget)
-    best_single = max(metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in table.logits)
+    best_single = max(single_values(table).values())
     return matching_point(curve, best_single, metric) or best_point(curve, metric)
 
 
@@ -231,8 +230,7 @@ def fit_run(
                     "(condsel.selection.recommend.choose); the operating point's figures are that choice "
                     "made and measured held out (nested cross-validation)",
         }
-    singles = {m: {"gflops": table.gflops[m], metric: metric_value(probabilities(table.logits[m], table.multilabel), table.labels)}
-               for m in table.models}
+    singles = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}
     notes["single_members"] = singles
     plot_operating_curve(result.curve, singles, point, Path(out) / "calibration.png", result.policy.name,
                          title=f"{result.policy.name} policy on {Path(store_root).name}: {result.folds}-fold CV, out of fold")

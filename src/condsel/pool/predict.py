@@ -79,7 +79,7 @@ def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[n
             raise RuntimeError(f"the {policy.name} policy asked to run {again} again")
         outputs.update({n: np.asarray(v) for n, v in run_member(list(names)).items()})
     ran = list(outputs)
-    return policy.final_scores(outputs), ran, float(sum(policy.gflops_[m] for m in ran) + policy.overhead_gflops_)
+    return policy.final_scores(outputs), ran, policy.video_gflops(ran)
 
 
 def decode_for(run: Run, path: str | Path, names: Sequence[str] | None = None) -> DecodedVideo:
@@ -159,6 +159,5 @@ def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> 
     results = []
     for p, out in zip(paths, outputs):
         ran = list(out)
-        gflops = sum(run.policy.gflops_[m] for m in ran) + run.policy.overhead_gflops_
-        results.append(make_prediction(run, p, run.policy.final_scores(out), ran, gflops, per_video))
+        results.append(make_prediction(run, p, run.policy.final_scores(out), ran, run.policy.video_gflops(ran), per_video))
     return results

@@ -16,8 +16,7 @@ import numpy as np
 
 from condsel.selection.crossfit import cross_fit, held_out_curve
 from condsel.selection.curves import curve_at, pareto_front
-from condsel.selection.fusion import probabilities
-from condsel.selection.policies.base import metric_value
+from condsel.selection.policies.base import single_values
 from condsel.selection.table import PredictionTable
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def choose_backbone(table: PredictionTable, selector_input: str = "sorted", seed
     if key in _CHOSEN:
         return _CHOSEN[key]
     gflops = {m: table.gflops[m] for m in table.models}
-    single = {m: metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in table.models}
+    single = single_values(table)
     c, v = pareto_front(np.array(list(gflops.values())), np.array(list(single.values())))
     candidates = [m for m in table.models if any(gflops[m] == x and single[m] == y for x, y in zip(c, v))]
     if len(candidates) == 1:

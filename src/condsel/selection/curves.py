@@ -129,12 +129,17 @@ def upper_hull(costs: np.ndarray, accs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.array([c for c, _ in hull]), np.array([a for _, a in hull])
 
 
+def pareto_indices(costs: np.ndarray, accs: np.ndarray) -> np.ndarray:
+    """Indices of the points no cheaper-or-equal point beats, ascending cost."""
+    order = np.lexsort((-accs, costs))
+    a = accs[order]
+    return order[a > np.r_[-np.inf, np.maximum.accumulate(a)[:-1]]]
+
+
 def pareto_front(costs: np.ndarray, accs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Points not beaten by a cheaper-or-equal, more accurate point; ascending cost."""
-    order = np.lexsort((-accs, costs))
-    c, a = costs[order], accs[order]
-    keep = a > np.r_[-np.inf, np.maximum.accumulate(a)[:-1]]
-    return c[keep], a[keep]
+    keep = pareto_indices(costs, accs)
+    return costs[keep], accs[keep]
 
 
 def curve_at(costs: np.ndarray, accs: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -104,7 +104,7 @@ class OutOfFold:
 
     def hits(self, table: PredictionTable) -> np.ndarray:
         """(N, K) bool: each model's top-1 is right, in pool order (single-label tables)."""
-        return np.stack([topk_correct(table.logits[m], table.labels, 1) for m in self.order], axis=1)
+        return top_k_hits(table, self.order, 1)
 
 
 def out_of_fold(table: PredictionTable, backbone: str, config: SelectionConfig) -> OutOfFold:
@@ -190,12 +190,14 @@ class SelectorCurve:
     hits: np.ndarray | None  # (N, K) top-1 hits on the evaluated samples (fast path only)
 
 
+def top_k_hits(table: PredictionTable, order: list[str], k: int) -> np.ndarray:
+    """(N, K) bool: each model's top-k is right, in ``order`` (single-label tables)."""
+    return np.stack([topk_correct(table.logits[m], table.labels, k) for m in order], axis=1)
+
+
 def _per_sample_hits(table: PredictionTable, order: list[str]) -> dict[str, np.ndarray]:
     """(N, K) per-sample hits for each decomposable metric."""
-    return {
-        "top1": np.stack([topk_correct(table.logits[m], table.labels, 1) for m in order], axis=1),
-        "top5": np.stack([topk_correct(table.logits[m], table.labels, 5) for m in order], axis=1),
-    }
+    return {"top1": top_k_hits(table, order, 1), "top5": top_k_hits(table, order, 5)}
 
 
 def _hits_curve(table, order, p, idx, costs, oracle_costs, config) -> SelectorCurve:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.curves import oracle_curve, pareto_front, upper_hull
+from condsel.selection.curves import oracle_curve, upper_hull
 from condsel.selection.fusion import MemberOutputs, fused_loss
 from condsel.selection.metrics import mean_average_precision
 from condsel.selection.table import PredictionTable
@@ -78,15 +78,6 @@ def static_hull(points: list[dict], metric: str) -> list[dict]:
     """Upper hull of static points: what randomly mixing static choices reaches."""
     c, a = upper_hull(np.array([p["gflops"] for p in points]), np.array([p[metric] for p in points]))
     return [{"gflops": float(x), metric: float(y)} for x, y in zip(c, a)]
-
-
-def static_front(points: list[dict], metric: str) -> list[dict]:
-    """The Pareto-optimal static points, ascending cost."""
-    c = np.array([p["gflops"] for p in points])
-    a = np.array([p[metric] for p in points])
-    fc, fa = pareto_front(c, a)
-    by_point = {(p["gflops"], p[metric]): p for p in points}
-    return [by_point[(x, y)] for x, y in zip(fc, fa)]
 
 
 def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = 51) -> list[dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from condsel.selection.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common
+from condsel.selection.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common, single_values
 from condsel.selection.policies.cascade import CascadePolicy
 from condsel.selection.policies.ensemble import EnsembleSelectorPolicy
 from condsel.selection.policies.learned import LearnedCascadePolicy
@@ -21,7 +21,7 @@ POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, Cascade
 
 __all__ = [
     "POLICIES", "CascadePolicy", "EnsembleSelectorPolicy", "LearnedCascadePolicy", "NotFittedError", "Policy", "Routing",
-    "SelectorPolicy", "load_policy", "metric_name", "metric_value",
+    "SelectorPolicy", "load_policy", "metric_name", "metric_value", "single_values",
 ]
 
 

@@ -58,6 +58,11 @@ def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
     return 100 * float(topk_correct(scores, labels, 1).mean())
 
 
+def single_values(table: PredictionTable, members: list[str] | None = None) -> dict[str, float]:
+    """Top-1 (or mAP) % of each member run alone (default: every model of the table)."""
+    return {m: metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in (table.models if members is None else members)}
+
+
 class Policy:
     """Base class: the shared protocol, persistence and the default sweep.
 
@@ -109,11 +114,20 @@ class Policy:
         """The cheapest training point that reaches the best single member, else the most accurate one."""
         metric = metric_name(table)
         points = self.sweep(table)
-        best_single = max(metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in self.members_)
+        best_single = max(single_values(table, self.members_).values())
         reaching = [p for p in points if p[metric] >= best_single - 1e-9]
         if reaching:
             return min(reaching, key=lambda p: (p["gflops"], p["threshold"]))["threshold"]
         return max(points, key=lambda p: (p[metric], -p["gflops"]))["threshold"]
+
+    # ---- cost ------------------------------------------------------------------
+    def routed_gflops(self, ran: np.ndarray) -> np.ndarray:
+        """GFLOPs per sample for ``ran`` (N, K) bool over ``members_``: the members run plus the policy's own cost."""
+        return ran @ np.array([self.gflops_[m] for m in self.members_]) + self.overhead_gflops_
+
+    def video_gflops(self, members: list[str]) -> float:
+        """GFLOPs of one video on which ``members`` ran, the policy's own cost included (``predict``, ``serve``)."""
+        return float(self.routed_gflops(np.isin(self.members_, members)))
 
     # ---- offline -------------------------------------------------------------
     def route(self, table: PredictionTable, threshold: float) -> Routing:

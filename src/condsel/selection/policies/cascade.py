@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel.selection.curves import pareto_indices
 from condsel.selection.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
 from condsel.selection.policies.base import Policy, Routing
 from condsel.selection.table import PredictionTable
@@ -79,14 +80,6 @@ def threshold_grid(confidence: np.ndarray, points: int) -> np.ndarray:
     if len(distinct) > points - 2:
         distinct = np.unique(np.quantile(confidence, np.linspace(0, 1, points - 2)))
     return np.unique(np.r_[0.0, distinct, NEVER])
-
-
-def pareto_indices(costs: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Indices of points no cheaper-or-equal point beats, ascending cost."""
-    order = np.lexsort((-values, costs))
-    best = np.maximum.accumulate(values[order])
-    keep = values[order] > np.r_[-np.inf, best[:-1]]
-    return order[keep]
 
 
 class CascadePolicy(Policy):
@@ -242,8 +235,7 @@ class CascadePolicy(Policy):
         ran = np.zeros((n, len(self.members_)), dtype=bool)
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
-        costs = np.array([self.gflops_[m] for m in self.members_])
-        return Routing(ran, np.stack(probs)[stop, np.arange(n)], ran @ costs)
+        return Routing(ran, np.stack(probs)[stop, np.arange(n)], self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         setting = self._setting(threshold)

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.affinity import hard_affinity, normalized_costs, soft_affinity
-from condsel.selection.curves import choose_models
+from condsel.selection.curves import choose_models, pareto_indices
 from condsel.selection.fusion import MemberOutputs, fused_loss
 from condsel.selection.policies.base import Routing, metric_value
-from condsel.selection.policies.cascade import pareto_indices
 from condsel.selection.policies.selector import SelectorPolicy
 from condsel.selection.selector import Selector
 from condsel.selection.table import PredictionTable
@@ -89,8 +88,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         for e, entry in enumerate(self.entries_):
             runs[e, [column[m] for m in entry["run"]]] = True
         ran = runs[picks]
-        costs = np.array([self.gflops_[m] for m in self.members_])
-        return Routing(ran, probs[picks, np.arange(n)], ran @ costs + self.overhead_gflops_)
+        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
 
     def _members_for(self, pick: int) -> list[str]:
         return [m for m in self.entries_[pick]["run"] if m != self.members_[0]]

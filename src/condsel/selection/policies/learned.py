@@ -123,8 +123,7 @@ class LearnedCascadePolicy(Policy):
         stops = np.hstack([p_stop > threshold, np.ones((n, 1), dtype=bool)])
         stage = stops.argmax(axis=1)
         ran = np.arange(k)[None, :] <= stage[:, None]
-        costs = np.array([self.gflops_[m] for m in self.members_])
-        return Routing(ran, fused[stage, np.arange(n)], ran @ costs + self.overhead_gflops_)
+        return Routing(ran, fused[stage, np.arange(n)], self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         k = len(outputs)

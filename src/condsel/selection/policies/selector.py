@@ -93,9 +93,7 @@ class SelectorPolicy(Policy):
         ran = np.zeros(proba.shape, dtype=bool)
         ran[:, 0] = True
         ran[np.arange(n), picks] = True
-        costs = np.array([self.gflops_[m] for m in self.members_])
-        scores = probs[picks, np.arange(n)]
-        return Routing(ran, scores, ran @ costs + self.overhead_gflops_)
+        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         backbone = self.members_[0]
