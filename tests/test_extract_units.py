@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from condsel.pool.inference import aggregate_views, normalise
+from condsel.extract.dataset import is_worker_failure
 from condsel.extract.manifest import read_manifest
 from condsel.extract.store import Failure, Store, video_key
 from condsel.pool.views import frame_windows
@@ -172,3 +173,12 @@ def test_load_store_per_clip_rows_and_groups(tmp_path):
     np.testing.assert_array_equal(table.logits["m1"][2:], arrays["v2.mp4"]["logits/m1"])
     np.testing.assert_array_equal(table.features["m0"][:2], arrays["v1.mp4"]["features"])
     assert table.gflops == {"m0": 1.0, "m1": 4.0} and table.class_names == ["a", "b", "c"]
+
+
+def test_worker_failures_are_recognised_however_they_surface():
+    """A worker dying mid-handover resets the connection instead of raising PyTorch's RuntimeError."""
+    assert is_worker_failure(RuntimeError("DataLoader worker (pid 123) is killed by signal: Segmentation fault."))
+    assert is_worker_failure(RuntimeError("DataLoader timed out after 120 seconds"))
+    assert is_worker_failure(ConnectionResetError(104, "Connection reset by peer"))
+    assert not is_worker_failure(RuntimeError("shape mismatch in conv3d"))
+    assert not is_worker_failure(ValueError("video.mp4: not a video"))

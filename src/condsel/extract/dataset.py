@@ -50,7 +50,15 @@ class VideoViews(Dataset):
         return {"index": index, "windows": windows, "views": {m: torch.from_numpy(v) for m, v in views.items()}}
 
 
-def is_worker_failure(error: RuntimeError) -> bool:
+def is_worker_failure(error: Exception) -> bool:
+    """A dead or hung decoding worker, however it surfaced in the main process.
+
+    Usually PyTorch's RuntimeError; but a worker that dies while handing over
+    a batch's shared memory resets the connection under the main process's
+    feet (``ConnectionResetError`` from the tensor's rebuild), seen under load.
+    """
+    if isinstance(error, ConnectionError):
+        return True
     text = str(error)
     return "DataLoader worker" in text or "DataLoader timed out" in text
 
@@ -75,7 +83,7 @@ def iterate(dataset: VideoViews, workers: int, handle: Callable[[dict], None], p
             for item in loader:
                 handle(item)
                 start += 1
-        except RuntimeError as e:
+        except (RuntimeError, ConnectionError) as e:
             if workers == 0 or not is_worker_failure(e):
                 raise
             if isolating:
