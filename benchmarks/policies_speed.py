@@ -51,7 +51,7 @@ def main() -> None:
     else:
         source = pool_sources(args.data, args.pool, 1) + ["--costs", str(args.costs)]
     times = _PolicyTimes()
-    logging.getLogger("condsel.selection.fronts").addHandler(times)
+    logging.getLogger("condsel.selection.evaluation.comparison").addHandler(times)
     with tempfile.TemporaryDirectory() as tmp:
         start, cpu = time.perf_counter(), time.process_time()
         code = condsel(["table", *source, "--policies", "all", "--folds", str(args.folds), "--seed", "0", "--out", str(Path(tmp) / "run")])

@@ -53,7 +53,7 @@ import numpy as np
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.pool.config import load_pool_config
 from condsel.pool.run_dir import load_run
-from condsel.selection.affinity import softmax
+from condsel.selection.method.affinity import softmax
 from condsel.serve.client import post_video
 from condsel.serve.config import ServeOptions
 from condsel.serve.routing import RunPool, run_member_loaders

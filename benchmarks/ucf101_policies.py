@@ -31,7 +31,7 @@ import numpy as np
 
 from condsel.cli import main as condsel
 from condsel.datasets.ucf101 import ucf101_more_sources, ucf101_score_files
-from condsel.selection.curves import curve_at
+from condsel.selection.evaluation.curves import curve_at
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = (60.0, 80.0, 150.0, 288.0)

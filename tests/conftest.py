@@ -16,7 +16,7 @@ import pytest
 
 from condsel._io import torch_threads
 from condsel.datasets.ucf101 import load_ucf101_split1
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -19,9 +19,9 @@ from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
-from condsel.selection.curves import choose_models
-from condsel.selection.evaluate import SelectionConfig, affinity_labels
-from condsel.selection.metrics import topk_correct
+from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.evaluation.evaluate import SelectionConfig, affinity_labels
+from condsel.selection.evaluation.metrics import topk_correct
 
 CONFIG = SelectionConfig(folds=3, bootstrap=0, thresholds=201)
 

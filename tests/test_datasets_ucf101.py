@@ -25,8 +25,8 @@ from condsel.datasets.ucf101 import (
     ucf101_more_sources,
     ucf101_score_files,
 )
-from condsel.selection.importers import join_scores, read_scores
-from condsel.selection.metrics import topk_correct
+from condsel.selection.data.importers import join_scores, read_scores
+from condsel.selection.evaluation.metrics import topk_correct
 
 
 # split 1 top-1 as stated in the data README (DMC-Net authors' logs, gulvarol/ltc's IDT)

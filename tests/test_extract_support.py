@@ -19,8 +19,8 @@ from conftest import FIXTURES
 
 from condsel.pool.config import PoolConfig, PoolMember, build_pool
 from condsel.pool.run_dir import save_run
-from condsel.selection.policies import SelectorPolicy
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.policies import SelectorPolicy
+from condsel.selection.data.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.encode import write_video

@@ -15,8 +15,8 @@ from condsel.models.synthetic import Conv3DNet, FrameAverageNet
 from condsel.pool.config import PoolConfig, PoolMember, build_pool, load_pool_config
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
-from condsel.selection.policies import SelectorPolicy
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.policies import SelectorPolicy
+from condsel.selection.data.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic.render import FPS, NUM_FRAMES

@@ -8,9 +8,9 @@ import pytest
 from condsel.pool.config import PoolConfig, PoolMember
 from condsel.pool.fit import THRESHOLDS, FitSettings, fit_policy, table_digest
 from condsel.pool.run_dir import point_within_budget
-from condsel.selection.evaluate import fold_ids
-from condsel.selection.policies import POLICIES, SelectorPolicy
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.evaluate import fold_ids
+from condsel.selection.method.policies import POLICIES, SelectorPolicy
+from condsel.selection.data.table import PredictionTable
 from condsel.video.sampling import ClipSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -19,7 +19,7 @@ from condsel.pool.inference import pool_table, run_member
 from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.predict import execute, predict_batched, predict_video
 from condsel.pool.run_dir import load_run, point_within_budget, save_run
-from condsel.selection.policies import CascadePolicy, SelectorPolicy
+from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
 from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video

@@ -22,7 +22,7 @@ from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
 from condsel.cli import main
-from condsel.selection.evaluate import SelectionConfig
+from condsel.selection.evaluation.evaluate import SelectionConfig
 from condsel.report.html import render_report, write_report
 from condsel.report.plots import plot_curves
 from condsel.report.provenance import read_provenance, write_provenance

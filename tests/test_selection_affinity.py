@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.selection.affinity import (
+from condsel.selection.method.affinity import (
     classification_loss,
     hard_affinity,
     loss_matrix,

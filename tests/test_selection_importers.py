@@ -13,10 +13,10 @@ import pytest
 from conftest import FIXTURES, shared_data
 
 from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
-from condsel.selection.importers import join_scores, read_scores
-from condsel.selection.metrics import topk_correct
+from condsel.selection.data.importers import join_scores, read_scores
+from condsel.selection.evaluation.metrics import topk_correct
 from condsel._io import load_npy
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 
 SUBSET = FIXTURES / "ucf101_scores_subset"
 

@@ -14,8 +14,8 @@ import torch
 from scipy.io import savemat
 
 from condsel.cli import main
-from condsel.selection.importers import join_scores, read_scores, sample_key, split_source
-from condsel.selection.importers.join import class_key
+from condsel.selection.data.importers import join_scores, read_scores, sample_key, split_source
+from condsel.selection.data.importers.join import class_key
 
 CLASSES = ["Archery", "Bowling", "Diving"]
 # three UCF101-style videos per class, in list (class, clip) order

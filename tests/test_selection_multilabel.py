@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.evaluate import SelectionConfig, cross_validate
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+from condsel.selection.data.table import PredictionTable
 
 
 def _table(n=600, c=8, seed=0) -> PredictionTable:

@@ -9,10 +9,10 @@ import pytest
 
 from conftest import ucf101_slice
 
-from condsel.selection.fusion import MemberOutputs
-from condsel.selection.evaluate import SelectionConfig, fold_ids, out_of_fold
-from condsel.selection.curves import choose_models
-from condsel.selection.policies import (
+from condsel.selection.method.fusion import MemberOutputs
+from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold
+from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.policies import (
     CascadePolicy,
     EnsembleSelectorPolicy,
     LearnedCascadePolicy,
@@ -20,8 +20,8 @@ from condsel.selection.policies import (
     SelectorPolicy,
     load_policy,
 )
-from condsel.selection.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
+from condsel.selection.data.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

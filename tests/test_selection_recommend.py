@@ -7,14 +7,14 @@ import pytest
 
 from conftest import ucf101_slice
 
-from condsel.selection.crossfit import cross_fit, held_out_curve, held_out_routes
-from condsel.selection.evaluate import fold_ids
-from condsel.selection.fronts import THRESHOLDS, candidates, compare_policies
-from condsel.selection.policies import CascadePolicy
-from condsel.selection.prune import candidate_orders, prune_members
-from condsel.selection.recommend import choose, nested_front
-from condsel.selection.static import fusion_oracle, static_choices, static_hull, static_points
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
+from condsel.selection.evaluation.evaluate import fold_ids
+from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
+from condsel.selection.method.policies import CascadePolicy
+from condsel.selection.method.prune import candidate_orders, prune_members
+from condsel.selection.evaluation.recommend import choose, nested_front
+from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
+from condsel.selection.data.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

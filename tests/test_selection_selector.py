@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.selection.selector import Selector
+from condsel.selection.method.network import Selector
 
 
 def _toy(n=600, seed=0):

@@ -7,9 +7,9 @@ import pytest
 from conftest import FIXTURES
 
 from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
-from condsel.selection.importers import join_scores, read_scores
-from condsel.selection.sources import default_costs, load_table
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.importers import join_scores, read_scores
+from condsel.selection.data.sources import default_costs, load_table
+from condsel.selection.data.table import PredictionTable
 
 SUBSET = FIXTURES / "ucf101_scores_subset"
 

@@ -41,7 +41,7 @@ from condsel.cli import main  # noqa: E402
 from condsel.pool.config import build_pool  # noqa: E402
 from condsel.pool.inference import pool_table  # noqa: E402
 from condsel.pool.run_dir import load_run, save_run  # noqa: E402
-from condsel.selection.policies import SelectorPolicy  # noqa: E402
+from condsel.selection.method.policies import SelectorPolicy  # noqa: E402
 from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from condsel.pool.predict import execute as execute_sync
-from condsel.selection.policies import CascadePolicy, EnsembleSelectorPolicy, SelectorPolicy
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.policies import CascadePolicy, EnsembleSelectorPolicy, SelectorPolicy
+from condsel.selection.data.table import PredictionTable
 from condsel.serve.routing import execute
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.datasets.ucf101 import UCF101_MODELS, ucf101_score_files
-from condsel.selection.importers import join_scores, read_scores
+from condsel.selection.data.importers import join_scores, read_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 

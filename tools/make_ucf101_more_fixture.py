@@ -16,7 +16,7 @@ import numpy as np
 from scipy.io import loadmat, savemat
 
 from condsel._io import load_npz
-from condsel.selection.importers import read_scores, sample_key
+from condsel.selection.data.importers import read_scores, sample_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ucf101_more"

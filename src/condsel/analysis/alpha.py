@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from condsel.selection.affinity import hard_affinity, loss_matrix, normalized_costs
+from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs
 from condsel.analysis.oof import OutOfFoldRuns
-from condsel.selection.curves import selection_costs
-from condsel.selection.evaluate import SelectionConfig, pool_order
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.curves import selection_costs
+from condsel.selection.evaluation.evaluate import SelectionConfig, pool_order
+from condsel.selection.data.table import PredictionTable
 
 
 def label_shift(table: PredictionTable, backbone: str, alphas: Sequence[float]) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from condsel.analysis.oof import OutOfFoldRuns
-from condsel.selection.evaluate import SelectionConfig
+from condsel.selection.evaluation.evaluate import SelectionConfig
 
 
 def backbone_comparison(runs: OutOfFoldRuns, backbones: Sequence[str], config: SelectionConfig) -> dict:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from condsel.selection.curves import choose_models
-from condsel.selection.evaluate import OutOfFold, SelectionConfig, affinity_labels
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.evaluation.evaluate import OutOfFold, SelectionConfig, affinity_labels
+from condsel.selection.data.table import PredictionTable
 
 
 def reliability(confidence: np.ndarray, hit: np.ndarray, bins: int = 10) -> dict:

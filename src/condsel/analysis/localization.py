@@ -41,7 +41,7 @@ from condsel.localization.proposals import ProposalConfig
 from condsel.localization.synthetic import make_benchmark
 from condsel.localization.wtalc import WTALCConfig
 from condsel.pool.latency import torch_threads
-from condsel.selection.selector import Selector
+from condsel.selection.method.network import Selector
 
 DEFAULT_BETAS = (0.1, 0.3, 0.5)
 VARIANTS = {"soft": True, "pseudo-labels": False}

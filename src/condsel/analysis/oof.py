@@ -1,15 +1,15 @@
 """Memoised out-of-fold runs: analyses that share a (backbone, config) train the selector once.
 
 Per-class compute and the selector diagnostics need every video's selector
-probabilities, not only the summary; :func:`condsel.selection.evaluate.out_of_fold`
-keeps them and :func:`condsel.selection.evaluate.summary_of` turns them into exactly
+probabilities, not only the summary; :func:`condsel.selection.evaluation.evaluate.out_of_fold`
+keeps them and :func:`condsel.selection.evaluation.evaluate.summary_of` turns them into exactly
 what ``cross_validate`` writes.
 """
 
 from __future__ import annotations
 
-from condsel.selection.evaluate import OutOfFold, SelectionConfig, out_of_fold, summary_of
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.evaluate import OutOfFold, SelectionConfig, out_of_fold, summary_of
+from condsel.selection.data.table import PredictionTable
 
 
 class OutOfFoldRuns:

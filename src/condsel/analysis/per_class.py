@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from condsel.selection.curves import choose_models
-from condsel.selection.evaluate import OutOfFold
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.evaluation.evaluate import OutOfFold
+from condsel.selection.data.table import PredictionTable
 
 
 def per_class_compute(table: PredictionTable, oof: OutOfFold, threshold: float, named: int = 5) -> dict:

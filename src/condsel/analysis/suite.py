@@ -24,7 +24,7 @@ from condsel.analysis.operating import default_operating_point
 from condsel.analysis.output import write_analysis
 from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA, ucf101_table
-from condsel.selection.evaluate import SelectionConfig
+from condsel.selection.evaluation.evaluate import SelectionConfig
 
 log = logging.getLogger(__name__)
 

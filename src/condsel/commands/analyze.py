@@ -124,7 +124,7 @@ def _table(args):
     """The table with costs, its default backbone and a line saying what data it is."""
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
     from condsel.models.costs import load_costs_toml
-    from condsel.selection.sources import default_costs, load_table
+    from condsel.selection.data.sources import default_costs, load_table
 
     table = load_table(args.table or "ucf101-split1")
     costs, _ = default_costs(table)
@@ -137,7 +137,7 @@ def _table(args):
 
 def _config(args, alpha: float | None = None):
     """The selection recipe of `condsel table`, without bootstrap CIs (the analyses do not report them)."""
-    from condsel.selection.evaluate import SelectionConfig
+    from condsel.selection.evaluation.evaluate import SelectionConfig
 
     alpha = alpha if alpha is not None else getattr(args, "alpha", None)
     chosen = {"alpha": alpha} if alpha is not None else {}

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from condsel.models.costs import FLOP_CONVENTION
-    from condsel.selection.summary import format_summary
+    from condsel.selection.evaluation.text_summary import format_summary
 
     log = logging.getLogger("condsel.synthetic.pipeline")
     out = Path(args.out)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ucf101(out, seed: int) -> dict:
     from condsel.datasets.ucf101 import load_ucf101_split1, ucf101_costs
-    from condsel.selection.evaluate import SelectionConfig, cross_validate
+    from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
 

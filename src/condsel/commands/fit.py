@@ -41,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--pool", required=True, metavar="POOL.toml", help="the pool config the store was extracted with")
     p.add_argument("--store", required=True, metavar="STORE", help="the store written by condsel extract")
     p.add_argument("--policy", default="selector", metavar="NAME",
-                   help="a policy of condsel.selection.policies (selector, cascade, ...; default: selector), or best")
+                   help="a policy of condsel.selection.method.policies (selector, cascade, ...; default: selector), or best")
     point = p.add_mutually_exclusive_group()
     point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
     point.add_argument("--threshold", type=float, metavar="T", help="a fixed operating threshold in [0, 1]")

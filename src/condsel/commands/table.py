@@ -78,10 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from condsel._io import atomic_dir, write_json
     from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
     from condsel.report.plots import plot_curves
-    from condsel.selection.evaluate import SelectionConfig
-    from condsel.selection.fronts import count_fits, evaluate_policies, parse_policies
-    from condsel.selection.sources import default_costs, load_table
-    from condsel.selection.summary import format_summary
+    from condsel.selection.evaluation.evaluate import SelectionConfig
+    from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
+    from condsel.selection.data.sources import default_costs, load_table
+    from condsel.selection.evaluation.text_summary import format_summary
 
     table = load_table(_source(args))
     costs, derivation = default_costs(table)

@@ -46,7 +46,7 @@ from condsel.models import get_spec
 from condsel.models.costs import count_gflops
 from condsel.models.dmcnet import DenseTinyFlowGenerator
 from condsel.models.seqvlad import SeqVLAD
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 
 SEGMENTS = 25
 CROP = 224
@@ -113,7 +113,7 @@ def load_ucf101_pool(data_dir: str | Path, split: int, models: tuple[str, ...] =
     >>> table = load_ucf101_pool("../shared/data", split=1)  # doctest: +SKIP
     >>> table = table.with_costs(ucf101_costs(table.logits)[0])  # doctest: +SKIP
     """
-    from condsel.selection.importers import join_scores, read_scores  # they import this module's groups
+    from condsel.selection.data.importers import join_scores, read_scores  # they import this module's groups
 
     data_dir = Path(data_dir)
     sources = {**ucf101_score_files(data_dir / "ucf101_scores", split), **ucf101_more_sources(data_dir / "ucf101_more", split)}

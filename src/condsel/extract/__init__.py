@@ -3,7 +3,7 @@
 Python use::
 
     from condsel.extract import load_store
-    table = load_store("runs/k400_store")      # a condsel.selection.table.PredictionTable
+    table = load_store("runs/k400_store")      # a condsel.selection.data.table.PredictionTable
 """
 
 from condsel.extract.manifest import Manifest, read_manifest

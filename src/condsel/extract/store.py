@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import atomic_path, write_json
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ Used by ``condsel localize`` (real per-clip features) and ``condsel demo``
 
 1. one W-TALC head per stream on the training videos (video-level labels only);
 2. the heads' CAS on the training videos give the clip affinity G (disparity.py);
-3. the selector (``condsel.selection.selector.Selector``) learns G from the RGB stream's clip
+3. the selector (``condsel.selection.method.network.Selector``) learns G from the RGB stream's clip
    features: the RGB backbone always runs, so its features are free at inference;
 4. on the test videos, threshold t routes a clip to the motion stream when the
-   selector's P(rgb) < t (``condsel.selection.curves.choose_models``: the cheapest model whose
+   selector's P(rgb) < t (``condsel.selection.evaluation.curves.choose_models``: the cheapest model whose
    confidence reaches t). Where motion runs, the clip's CAS fuses both streams'
    (``fusion``: by default their per-class minimum, so both streams must agree and
    motion vetoes what appearance alone fires on; or their mean); elsewhere it is the
@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from condsel.models.costs import FLOP_CONVENTION, count_gflops
-from condsel.selection.curves import choose_models, curve_at
+from condsel.selection.evaluation.curves import choose_models, curve_at
 from condsel.localization import plots
 from condsel.datasets.thumos import GroundTruth
 from condsel.localization.detection_map import (
@@ -51,7 +51,7 @@ from condsel.localization.wtalc import (
     train_wtalc,
 )
 from condsel.models import gflops
-from condsel.selection.selector import Selector
+from condsel.selection.method.network import Selector
 from condsel._io import torch_threads, write_json
 
 log = logging.getLogger(__name__)

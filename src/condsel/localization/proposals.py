@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from condsel.selection.affinity import softmax
+from condsel.selection.method.affinity import softmax
 from condsel.localization.detection_map import Detections, segment_tiou
 from condsel.localization.wtalc import topk_pool
 

@@ -24,11 +24,11 @@ from condsel.extract.store import Store, load_store
 from condsel.pool.config import PoolConfig, check_weights
 from condsel.pool.run_dir import point_within_budget, save_run
 from condsel.report.plots import plot_operating_curve
-from condsel.selection.crossfit import CrossFits, cross_fit, held_out_curve
-from condsel.selection.evaluate import fold_ids
-from condsel.selection.policies import POLICIES, Policy, metric_name, single_values
-from condsel.selection.recommend import choose, nested_front
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, held_out_curve
+from condsel.selection.evaluation.evaluate import fold_ids
+from condsel.selection.method.policies import POLICIES, Policy, metric_name, single_values
+from condsel.selection.evaluation.recommend import choose, nested_front
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ IDENTITY_KEYS = ("arch", "options", "clip", "num_classes", "sha256")
 
 @dataclass(frozen=True)
 class FitSettings:
-    policy: str = "selector"  # a name of condsel.selection.policies.POLICIES, or "best"
+    policy: str = "selector"  # a name of condsel.selection.method.policies.POLICIES, or "best"
     budget: float | None = None  # mean GFLOPs per video to stay within
     threshold: float | None = None  # a fixed operating point instead
     folds: int = 5
@@ -125,7 +125,7 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
     """Cross-fit the policy to choose its operating point out of fold, then fit it on all videos.
 
     ``best`` (with a budget) is the recommended choice of
-    :mod:`condsel.selection.recommend`: the policy and threshold whose
+    :mod:`condsel.selection.evaluation.recommend`: the policy and threshold whose
     out-of-fold estimate is the most accurate within the budget. The figures
     it reports are those of that whole procedure measured held out (nested:
     each fold's choice made without it), so they are not flattered by the
@@ -227,7 +227,7 @@ def fit_run(
         notes["best"] = {
             "candidates": list(result.candidates.values()),
             "rule": "the policy and threshold most accurate within the budget on out-of-fold curves "
-                    "(condsel.selection.recommend.choose); the operating point's figures are that choice "
+                    "(condsel.selection.evaluation.recommend.choose); the operating point's figures are that choice "
                     "made and measured held out (nested cross-validation)",
         }
     singles = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}

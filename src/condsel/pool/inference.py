@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from condsel.pool.config import PoolMember
 from condsel.pool.views import member_views
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 from condsel.video.decode import DecodedVideo
 
 AGGREGATIONS = ("softmax", "logits")

@@ -1,6 +1,6 @@
 """Conditional inference on video files with a run directory's policy: decode once, run what the policy asks.
 
-:func:`execute` drives any policy (``condsel.selection.policies``) over one
+:func:`execute` drives any policy (``condsel.selection.method.policies``) over one
 video: it asks the policy which members to run next, runs them, and repeats
 until the policy stops; ``serve`` mirrors it. Each member's scores come from
 :func:`condsel.pool.inference.member_scores` on views cut by
@@ -29,8 +29,8 @@ import torch
 from condsel.pool.inference import member_scores
 from condsel.pool.run_dir import Run
 from condsel.pool.views import decode_for_plan, member_views
-from condsel.selection.fusion import probabilities
-from condsel.selection.policies import Policy
+from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.policies import Policy
 from condsel.video.decode import DecodedVideo
 
 RunMembers = Callable[[list[str]], Mapping[str, np.ndarray]]

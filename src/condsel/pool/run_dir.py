@@ -8,7 +8,7 @@ store) and by ``condsel demo`` (its synthetic pool)::
                       the calibration curve, random_weights, notes, provenance
     pool.toml         the pool config (condsel.pool.config), every checkpoint
                       resolved and sha256-pinned
-    policy/           the fitted policy (condsel.selection.policies, Policy.save)
+    policy/           the fitted policy (condsel.selection.method.policies, Policy.save)
     costs.toml        [gflops] per member, for ``condsel table --costs``
     models/<name>.pt  weights trained in the run (the demo); ``fit`` points at
                       the user's own checkpoints instead
@@ -42,7 +42,7 @@ from condsel.pool.config import (
     write_pool_config,
 )
 from condsel.pool.views import ViewPlan
-from condsel.selection.policies import Policy, load_policy
+from condsel.selection.method.policies import Policy, load_policy
 
 log = logging.getLogger(__name__)
 

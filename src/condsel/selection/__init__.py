@@ -1,15 +1,12 @@
 """The selection engine: pure array code from a prediction table to accuracy-vs-GFLOPs curves.
 
-``table`` (the joined per-model outputs), ``importers`` (score files in),
-``affinity`` (Eq. 2), ``selector`` (Eq. 1), ``curves`` (threshold sweeps,
-baselines, bounds), ``headline`` (the summary figures), ``metrics``,
-``evaluate`` (cross-validation, hold-out, budgets) and ``summary`` (text).
+The folders follow the data flow, each importing only from the ones before it:
 
-Policies beyond the paper's selector: ``policies`` (the protocol and the
-selector, cascade, learned-cascade and ensemble-selector policies), ``fusion``
-(fusing members' outputs), ``static`` (static choices, their hull, the
-fusion-aware oracle), ``prune`` (pool pruning, cascade orders), ``backbone``
-(choosing a backbone on training samples), ``crossfit`` (out-of-fold and
-nested fits of any policy), ``recommend`` (the nested recommended front) and
-``fronts`` (all of it as ``summary.json`` sections).
+``data/``        the joined per-model outputs (``table``), score files in
+                 (``importers``) and the named tables (``sources``);
+``method/``      the paper's affinity (Eq. 2) and selector network (Eq. 1), output
+                 fusion, pruning, backbone choice and the routing ``policies``;
+``evaluation/``  cross-fitting, threshold curves and bounds, static baselines, the
+                 nested recommended front, metrics, headline figures and the
+                 ``summary.json`` document.
 """

@@ -17,18 +17,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from condsel.selection.evaluate import SelectionConfig, evaluate_holdout
-from condsel.selection.metrics import topk_correct
+from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
+from condsel.selection.evaluation.metrics import topk_correct
 from condsel.pool.inference import pool_table
 from condsel.pool.latency import format_latency, measure_latency
 from condsel.pool.config import PoolConfig, PoolMember
 from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
-from condsel.selection.policies import SelectorPolicy
+from condsel.selection.method.policies import SelectorPolicy
 from condsel._io import write_json
 from condsel.synthetic import CLASS_NAMES, generate
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 from condsel.models import get_spec
 from condsel.video.decode import DecodedVideo, decode_video
 from condsel.video.sampling import ClipSpec

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.curves import choose_models
-from condsel.selection.fusion import probabilities
-from condsel.selection.policies.base import Policy, Routing
-from condsel.selection.selector import Selector
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.network import Selector
+from condsel.selection.data.table import PredictionTable
 
 
 class SelectorPolicy(Policy):
@@ -49,7 +49,7 @@ class SelectorPolicy(Policy):
         self.seed = seed
 
     def _config(self):
-        from condsel.selection.evaluate import SelectionConfig
+        from condsel.selection.evaluation.evaluate import SelectionConfig
 
         return SelectionConfig(
             alpha=self.alpha, temperature=self.temperature, selector_input=self.selector_input, hidden=tuple(self.hidden),
@@ -57,7 +57,7 @@ class SelectorPolicy(Policy):
         )
 
     def _fit(self, table: PredictionTable) -> None:
-        from condsel.selection.evaluate import fit_selector, pool_order
+        from condsel.selection.evaluation.evaluate import fit_selector, pool_order
 
         backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
         self.members_ = pool_order(table, backbone)
@@ -66,7 +66,7 @@ class SelectorPolicy(Policy):
         self.overhead_gflops_ = float(self.selector_.gflops())
 
     def _choose_backbone(self, table: PredictionTable) -> str:
-        from condsel.selection.backbone import choose_backbone
+        from condsel.selection.method.backbone import choose_backbone
 
         return choose_backbone(table, self.selector_input, self.seed)
 

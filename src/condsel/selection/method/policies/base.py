@@ -26,9 +26,9 @@ import numpy as np
 
 from condsel._io import write_json
 from condsel.errors import NotFittedError
-from condsel.selection.fusion import probabilities
-from condsel.selection.metrics import mean_average_precision, topk_correct
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.fusion import probabilities
+from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
+from condsel.selection.data.table import PredictionTable
 
 POLICY_FILE = "policy.json"
 
@@ -155,7 +155,7 @@ class Policy:
         --------
         >>> from condsel.datasets.ucf101 import load_ucf101_split1
         >>> table = load_ucf101_split1().with_costs({"mv": 44.4, "residual": 45.3, "flow": 44.4, "gen_flow": 50.1, "iframe": 287.8})
-        >>> from condsel.selection.policies import CascadePolicy
+        >>> from condsel.selection.method.policies import CascadePolicy
         >>> points = CascadePolicy(members=["flow", "iframe"]).fit(table).sweep(table)
         >>> round(points[0]["gflops"], 1)  # the cheapest setting: always stop after flow
         44.4

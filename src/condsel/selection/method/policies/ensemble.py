@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.affinity import hard_affinity, normalized_costs, soft_affinity
-from condsel.selection.curves import choose_models, pareto_indices
-from condsel.selection.fusion import MemberOutputs, fused_loss
-from condsel.selection.policies.base import Routing, metric_value
-from condsel.selection.policies.selector import SelectorPolicy
-from condsel.selection.selector import Selector
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.affinity import hard_affinity, normalized_costs, soft_affinity
+from condsel.selection.evaluation.curves import choose_models, pareto_indices
+from condsel.selection.method.fusion import MemberOutputs, fused_loss
+from condsel.selection.method.policies.base import Routing, metric_value
+from condsel.selection.method.policies.selector import SelectorPolicy
+from condsel.selection.method.network import Selector
+from condsel.selection.data.table import PredictionTable
 
 
 class EnsembleSelectorPolicy(SelectorPolicy):

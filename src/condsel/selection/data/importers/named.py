@@ -9,7 +9,7 @@ import numpy as np
 
 from condsel._io import load_npz
 from condsel.datasets.ucf101 import ucf101_video_classes
-from condsel.selection.importers.records import ModelScores, checked, classes_by_label, stack_rows
+from condsel.selection.data.importers.records import ModelScores, checked, classes_by_label, stack_rows
 
 
 def read_dmcnet(path: Path, data: dict[str, np.ndarray]) -> ModelScores:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from condsel._io import torch_threads
-from condsel.selection.affinity import softmax
+from condsel.selection.method.affinity import softmax
 
 FUSIONS = ("mean", "stacked")
 

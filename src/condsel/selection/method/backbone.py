@@ -14,10 +14,10 @@ import logging
 
 import numpy as np
 
-from condsel.selection.crossfit import cross_fit, held_out_curve
-from condsel.selection.curves import curve_at, pareto_front
-from condsel.selection.policies.base import single_values
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve
+from condsel.selection.evaluation.curves import curve_at, pareto_front
+from condsel.selection.method.policies.base import single_values
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def choose_backbone(table: PredictionTable, selector_input: str = "sorted", seed
     Below the cost where a backbone's curve starts, the cheapest member alone
     is what a user gets, so its metric fills that range.
     """
-    from condsel.selection.evaluate import fold_ids
-    from condsel.selection.policies.selector import SelectorPolicy
+    from condsel.selection.evaluation.evaluate import fold_ids
+    from condsel.selection.method.policies.selector import SelectorPolicy
 
     key = _fingerprint(table, selector_input, seed, inner_folds)
     if key in _CHOSEN:

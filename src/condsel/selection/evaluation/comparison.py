@@ -16,13 +16,13 @@ from math import comb
 import numpy as np
 
 from condsel._io import torch_threads
-from condsel.selection.backbone import choose_backbone
-from condsel.selection.crossfit import cross_fit, held_out_curve
-from condsel.selection.evaluate import SelectionConfig, cross_validate, fold_ids
-from condsel.selection.policies import POLICIES, Policy
-from condsel.selection.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
-from condsel.selection.static import fusion_oracle, static_choices, static_hull, static_points
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.backbone import choose_backbone
+from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve
+from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
+from condsel.selection.method.policies import POLICIES, Policy
+from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
+from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def evaluate_policies(
     -------
     dict
         The ``summary.json`` document: the paper's selector summary (see
-        :func:`condsel.selection.evaluate.cross_validate`) plus ``policies``,
+        :func:`condsel.selection.evaluation.evaluate.cross_validate`) plus ``policies``,
         ``static``, ``static_hull``, ``fusion_oracle``, ``recommended``,
         ``selector_budgets``, ``pruned`` and ``backbone_chosen``.
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.policies.base import Policy, Routing, metric_value
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.policies.base import Policy, Routing, metric_value
+from condsel.selection.data.table import PredictionTable
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from condsel.selection.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
+from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
 from condsel.models.costs import FLOP_CONVENTION
-from condsel.selection.curves import (
+from condsel.selection.evaluation.curves import (
     choice_fractions,
     choose_models,
     oracle_curve,
@@ -25,10 +25,10 @@ from condsel.selection.curves import (
     sweep,
     upper_hull,
 )
-from condsel.selection.headline import headline_figures
-from condsel.selection.metrics import mean_average_precision, topk_correct
-from condsel.selection.selector import Selector
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.headline import headline_figures
+from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
+from condsel.selection.method.network import Selector
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class SelectionConfig:
     random_seeds: int = 10
     bootstrap: int = 200
     budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
-    selector_input: str = "sorted"  # see condsel.selection.selector.selector_inputs
+    selector_input: str = "sorted"  # see condsel.selection.method.network.selector_inputs
     hidden: tuple[int, ...] = (256,)
     epochs: int = 5
     lr: float = 1e-3

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.affinity import hard_affinity, normalized_costs
-from condsel.selection.fusion import MemberOutputs, fused_loss
-from condsel.selection.policies.base import Policy, Routing
-from condsel.selection.selector import Selector
-from condsel.selection.table import PredictionTable
+from condsel.selection.method.affinity import hard_affinity, normalized_costs
+from condsel.selection.method.fusion import MemberOutputs, fused_loss
+from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.network import Selector
+from condsel.selection.data.table import PredictionTable
 
 TOP = 5
 
@@ -79,7 +79,7 @@ class LearnedCascadePolicy(Policy):
         self.seed = seed
 
     def _fit(self, table: PredictionTable) -> None:
-        from condsel.selection.prune import prune_members
+        from condsel.selection.method.prune import prune_members
 
         if self.members is not None:
             order = list(self.members)

@@ -27,8 +27,8 @@ import numpy as np
 
 from condsel._io import load_npy, load_npz, load_pickle
 from condsel.datasets.manifests import read_path_label_list
-from condsel.selection.importers.named import check_row_labels
-from condsel.selection.importers.records import ModelScores, checked, reading, stack_rows
+from condsel.selection.data.importers.named import check_row_labels
+from condsel.selection.data.importers.records import ModelScores, checked, reading, stack_rows
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from condsel.selection.importers.join import join_scores, sample_key
-from condsel.selection.importers.listed import read_listed_scores, read_sample_list
-from condsel.selection.importers.named import read_csv, read_dense_trajectories, read_npz_with_names
-from condsel.selection.importers.records import ModelScores, reading
+from condsel.selection.data.importers.join import join_scores, sample_key
+from condsel.selection.data.importers.listed import read_listed_scores, read_sample_list
+from condsel.selection.data.importers.named import read_csv, read_dense_trajectories, read_npz_with_names
+from condsel.selection.data.importers.records import ModelScores, reading
 
 __all__ = ["ModelScores", "join_scores", "read_listed_scores", "read_sample_list", "read_scores", "sample_key", "split_source"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.table import PredictionTable
 
 BUNDLED = ("ucf101-split1",)
 
@@ -26,7 +26,7 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
         (or a plain npz with ``names``, ``labels``, ``logits``); a directory
         written by ``condsel extract``; or a mapping ``{model name: score
         file}`` of per-model score files, joined by sample name (see
-        :func:`condsel.selection.importers.read_scores` for their layouts).
+        :func:`condsel.selection.data.importers.read_scores` for their layouts).
 
     Returns
     -------
@@ -45,7 +45,7 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
     >>> table.num_samples, sorted(table.logits)
     (3783, ['flow', 'gen_flow', 'iframe', 'mv', 'residual'])
     """
-    from condsel.selection.importers import join_scores, read_scores
+    from condsel.selection.data.importers import join_scores, read_scores
 
     if isinstance(source, Mapping):
         if not source:

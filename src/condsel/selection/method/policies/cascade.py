@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.curves import pareto_indices
-from condsel.selection.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
-from condsel.selection.policies.base import Policy, Routing
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.curves import pareto_indices
+from condsel.selection.method.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
+from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.data.table import PredictionTable
 
 STOP_RULES = ("maxprob", "margin")
 NEVER = 2.0  # a stage threshold no confidence in [0, 1] reaches
@@ -89,7 +89,7 @@ class CascadePolicy(Policy):
     ----------
     members : list of str, optional
         One order to run them in. Default: search the orders of every subset of
-        the pruned pool (:func:`condsel.selection.prune.prune_members`, at most
+        the pruned pool (:func:`condsel.selection.method.prune.prune_members`, at most
         ``max_members``) on the training samples.
     fusion : {"mean", "stacked"}
         Mean of probabilities, or per-subset weights fitted on the training samples.
@@ -132,7 +132,7 @@ class CascadePolicy(Policy):
         return outputs.fuse(members, self._weights(members))
 
     def _fit(self, table: PredictionTable) -> None:
-        from condsel.selection.prune import candidate_orders, prune_members
+        from condsel.selection.method.prune import candidate_orders, prune_members
 
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose from {FUSIONS}")

@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from condsel.datasets.ucf101 import ucf101_groups
-from condsel.selection.importers.records import ModelScores
-from condsel.selection.table import PredictionTable
+from condsel.selection.data.importers.records import ModelScores
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from condsel.selection.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common, single_values
-from condsel.selection.policies.cascade import CascadePolicy
-from condsel.selection.policies.ensemble import EnsembleSelectorPolicy
-from condsel.selection.policies.learned import LearnedCascadePolicy
-from condsel.selection.policies.selector import SelectorPolicy
+from condsel.selection.method.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common, single_values
+from condsel.selection.method.policies.cascade import CascadePolicy
+from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
+from condsel.selection.method.policies.learned import LearnedCascadePolicy
+from condsel.selection.method.policies.selector import SelectorPolicy
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, LearnedCascadePolicy, EnsembleSelectorPolicy)}
 

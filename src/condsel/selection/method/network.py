@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from condsel.selection.affinity import softmax
+from condsel.selection.method.affinity import softmax
 from condsel._io import atomic_path, torch_threads
 from condsel.errors import NotFittedError
 from condsel.models.costs import count_gflops

@@ -13,8 +13,8 @@ import logging
 
 import numpy as np
 
-from condsel.selection.static import static_choices
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.static import static_choices
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 

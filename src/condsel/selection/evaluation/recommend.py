@@ -2,7 +2,7 @@
 
 For each budget and each outer fold k, every candidate policy's curve is
 estimated on the outer training folds alone (inner cross-fits, see
-:mod:`condsel.selection.crossfit`); the most accurate (policy, threshold)
+:mod:`condsel.selection.evaluation.crossfit`); the most accurate (policy, threshold)
 whose estimated mean cost stays within the budget is chosen, and the policy
 fitted on all outer training folds routes fold k at that threshold. The
 reported point is the held-out result over all folds, its GFLOPs the mean
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.crossfit import CrossFits, held_out_curve
-from condsel.selection.policies.base import metric_value
-from condsel.selection.table import PredictionTable
+from condsel.selection.evaluation.crossfit import CrossFits, held_out_curve
+from condsel.selection.method.policies.base import metric_value
+from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 

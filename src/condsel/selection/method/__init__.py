@@ -1,0 +1,1 @@
+"""The method: affinity labels, the selector network, output fusion and the routing policies."""
