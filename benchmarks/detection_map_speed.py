@@ -2,8 +2,9 @@
 
 212 test videos of the real THUMOS'14 ground truth (W-TALC reduced set) and
 ~100k generated detections (jittered copies of GT segments, 10% relabelled,
-plus random false alarms). The loop is the ActivityNet-rule reference written
-in tests/test_loc_detection_map.py; both must agree to 1e-9.
+plus random false alarms). The loop is the ActivityNet-rule reference of
+condsel.localization.reference (the tests check against it too); both must
+agree to 1e-9.
 
     python benchmarks/detection_map_speed.py [--per-segment 28] [--false-alarms 25]
 """
@@ -17,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from condsel.datasets.thumos import load_wtalc
+from condsel.localization.detection_map import detection_map, parse_tiou
+from condsel.localization.reference import detections_from_rows, generated_detections, reference_map
 
-from test_loc_detection_map import WTALC, _detections, generated_detections, reference_map  # noqa: E402
-
-from condsel.datasets.thumos import load_wtalc  # noqa: E402
-from condsel.localization.detection_map import detection_map, parse_tiou  # noqa: E402
+WTALC = Path(__file__).resolve().parents[1] / "tests" / "data" / "thumos14" / "wtalc_subset"
 
 
 def main() -> int:
@@ -35,7 +34,7 @@ def main() -> int:
 
     gt = load_wtalc(WTALC).subset("test")
     rows = generated_detections(gt, args.per_segment, args.seed, args.false_alarms)
-    detections = _detections(rows)
+    detections = detections_from_rows(rows)
     thresholds = parse_tiou("0.1:0.7:0.1")
 
     start = time.perf_counter()

@@ -32,6 +32,14 @@ def test_import_is_lazy():
     assert out.strip() == "False"
 
 
+def test_table_layer_does_not_import_torch():
+    """Reading score files into a table is numpy work: the data layer and its importers never load torch."""
+    code = ("import sys, condsel.selection, condsel.selection.data, condsel.selection.data.importers, "
+            "condsel.selection.data.table; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_readme_python_example_runs():
     text = README.read_text()
     section = re.search(r"^## Python API\n(.*?)^## ", text, flags=re.S | re.M).group(1)

@@ -22,7 +22,7 @@ from condsel.extract import load_store
 from condsel.extract.store import Store
 from condsel.pool.inference import run_member
 from condsel.pool.run_dir import load_run
-from condsel.selection.data.sources import load_table
+from condsel.sources import load_table
 from condsel.synthetic import CLASS_NAMES, render_clip
 from condsel.synthetic.render import FPS
 from condsel.video.decode import DecodedVideo, decode_video

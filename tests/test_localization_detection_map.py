@@ -1,8 +1,11 @@
 """Detection mAP: a hand-computed case, and agreement with a plain per-detection
-loop written here from the ActivityNet rules, on detections generated over the
-real THUMOS'14 test ground truth (the test videos of the subset in tests/data)."""
+loop written from the ActivityNet rules (condsel.localization.reference, shared
+with benchmarks/detection_map_speed.py), on detections generated over the real
+THUMOS'14 test ground truth (the test videos of the subset in tests/data)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,79 +19,15 @@ from condsel.datasets.thumos import (
     load_wtalc,
 )
 from condsel.localization.detection_map import (
-    Detections,
     detection_map,
     drop_ambiguous,
     parse_results,
     parse_tiou,
     results_document,
 )
+from condsel.localization.reference import detections_from_rows, generated_detections, reference_map
 
 WTALC = FIXTURES / "thumos14" / "wtalc_subset"
-
-
-def reference_map(gt: GroundTruth, dets: list[tuple[str, str, float, float, float]], thresholds) -> list[float]:
-    """ActivityNet rules, one detection and one GT segment at a time."""
-    classes = sorted({label for v in gt.videos.values() for label in v.labels})
-    maps = []
-    for thr in thresholds:
-        aps = []
-        for c in classes:
-            truth = {name: [(s, e) for (s, e), label in zip(v.segments.tolist(), v.labels) if label == c] for name, v in gt.videos.items()}
-            n_truth = sum(len(t) for t in truth.values())
-            mine = sorted((d for d in dets if d[1] == c), key=lambda d: -d[4])  # sorted() is stable
-            used = set()
-            hits = []
-            for video, _, start, end, _ in mine:
-                best, best_iou = None, -1.0
-                for j, (gs, ge) in enumerate(truth.get(video, [])):
-                    if (video, j) in used:
-                        continue
-                    inter = max(0.0, min(end, ge) - max(start, gs))
-                    union = (end - start) + (ge - gs) - inter
-                    iou = inter / union if union > 0 else 0.0
-                    if iou >= thr and iou > best_iou:
-                        best, best_iou = j, iou
-                if best is not None:
-                    used.add((video, best))
-                hits.append(best is not None)
-            precision, recall, tp = [], [], 0
-            for i, hit in enumerate(hits, 1):
-                tp += hit
-                precision.append(tp / i)
-                recall.append(tp / n_truth)
-            mprec = [0.0] + precision + [0.0]
-            mrec = [0.0] + recall + [1.0]
-            for i in range(len(mprec) - 2, -1, -1):
-                mprec[i] = max(mprec[i], mprec[i + 1])
-            aps.append(sum((mrec[i] - mrec[i - 1]) * mprec[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1]))
-        maps.append(100.0 * sum(aps) / len(aps))
-    return maps
-
-
-def _detections(rows) -> Detections:
-    return Detections(
-        np.array([r[0] for r in rows], dtype=str), np.array([r[1] for r in rows], dtype=str),
-        np.array([[r[2], r[3]] for r in rows], dtype=np.float64).reshape(-1, 2), np.array([r[4] for r in rows]),
-    )
-
-
-def generated_detections(gt: GroundTruth, n_per_segment: int, seed: int, false_alarms: int = 5):
-    """Jittered copies of GT segments (some relabelled) plus random false alarms."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for name, v in sorted(gt.videos.items()):
-        for (s, e), label in zip(v.segments.tolist(), v.labels):
-            for _ in range(n_per_segment):
-                length = e - s
-                start = s + rng.normal(0, 0.3) * length
-                end = start + length * np.exp(rng.normal(0, 0.4))
-                wrong = rng.random() < 0.1
-                rows.append((name, gt.classes[rng.integers(len(gt.classes))] if wrong else label, start, end, rng.random()))
-        for _ in range(false_alarms):
-            start = rng.uniform(0, v.duration)
-            rows.append((name, gt.classes[rng.integers(len(gt.classes))], start, start + rng.uniform(0.5, 20), rng.random()))
-    return rows
 
 
 def test_hand_computed_case():
@@ -96,7 +35,7 @@ def test_hand_computed_case():
         "v1": VideoAnnotation("test", np.array([[0.0, 10.0], [20.0, 30.0]]), ("a", "a")),
         "v2": VideoAnnotation("test", np.array([[0.0, 10.0]]), ("b",)),
     })
-    dets = _detections([
+    dets = detections_from_rows([
         ("v1", "a", 0.0, 10.0, 0.9),   # tIoU 1 with GT 0 -> TP
         ("v1", "a", 0.0, 5.0, 0.8),    # GT 0 taken, tIoU 0 with GT 1 -> FP
         ("v1", "a", 22.0, 30.0, 0.7),  # tIoU 0.8 with GT 1 -> TP at 0.5, FP at 0.9
@@ -113,7 +52,7 @@ def test_equals_loop_reference_on_real_thumos_test_gt():
     gt = load_wtalc(WTALC).subset("test")
     rows = generated_detections(gt, n_per_segment=2, seed=0)
     thresholds = parse_tiou("0.1:0.7:0.1")
-    ours = detection_map(gt, _detections(rows), thresholds)
+    ours = detection_map(gt, detections_from_rows(rows), thresholds)
     np.testing.assert_allclose(ours.map, reference_map(gt, rows, thresholds), atol=1e-6)
     assert 20 < ours.average_map < 95  # the generated detections are neither useless nor perfect
 
@@ -121,7 +60,7 @@ def test_equals_loop_reference_on_real_thumos_test_gt():
 def test_perfect_detections_score_100():
     gt = load_wtalc(WTALC).subset("test")
     rows = [(n, label, s, e, 1.0) for n, v in gt.videos.items() for (s, e), label in zip(v.segments.tolist(), v.labels)]
-    np.testing.assert_allclose(detection_map(gt, _detections(rows), np.array([0.1, 0.7])).map, [100.0, 100.0])
+    np.testing.assert_allclose(detection_map(gt, detections_from_rows(rows), np.array([0.1, 0.7])).map, [100.0, 100.0])
 
 
 def test_ambiguous_filter_drops_overlaps_only():
@@ -129,7 +68,7 @@ def test_ambiguous_filter_drops_overlaps_only():
     assert sum(len(v) for v in spans.values()) == 24
     first_video, first = next(iter(spans.items()))
     s, e = first[0]
-    dets = _detections([
+    dets = detections_from_rows([
         (first_video, "x", s - 5, s + 0.1, 1.0),  # overlaps
         (first_video, "x", s - 5, s, 1.0),        # touches only: kept
         ("other", "x", s, e, 1.0),                # other video: kept
@@ -151,12 +90,24 @@ def test_cli_json_and_unknown_label(tmp_path, capsys):
     gt = load_wtalc(WTALC).subset("test")
     rows = generated_detections(gt, n_per_segment=1, seed=1)
     pred = tmp_path / "pred.json"
-    pred.write_text(json.dumps(results_document(_detections(rows))))
+    pred.write_text(json.dumps(results_document(detections_from_rows(rows))))
     assert main(["detection-map", "--gt", str(WTALC), "--pred", str(pred), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(out["map"], reference_map(gt, rows, parse_tiou("0.1:0.7:0.1")), atol=1e-6)
     assert out["average_map"] == pytest.approx(np.mean(out["map"]))
     rows[0] = (rows[0][0], "NotAClass", *rows[0][2:])
-    pred.write_text(json.dumps(results_document(_detections(rows))))
+    pred.write_text(json.dumps(results_document(detections_from_rows(rows))))
     assert main(["detection-map", "--gt", str(WTALC), "--pred", str(pred)]) == 2
     assert "NotAClass" in capsys.readouterr().err
+
+
+def test_cli_does_not_import_torch(tmp_path):
+    """Scoring a results file needs numpy only; torch alone took ~1.4 s of a 2.6 s run."""
+    gt = load_wtalc(WTALC).subset("test")
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(results_document(detections_from_rows(generated_detections(gt, 1, seed=2)))))
+    code = ("import sys; from condsel.cli import main; "
+            f"code = main(['detection-map', '--gt', {str(WTALC)!r}, '--pred', {str(pred)!r}]); "
+            "print(code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["0", "False"]

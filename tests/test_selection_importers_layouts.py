@@ -14,6 +14,7 @@ import torch
 from scipy.io import savemat
 
 from condsel.cli import main
+from condsel.datasets.ucf101 import ucf101_join
 from condsel.selection.data.importers import join_scores, read_scores, sample_key, split_source
 from condsel.selection.data.importers.join import class_key
 
@@ -200,10 +201,12 @@ def test_idt_joins_dmcnet_names_and_needs_a_cost(tmp_path, capsys):
     stems = [v.split("/")[1] for v in VIDEOS]
     idt = _idt(tmp_path / "idt.mat", stems[::-1], (LABELS + 1)[::-1], _logits(3)[::-1].astype(np.float64))
     dmc = _dmc_like(tmp_path / "mv.npz", _logits())
-    table = join_scores({"mv": read_scores(dmc), "idt": read_scores(idt)})
+    per_model = {"mv": read_scores(dmc), "idt": read_scores(idt)}
+    table = join_scores(per_model)
     assert table.names.tolist() == [v + ".avi" for v in VIDEOS]  # the first file's spelling is kept
     np.testing.assert_allclose(table.logits["idt"], _logits(3), rtol=1e-6)
-    assert table.groups.tolist() == [f"{v.split('/')[0]}_g0{g}" for v, g in zip(VIDEOS, [1, 2, 3] * 3)]
+    assert table.groups is None  # the importers know no dataset: grouping comes from the caller
+    assert ucf101_join(per_model).groups.tolist() == [f"{v.split('/')[0]}_g0{g}" for v, g in zip(VIDEOS, [1, 2, 3] * 3)]
     argv = ["table", "--scores", f"mv={dmc}", "--scores", f"idt={idt}", "--backbone", "mv",
             "--costs", str(_toml(tmp_path, mv=40.0)), "--out", str(tmp_path / "out")]
     assert main(argv) == 2

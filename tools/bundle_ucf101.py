@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.datasets.ucf101 import UCF101_MODELS, ucf101_score_files
-from condsel.selection.data.importers import join_scores, read_scores
+from condsel.datasets.ucf101 import UCF101_MODELS, ucf101_join, ucf101_score_files
+from condsel.selection.data.importers import read_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     files = ucf101_score_files(ROOT.parent / "shared" / "data" / "ucf101_scores", split=1)
-    table = join_scores({name: read_scores(path) for name, path in files.items()})
+    table = ucf101_join({name: read_scores(path) for name, path in files.items()})
     classes = {}
     for name, label in zip(table.names, table.labels):
         classes.setdefault(int(label), name.split("/")[0])

@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 _API: dict[str, str] = {
     # prediction tables and where they come from
     "PredictionTable": "condsel.selection.data.table",
-    "load_table": "condsel.selection.data.sources",
-    "default_costs": "condsel.selection.data.sources",
+    "load_table": "condsel.sources",
+    "default_costs": "condsel.sources",
     "read_scores": "condsel.selection.data.importers",
     "join_scores": "condsel.selection.data.importers",
     # selection policies (estimators: hyperparameters in __init__, fit returns self)

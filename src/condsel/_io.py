@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import torch
 from numpy.lib import format as npy_format
 
 
@@ -101,7 +100,11 @@ def torch_threads(count: int):
     time in per-op overhead, where extra threads only add synchronisation: UCF101
     5-fold selector CV took 7.6 s with 1 thread and 43 s with 2 on busy cores.
     Latency measurements also pin the thread count so runs compare.
+    torch is imported here, not with the module: the table readers and
+    ``condsel detection-map`` use this module without ever needing torch.
     """
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -123,14 +123,9 @@ def run(args: argparse.Namespace) -> int:
 def _table(args):
     """The table with costs, its default backbone and a line saying what data it is."""
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
-    from condsel.models.costs import load_costs_toml
-    from condsel.selection.data.sources import default_costs, load_table
+    from condsel.sources import resolve_table
 
-    table = load_table(args.table or "ucf101-split1")
-    costs, _ = default_costs(table)
-    if args.costs:
-        costs.update(load_costs_toml(args.costs))
-    table = table.with_costs({m: g for m, g in costs.items() if m in table.logits})
+    table, _ = resolve_table(args.table or "ucf101-split1", costs=args.costs)
     backbone = args.backbone or (UCF101_BACKBONE if not args.table else table.models[0])
     return table, backbone, (f"table {args.table}" if args.table else UCF101_DATA)
 

@@ -76,20 +76,14 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from condsel._io import atomic_dir, write_json
-    from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
+    from condsel.models.costs import FLOP_CONVENTION
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
     from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
-    from condsel.selection.data.sources import default_costs, load_table
+    from condsel.sources import resolve_table
     from condsel.selection.evaluation.text_summary import format_summary
 
-    table = load_table(_source(args))
-    costs, derivation = default_costs(table)
-    if args.models:
-        table = table.select_models(args.models)
-    if args.costs:
-        costs.update(load_costs_toml(args.costs))
-    table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
+    table, derivation = resolve_table(_source(args), args.models, args.costs)
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
         alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,

@@ -34,7 +34,6 @@ no network to count: a pool with it needs a user-given cost.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -46,6 +45,8 @@ from condsel.models import get_spec
 from condsel.models.costs import count_gflops
 from condsel.models.dmcnet import DenseTinyFlowGenerator
 from condsel.models.seqvlad import SeqVLAD
+from condsel.selection.data.importers import ModelScores, join_scores, read_scores
+from condsel.selection.data.importers.named import video_name_parts
 from condsel.selection.data.table import PredictionTable
 
 SEGMENTS = 25
@@ -113,14 +114,12 @@ def load_ucf101_pool(data_dir: str | Path, split: int, models: tuple[str, ...] =
     >>> table = load_ucf101_pool("../shared/data", split=1)  # doctest: +SKIP
     >>> table = table.with_costs(ucf101_costs(table.logits)[0])  # doctest: +SKIP
     """
-    from condsel.selection.data.importers import join_scores, read_scores  # they import this module's groups
-
     data_dir = Path(data_dir)
     sources = {**ucf101_score_files(data_dir / "ucf101_scores", split), **ucf101_more_sources(data_dir / "ucf101_more", split)}
     unknown = sorted(set(models) - set(sources))
     if unknown:
         raise ValueError(f"unknown UCF101 model keys {unknown}; known: {sorted(sources)}")
-    return join_scores({m: read_scores(sources[m]) for m in models})
+    return ucf101_join({m: read_scores(sources[m]) for m in models})
 
 
 def load_ucf101_split1() -> PredictionTable:
@@ -129,34 +128,21 @@ def load_ucf101_split1() -> PredictionTable:
         return PredictionTable.load(path)
 
 
-_UCF_NAME = re.compile(r"v_(?P<cls>.+)_g(?P<group>\d+)_c\d+")
-
-
-def _ucf101_match(name) -> re.Match | None:
-    return _UCF_NAME.search(Path(str(name)).stem)
-
-
 def ucf101_groups(names: np.ndarray) -> np.ndarray | None:
     """UCF101 clips of one group are cut from one long video; keep them in one fold.
 
     Returns None unless every name follows UCF101's ``v_<Class>_gXX_cYY`` pattern.
     """
-    groups = []
-    for name in names:
-        match = _ucf101_match(name)
-        if match is None:
-            return None
-        groups.append(f"{match['cls']}_g{match['group']}")
-    return np.asarray(groups)
+    matches = [video_name_parts(n) for n in names]
+    if any(m is None for m in matches):
+        return None
+    return np.asarray([f"{m['cls']}_g{m['group']}" for m in matches])
 
 
-def ucf101_video_classes(names: np.ndarray) -> list[str] | None:
-    """The class part of ``v_<Class>_gXX_cYY`` video names, for files that omit the class folder (IDT).
-
-    None unless every name follows the pattern.
-    """
-    matches = [_ucf101_match(n) for n in names]
-    return None if any(m is None for m in matches) else [m["cls"] for m in matches]
+def ucf101_join(per_model: dict[str, ModelScores]) -> PredictionTable:
+    """:func:`join_scores` with UCF101's groups when the first file's names follow UCF101's pattern."""
+    first = next(iter(per_model.values()), None)
+    return join_scores(per_model, groups=None if first is None else ucf101_groups(first.names))
 
 
 def ucf101_table() -> PredictionTable:

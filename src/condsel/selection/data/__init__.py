@@ -1,1 +1,1 @@
-"""Prediction tables: per-model outputs joined by sample, and the importers and sources that build them."""
+"""Prediction tables: per-model outputs joined by sample, and the importers that build them from score files."""

@@ -18,7 +18,6 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from condsel.datasets.ucf101 import ucf101_groups
 from condsel.selection.data.importers.records import ModelScores
 from condsel.selection.data.table import PredictionTable
 
@@ -33,20 +32,23 @@ def sample_key(name: str) -> str:
     return path.stem if path.suffix.lower() in VIDEO_SUFFIXES else path.name
 
 
-def join_scores(per_model: dict[str, ModelScores]) -> PredictionTable:
+def join_scores(per_model: dict[str, ModelScores], groups: np.ndarray | None = None) -> PredictionTable:
     """Join models by sample name; the first model's row order and names are kept.
 
     Parameters
     ----------
     per_model
         Model name -> its scores, as returned by :func:`read_scores`.
+    groups
+        One group per row of the first model (samples of a group never
+        straddle folds), given by the caller that knows the dataset, e.g.
+        :func:`condsel.datasets.ucf101.ucf101_join`; None: no grouping.
 
     Returns
     -------
     PredictionTable
         One row per sample; logits in the class order of the first file that
-        names its classes (``class_names``), else as stored; UCF101 groups
-        when the names follow UCF101's pattern.
+        names its classes (``class_names``), else as stored; ``groups`` as given.
 
     Examples
     --------
@@ -81,7 +83,7 @@ def join_scores(per_model: dict[str, ModelScores]) -> PredictionTable:
     return PredictionTable(
         first.names, first_labels, logits, features=features,
         class_names=None if reference is None else list(reference.class_names),
-        groups=ucf101_groups(first.names),
+        groups=groups,
     )
 
 

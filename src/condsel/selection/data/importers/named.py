@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
 
 from condsel._io import load_npz
-from condsel.datasets.ucf101 import ucf101_video_classes
 from condsel.selection.data.importers.records import ModelScores, checked, classes_by_label, stack_rows
+
+# The ltc IDT files name their videos as UCF101 does, ``v_<Class>_gXX_cYY``: the
+# file's only record of class names. ``condsel.datasets.ucf101`` groups by the same names.
+VIDEO_NAME = re.compile(r"v_(?P<cls>.+)_g(?P<group>\d+)_c\d+")
+
+
+def video_name_parts(name) -> re.Match | None:
+    """The ``cls`` and ``group`` of a ``v_<Class>_gXX_cYY`` name (folder and suffix ignored), else None."""
+    return VIDEO_NAME.search(Path(str(name)).stem)
+
+
+def video_classes(names: np.ndarray) -> list[str] | None:
+    """The class part of each ``v_<Class>_gXX_cYY`` name; None unless every name follows the pattern."""
+    matches = [video_name_parts(n) for n in names]
+    return None if any(m is None for m in matches) else [m["cls"] for m in matches]
 
 
 def read_dmcnet(path: Path, data: dict[str, np.ndarray]) -> ModelScores:
@@ -84,8 +99,8 @@ def read_dense_trajectories(path: Path) -> ModelScores:
     """MATLAB file with ``scores_<m>`` (N, C), ``vn_<m>`` (N, 1) names and ``gt_<m>`` (N, 1) 1-based labels.
 
     The layout of gulvarol/ltc's IDT + Fisher-vector scores (``<m>`` = ``idt``).
-    Class names come from UCF101's ``v_<Class>_gXX_cYY`` video names when
-    they follow it.
+    Class names come from the ``v_<Class>_gXX_cYY`` video names when they
+    follow that pattern.
     """
     from scipy.io import loadmat  # scipy is only needed for this layout
 
@@ -103,7 +118,7 @@ def read_dense_trajectories(path: Path) -> ModelScores:
         raise ValueError(f"{path}: gt_{method} must hold 1-based class labels, found {labels.min()}")
     labels = labels - 1
     logits = np.asarray(mat[f"scores_{method}"], dtype=np.float32)
-    return checked(path, names, labels, logits, None, class_names=classes_by_label(ucf101_video_classes(names), labels))
+    return checked(path, names, labels, logits, None, class_names=classes_by_label(video_classes(names), labels))
 
 
 def _matlab_string(value) -> str:

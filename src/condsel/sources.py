@@ -4,13 +4,21 @@ Commands and Python users name a table the same way: a bundled dataset, a
 ``table.npz`` from an earlier run, a store written by ``condsel extract``, or
 one score file per model. This module turns any of them into a
 :class:`PredictionTable` so that no command reaches into another.
+
+It sits above the layers it reads from: the table and score importers
+(``selection.data``), the datasets that know their groups and costs
+(``datasets``) and the extraction store (``extract``); none of those import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from condsel.datasets.ucf101 import UCF101_KEYS, load_ucf101_split1, ucf101_costs, ucf101_join
+from condsel.extract.store import load_store
+from condsel.models.costs import load_costs_toml
+from condsel.selection.data.importers import read_scores
 from condsel.selection.data.table import PredictionTable
 
 BUNDLED = ("ucf101-split1",)
@@ -26,7 +34,8 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
         (or a plain npz with ``names``, ``labels``, ``logits``); a directory
         written by ``condsel extract``; or a mapping ``{model name: score
         file}`` of per-model score files, joined by sample name (see
-        :func:`condsel.selection.data.importers.read_scores` for their layouts).
+        :func:`condsel.selection.data.importers.read_scores` for their layouts;
+        UCF101 videos are grouped by source video).
 
     Returns
     -------
@@ -45,20 +54,14 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
     >>> table.num_samples, sorted(table.logits)
     (3783, ['flow', 'gen_flow', 'iframe', 'mv', 'residual'])
     """
-    from condsel.selection.data.importers import join_scores, read_scores
-
     if isinstance(source, Mapping):
         if not source:
             raise ValueError("no score files given")
-        return join_scores({name: read_scores(path) for name, path in source.items()})
+        return ucf101_join({name: read_scores(path) for name, path in source.items()})
     if isinstance(source, str) and source in BUNDLED:
-        from condsel.datasets.ucf101 import load_ucf101_split1
-
         return load_ucf101_split1()
     path = Path(source)
     if path.is_dir():
-        from condsel.extract.store import load_store
-
         return load_store(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file or directory (and not a bundled table: {', '.join(BUNDLED)})")
@@ -71,9 +74,37 @@ def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:
     Tables of the UCF101 models (DMC-Net/CoViAR, SeqVLAD) get costs derived from
     the architectures (IDT has none: give it with ``--costs``); any other table keeps the costs stored with it.
     """
-    from condsel.datasets.ucf101 import UCF101_KEYS, ucf101_costs
-
     if set(table.logits) <= set(UCF101_KEYS):
         costs, lines = ucf101_costs(table.logits)
         return costs, ["UCF101 models (DMC-Net/CoViAR, SeqVLAD), derived from their architectures:"] + lines
     return dict(table.gflops), [f"{m}: {g:.3f} GFLOPs/video (stored with the table)" for m, g in table.gflops.items()]
+
+
+def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterable[str] | None = None,
+                  costs: str | Path | None = None) -> tuple[PredictionTable, list[str]]:
+    """The table a command works on: read, cut to ``models``, with its costs attached.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`load_table` takes.
+    models
+        A subset of the table's models, in this order; None keeps them all.
+    costs
+        A TOML file with a ``[gflops]`` table; its figures override the
+        defaults of :func:`default_costs`.
+
+    Returns
+    -------
+    table
+        With ``gflops`` for every model that has a cost.
+    derivation
+        The lines of :func:`default_costs` saying how the default costs were obtained.
+    """
+    table = load_table(source)
+    gflops, derivation = default_costs(table)
+    if models:
+        table = table.select_models(list(models))
+    if costs:
+        gflops.update(load_costs_toml(costs))
+    return table.with_costs({m: g for m, g in gflops.items() if m in table.logits}), derivation

@@ -8,8 +8,8 @@ from conftest import FIXTURES
 
 from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
 from condsel.selection.data.importers import join_scores, read_scores
-from condsel.selection.data.sources import default_costs, load_table
 from condsel.selection.data.table import PredictionTable
+from condsel.sources import default_costs, load_table, resolve_table
 
 SUBSET = FIXTURES / "ucf101_scores_subset"
 
@@ -28,8 +28,11 @@ def test_bundled_name():
 
 def test_score_files_by_model_name():
     files = ucf101_score_files(SUBSET, split=1)
-    _same(load_table(files), join_scores({m: read_scores(p) for m, p in files.items()}))
+    table = load_table(files)
+    _same(table, join_scores({m: read_scores(p) for m, p in files.items()}))
     assert load_table({"mv": files["mv"]}).models == ["mv"]
+    # UCF101 video names: grouped by the long video each clip is cut from (v_<Class>_gXX_cYY)
+    assert table.groups[:3].tolist() == ["ApplyEyeMakeup_g01", "ApplyEyeMakeup_g02", "ApplyLipstick_g01"]
 
 
 def test_a_saved_table_round_trips(tmp_path):
@@ -59,3 +62,15 @@ def test_bad_sources_name_themselves(tmp_path):
     with pytest.raises(ValueError, match=r"empty_dir: not an extraction store"):
         (tmp_path / "empty_dir").mkdir()
         load_table(tmp_path / "empty_dir")
+
+
+def test_resolve_table_cuts_models_and_overrides_costs(tmp_path):
+    """The one table + costs recipe of `condsel table` and `condsel analyze`: derived costs, then the TOML's."""
+    (tmp_path / "costs.toml").write_text("[gflops]\nmv = 40.0\n")
+    files = ucf101_score_files(SUBSET, split=1)
+    table, derivation = resolve_table(files, models=["iframe", "mv"], costs=tmp_path / "costs.toml")
+    derived, lines = default_costs(load_table(files))
+    assert table.models == ["mv", "iframe"] and derivation == lines
+    assert table.gflops == {"iframe": derived["iframe"], "mv": 40.0}
+    plain, _ = resolve_table(files)
+    assert plain.gflops == derived
