@@ -55,17 +55,40 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
     from condsel._io import torch_threads
+    from condsel.extract.pool import check_store_matches
+    from condsel.extract.store import Store, load_store
     from condsel.models.costs import load_costs_toml
-    from condsel.pool.config import RANDOM_WEIGHTS_NOTE, load_pool_config
-    from condsel.pool.fit import FitSettings, fit_run
+    from condsel.pool.config import RANDOM_WEIGHTS_NOTE, check_weights, load_pool_config
+    from condsel.pool.fit import FitSettings, describe_fit, fit_policy, table_digest
+    from condsel.pool.run_dir import save_run
+    from condsel.report.plots import plot_operating_curve
 
     settings = FitSettings(policy=args.policy, budget=args.budget, threshold=args.threshold, folds=args.folds, seed=args.seed)
     pool = load_pool_config(args.pool)
-    costs = load_costs_toml(args.costs) if args.costs else None
+    check_weights(pool, args.random_weights)
+    pool = pool.pinned()
+    store = Store.open(args.store)
+    check_store_matches(pool, store)
+    table = load_store(args.store)
+    if args.costs:
+        table = table.with_costs({**table.gflops, **load_costs_toml(args.costs)})
+    if table.class_names is None:
+        table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
     with torch_threads(1):  # the policies' small networks run fastest on one thread
-        root, result = fit_run(pool, args.store, args.out, settings, costs, args.random_weights)
+        result = fit_policy(pool, table, settings)
+    operating_point, notes = describe_fit(table, settings, result)
+    notes = {"store": {"path": str(Path(args.store).resolve()), "digest": table_digest(table),
+                       "identity": store.meta["identity"], "videos": int(table.num_samples)}, **notes}
     point = result.point
+    plot_operating_curve(result.curve, notes["single_members"], point, Path(args.out) / "calibration.png",
+                         result.policy.name,
+                         title=f"{result.policy.name} policy on {Path(args.store).name}: {result.folds}-fold CV, out of fold")
+    root = save_run(args.out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
+                    store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
     metric = "map" if "map" in point else "top1"
     if args.policy == "best":
         for c in result.candidates.values():

@@ -15,7 +15,11 @@ from pathlib import Path
 
 from torch import nn
 
+from condsel.extract.store import Store
 from condsel.pool.config import PoolConfig, build_pool, load_pool_config, uses_random_weights
+
+# what a member's description must agree on between the pool and the store that was extracted with it
+IDENTITY_KEYS = ("arch", "options", "clip", "num_classes", "sha256")
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,23 @@ def load_pool(
             raise ValueError(f"{class_names_file}: {len(class_names)} class names for a pool of {num_classes} classes")
     models = build_pool(config, random_weights)  # names every member without weights before hashing any file
     return ExtractionPool(source, config.pinned(), models, class_names)
+
+
+def check_store_matches(pool: PoolConfig, store: Store) -> None:
+    """The store must hold whole videos scored by exactly this pool (members, views, weights).
+
+    Then what ``predict`` computes online is what a policy fitted on the store saw.
+    """
+    if store.meta["settings"].get("per_clip_seconds") is not None:
+        raise ValueError(f"{store.root}: a per-clip store (windows of untrimmed videos); fit needs whole-video scores")
+    stored = {m["name"]: m for m in store.meta["pool"]["members"]}
+    if sorted(stored) != sorted(pool.names):
+        raise ValueError(f"{store.root}: holds members {sorted(stored)}, but {pool.path} has {sorted(pool.names)}")
+    for member in pool.members:
+        mine, theirs = member.to_dict(), stored[member.name]
+        for key in IDENTITY_KEYS:
+            if mine[key] != theirs.get(key):
+                raise ValueError(
+                    f"{store.root}: member {member.name!r} was extracted with {key} = {theirs.get(key)!r}, "
+                    f"but {pool.path} has {mine[key]!r}; extract again with this pool"
+                )

@@ -1,12 +1,12 @@
-"""Fit a selection policy on an extraction store of a pool, and write the run directory ``predict`` and ``serve`` load.
+"""Fit a selection policy on a pool's table, and describe the fit for the run directory ``predict`` and ``serve`` load.
 
-The policy is fitted on every video of the store. Its operating point is
+The policy is fitted on every video of the table. Its operating point is
 chosen, and its expected GFLOPs and accuracy are measured, on out-of-fold
 predictions (grouped k-fold cross-validation: each video routed by a policy
 that did not train on it), never on in-sample ones, which flatter a fitted
-policy. The store must have been extracted by this very pool (same members,
-views and weights), so that what ``predict`` computes online is what the
-policy was fitted on.
+policy. This module returns data; ``condsel fit`` reads the store (which
+:func:`condsel.extract.pool.check_store_matches` ties to the pool), plots the
+curve and writes the run directory.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ import hashlib
 import inspect
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
-
 import numpy as np
 
 from condsel.analysis.operating import best_point, matching_point
-from condsel.extract.store import Store, load_store
-from condsel.pool.config import PoolConfig, check_weights
-from condsel.pool.run_dir import point_within_budget, save_run
-from condsel.report.plots import plot_operating_curve
+from condsel.pool.config import PoolConfig
+from condsel.pool.run_dir import point_within_budget
 from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, held_out_curve
 from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.method.policies import POLICIES, Policy, metric_name, single_values
@@ -33,8 +29,6 @@ from condsel.selection.data.table import PredictionTable
 log = logging.getLogger(__name__)
 
 THRESHOLDS = np.linspace(0.0, 1.0, 101)
-# what a member's description must agree on between the pool and the store that was extracted with it
-IDENTITY_KEYS = ("arch", "options", "clip", "num_classes", "sha256")
 
 
 @dataclass(frozen=True)
@@ -67,23 +61,6 @@ def table_digest(table: PredictionTable) -> str:
         digest.update(f"{m}={table.gflops[m]!r}".encode("utf-8"))
         digest.update(np.ascontiguousarray(table.logits[m], dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def check_store_matches(pool: PoolConfig, store: Store) -> None:
-    """The store must hold whole videos scored by exactly this pool (members, views, weights)."""
-    if store.meta["settings"].get("per_clip_seconds") is not None:
-        raise ValueError(f"{store.root}: a per-clip store (windows of untrimmed videos); fit needs whole-video scores")
-    stored = {m["name"]: m for m in store.meta["pool"]["members"]}
-    if sorted(stored) != sorted(pool.names):
-        raise ValueError(f"{store.root}: holds members {sorted(stored)}, but {pool.path} has {sorted(pool.names)}")
-    for member in pool.members:
-        mine, theirs = member.to_dict(), stored[member.name]
-        for key in IDENTITY_KEYS:
-            if mine[key] != theirs.get(key):
-                raise ValueError(
-                    f"{store.root}: member {member.name!r} was extracted with {key} = {theirs.get(key)!r}, "
-                    f"but {pool.path} has {mine[key]!r}; extract again with this pool"
-                )
 
 
 def _make(name: str, pool: PoolConfig, seed: int):
@@ -165,47 +142,11 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
     return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates, settings.folds)
 
 
-def fit_run(
-    pool: PoolConfig,
-    store_root: str | Path,
-    out: str | Path,
-    settings: FitSettings = FitSettings(),
-    costs: dict[str, float] | None = None,
-    random_weights: bool = False,
-) -> tuple[Path, FitResult]:
-    """Fit on the store and write the run directory ``out`` (see :mod:`condsel.pool.run_dir`).
+def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResult) -> tuple[dict, dict]:
+    """The run's ``operating_point`` (with the rule that chose it) and the fit's notes, as ``run.json`` records them.
 
-    Parameters
-    ----------
-    pool : PoolConfig
-        The pool the store was extracted with; every member needs a checkpoint
-        unless ``random_weights``.
-    store_root : path
-        A whole-video store written by ``condsel extract`` with this pool.
-    out : path
-        The run directory to write.
-    settings : FitSettings
-        Policy, operating point (budget or threshold), folds and seed.
-    costs : dict, optional
-        Per-video GFLOPs overriding the counted ones.
-    random_weights : bool
-        Allow members without a checkpoint (latency benchmarks only).
-
-    Returns
-    -------
-    path, FitResult
-        The run directory and what was fitted.
+    The caller adds the provenance of the table (for a store: its path, identity and digest).
     """
-    check_weights(pool, random_weights)
-    pool = pool.pinned()
-    store = Store.open(store_root)
-    check_store_matches(pool, store)
-    table = load_store(store_root)
-    if costs:
-        table = table.with_costs({**table.gflops, **costs})
-    if table.class_names is None:
-        table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
-    result = fit_policy(pool, table, settings)
     metric = metric_name(table)
     point = result.point
     operating_point = {
@@ -218,8 +159,6 @@ def fit_run(
         **({"out_of_fold_estimate": point["out_of_fold_estimate"]} if "out_of_fold_estimate" in point else {}),
     }
     notes = {
-        "store": {"path": str(Path(store_root).resolve()), "digest": table_digest(table),
-                  "identity": store.meta["identity"], "videos": int(table.num_samples)},
         "fit": {"policy": result.policy.name, "params": result.policy.get_params(), "folds": result.folds,
                 "seed": settings.seed, "budget": settings.budget, "fitted_on": "every video of the store"},
     }
@@ -230,10 +169,5 @@ def fit_run(
                     "(condsel.selection.evaluation.recommend.choose); the operating point's figures are that choice "
                     "made and measured held out (nested cross-validation)",
         }
-    singles = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}
-    notes["single_members"] = singles
-    plot_operating_curve(result.curve, singles, point, Path(out) / "calibration.png", result.policy.name,
-                         title=f"{result.policy.name} policy on {Path(store_root).name}: {result.folds}-fold CV, out of fold")
-    root = save_run(out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
-                    store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
-    return root, result
+    notes["single_members"] = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}
+    return operating_point, notes
