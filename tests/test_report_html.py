@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from condsel.analysis.alpha import alpha_sweep
-from condsel.analysis.suite import run_analyses
+from condsel.workflows.analyses import run_analyses
 from condsel.analysis.latency import latency_points
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point

@@ -4,6 +4,6 @@ One module per figure family: ``alpha`` (Fig. 3a), ``views`` (3b),
 ``per_class`` (3c), ``backbones`` (4a), ``latency`` (4b), ``diagnostics``
 (the selector's calibration and confusions) and ``localization`` (5a-c).
 Their plots live in :mod:`condsel.report.analysis_plots`; ``condsel analyze``
-runs them from the command line and :func:`condsel.analysis.suite.run_demo_analyses`
-runs the demo's set.
+runs them from the command line and :mod:`condsel.workflows.analyses` writes them
+(``write_analysis``) and runs the demo's set.
 """

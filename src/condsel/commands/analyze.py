@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from condsel.analysis.output import write_analysis
+    from condsel.workflows.analyses import write_analysis
 
     compute = {
         "alpha-sweep": _alpha_sweep, "views": _views, "per-class": _per_class, "backbones": _backbones,

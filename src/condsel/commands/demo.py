@@ -107,7 +107,7 @@ def _localization(out, seed: int) -> dict:
 
 
 def _analyses(out, seed: int) -> dict:
-    from condsel.analysis.suite import run_demo_analyses
+    from condsel.workflows.analyses import run_demo_analyses
 
     result = run_demo_analyses(out / "analyses", synthetic_dir=out / "synthetic", seed=seed, progress=True)
     if result["failures"]:

@@ -1,4 +1,6 @@
-"""The analyses ``condsel demo`` runs into ``DIR/analyses/`` (about a minute on 2 cores).
+"""Running the analyses: each computed (:mod:`condsel.analysis`), written as ``<name>.json`` and drawn as ``<name>.png``.
+
+The demo's set, which ``condsel demo`` runs into ``DIR/analyses/`` (about a minute on 2 cores):
 
 UCF101 (real scores): alpha sweep, selector backbones, per-class compute and
 selector diagnostics, sharing cross-validation runs. Synthetic pool (when the
@@ -21,9 +23,10 @@ from condsel.analysis.backbones import backbone_comparison
 from condsel.analysis.diagnostics import selector_diagnostics
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
-from condsel.analysis.output import write_analysis
 from condsel.analysis.per_class import per_class_compute
+from condsel._io import write_json
 from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA, ucf101_table
+from condsel.report.analysis_plots import PLOTS
 from condsel.selection.evaluation.evaluate import SelectionConfig
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,15 @@ log = logging.getLogger(__name__)
 DEMO_BACKBONES = ("mv", "residual", "flow")
 DEMO_BETAS = (0.1, 0.3, 0.5)
 DEMO_FOLDS = 3  # the demo's time budget; `condsel analyze` defaults to 5 like `condsel table`
+
+
+def write_analysis(out_dir: str | Path, name: str, data: dict) -> tuple[Path, Path]:
+    """Write the JSON atomically, then the plot; returns both paths."""
+    out_dir = Path(out_dir)
+    json_path, png_path = out_dir / f"{name}.json", out_dir / f"{name}.png"
+    write_json(json_path, data)
+    PLOTS[name](data, png_path)
+    return json_path, png_path
 
 
 def ucf101_analyses(seed: int = 0, folds: int = DEMO_FOLDS) -> dict[str, Callable[[], dict]]:
