@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 from condsel.synthetic import generate
 from condsel.video.decode import decode_video
 from condsel.video.sampling import frames_needed

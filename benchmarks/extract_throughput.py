@@ -39,7 +39,7 @@ import torch
 from condsel.extract import load_store
 from condsel.pool.config import build_pool, write_pool_config
 from condsel.synthetic import CLASS_NAMES, generate
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 
 
 def untrained_demo_pool(root: Path) -> Path:

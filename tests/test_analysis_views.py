@@ -21,7 +21,7 @@ from condsel.pool.inference import run_member
 from condsel.pool.config import PoolConfig, build_pool
 from condsel.pool.predict import decode_for
 from condsel.pool.run_dir import Run
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 
 VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 

@@ -18,7 +18,7 @@ from condsel.pool.train import TrainConfig, train_member
 from condsel.selection.method.policies import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 from condsel.synthetic import CLASS_NAMES, render_clip
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 from condsel.synthetic.render import FPS, NUM_FRAMES
 from condsel._io import torch_threads
 from condsel.video import sampling

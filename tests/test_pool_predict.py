@@ -16,11 +16,12 @@ from conftest import FIXTURES
 from condsel.cli import main
 from condsel.pool.config import build_pool
 from condsel.pool.inference import pool_table, run_member
-from condsel.pool.latency import format_latency, measure_latency
+from condsel.pool.latency import measure_latency
+from condsel.report.text import format_latency
 from condsel.pool.predict import execute, predict_batched, predict_video
 from condsel.pool.run_dir import load_run, point_within_budget, save_run
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 from condsel.synthetic import CLASS_NAMES, generate
 from condsel.video.decode import decode_video
 

@@ -47,7 +47,7 @@ from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E40
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
-from condsel.synthetic.pipeline import SYNTHETIC_POOL  # noqa: E402
+from condsel.workflows.demo import SYNTHETIC_POOL  # noqa: E402
 from condsel.video.decode import decode_video  # noqa: E402
 from condsel.video.encode import write_video  # noqa: E402
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.selection.evaluation.text_summary import format_summary
 
-    log = logging.getLogger("condsel.synthetic.pipeline")
+    log = logging.getLogger("condsel.workflows.demo")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"condsel demo -> {out}   ({FLOP_CONVENTION})")
@@ -91,7 +91,7 @@ def _ucf101(out, seed: int) -> dict:
 
 
 def _synthetic(out, seed: int) -> dict:
-    from condsel.synthetic.pipeline import run_synthetic_demo
+    from condsel.workflows.demo import run_synthetic_demo
 
     return run_synthetic_demo(out / "synthetic", seed=seed, progress=True)  # logs its latency block
 
