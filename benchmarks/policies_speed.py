@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, help="a saved table.npz (default: UCF101 split 1, --pool models)")
     parser.add_argument("--pool", type=int, choices=(5, 7), default=7)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--costs", type=Path, default=ROOT / "benchmarks" / "ucf101_issue11_costs.toml")
+    parser.add_argument("--costs", type=Path, default=ROOT / "benchmarks" / "ucf101_pool7_costs.toml")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     if args.table:

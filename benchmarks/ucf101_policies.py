@@ -1,7 +1,7 @@
 """The README's policy tables: recommended front vs the paper's selector on UCF101 splits 1-3, with 95% CIs.
 
     python benchmarks/ucf101_policies.py [--data ../shared/data] [--pools 5 7] [--splits 1 2 3]
-                                         [--costs benchmarks/ucf101_issue11_costs.toml | --derived-costs]
+                                         [--costs benchmarks/ucf101_pool7_costs.toml | --derived-costs]
                                          [--out out/ucf101_policies]
 
 Runs the public `condsel table` (all policies, 5 folds, seed 0, defaults, no
@@ -16,7 +16,7 @@ largest shortfall below the static hull over its budgets in [55, 300] GFLOPs.
 Five-model pool: the DMC-Net/CoViAR score files (``ucf101_scores/``).
 Seven-network pool: those five plus SeqVLAD RGB and flow, passed as scores in
 list order (``NAME=SCORES:LIST``, ``ucf101_more/seqvlad/``). Costs: issue 11's
-figures (``--costs``, default ``ucf101_issue11_costs.toml``), or the counts
+figures (``--costs``, default ``ucf101_pool7_costs.toml``), or the counts
 derived from the architectures (``--derived-costs``; they differ only for
 SeqVLAD, 51.65 and 58.53 instead of 51 and 53).
 """
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--pools", type=int, nargs="+", choices=(5, 7), default=(5, 7))
     parser.add_argument("--splits", type=int, nargs="+", choices=(1, 2, 3), default=(1, 2, 3))
     costs = parser.add_mutually_exclusive_group()
-    costs.add_argument("--costs", type=Path, default=ROOT / "benchmarks" / "ucf101_issue11_costs.toml")
+    costs.add_argument("--costs", type=Path, default=ROOT / "benchmarks" / "ucf101_pool7_costs.toml")
     costs.add_argument("--derived-costs", action="store_true", help="use the architectures' derived counts")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "ucf101_policies")
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
     for pool in args.pools:
         rows, bars = [], []
         for split in args.splits:
-            out = args.out / ("derived" if costs_file is None else "issue11") / f"{pool}_models" / f"split{split}"
+            out = args.out / ("derived" if costs_file is None else "given") / f"{pool}_models" / f"split{split}"
             summary = _run(pool_sources(args.data, pool, split), costs_file, out)
             rows += _rows(summary, split)
             bars.append(f"split {split}: {bar_figures(summary)}")

@@ -147,6 +147,7 @@ def test_costs_reject_unknown_keys():
         ucf101_costs(["mv", "tsn"])
 
 
+@pytest.mark.slow
 def test_table_cli_on_the_7_network_pool_uses_derived_costs(data, tmp_path):
     sources = {**ucf101_score_files(data / "ucf101_scores", 1), **ucf101_more_sources(data / "ucf101_more", 1)}
     argv = ["table", "--backbone", "mv", "--folds", "3", "--bootstrap", "0", "--out", str(tmp_path)]

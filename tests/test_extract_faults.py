@@ -96,6 +96,7 @@ def test_kill_9_mid_run_then_resume(material, tmp_path):
     _assert_same_store(out, material["reference"])
 
 
+@pytest.mark.slow
 def test_two_torchrun_processes_give_the_one_process_store(material, tmp_path):
     out = tmp_path / "store"
     result = run_condsel("extract", "--pool", str(material["run"]), "--manifest", str(material["manifest"]), "--out", str(out),

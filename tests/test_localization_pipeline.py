@@ -74,6 +74,7 @@ def test_synthetic_appearance_cannot_tell_action_from_its_scene_but_motion_can()
     assert auc["motion"] > 0.8 and auc["rgb"] < 0.65, auc
 
 
+@pytest.mark.slow
 def test_synthetic_selector_beats_random_over_most_of_the_range(tmp_path):
     summary = run_synthetic_localization(tmp_path, seed=0, progress=False)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
@@ -113,6 +114,7 @@ def write_features_from_annotations(gt: GroundTruth, root: Path, clip_seconds: f
         save_clip_features(motion, root, "flow", name)
 
 
+@pytest.mark.slow
 def test_localize_cli_on_features_from_real_thumos_annotations(tmp_path, capsys):
     from condsel.cli import main
 

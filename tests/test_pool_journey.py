@@ -179,6 +179,7 @@ def walkthrough_commands() -> list[list[str]]:
     return [shlex.split(line) for block in blocks for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_the_walkthrough_runs_as_written(tmp_path, capsys, monkeypatch):
     """docs/your_pool.md, command by command, with random-weight checkpoints and a small pool of the same names."""
     (tmp_path / "checkpoints").mkdir()

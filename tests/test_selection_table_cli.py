@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, shared_data
 
-from condsel.datasets.ucf101 import ucf101_score_files
 from condsel.cli import main
+from condsel.datasets.ucf101 import ucf101_score_files
+from condsel.selection.data.table import PredictionTable
+from condsel.sources import load_table
 
 def _run_table(scores_dir, out, *extra):
     argv = ["table", "--backbone", "mv", "--folds", "5", "--seed", "0", *extra, "--out", str(out)]
@@ -28,6 +30,7 @@ def split1_run(tmp_path_factory):
     return _run_table(shared_data("ucf101_scores"), tmp_path_factory.mktemp("ucf101_split1"), "--bootstrap", "30")
 
 
+@pytest.mark.slow
 def test_the_subset_runs_end_to_end(tmp_path):
     out, summary = _run_table(FIXTURES / "ucf101_scores_subset", tmp_path, "--bootstrap", "0")
     assert set(summary["models"]) == {"mv", "residual", "gen_flow", "flow", "iframe"}
@@ -41,6 +44,7 @@ def test_the_subset_runs_end_to_end(tmp_path):
     assert (out / "curve.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_summary_schema(split1_run):
     out, summary = split1_run
     assert set(summary["models"]) == {"mv", "residual", "gen_flow", "flow", "iframe"}
@@ -52,6 +56,7 @@ def test_summary_schema(split1_run):
     assert (out / "curve.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_split1_bars(split1_run):
     _, summary = split1_run
     head = summary["summary"]
@@ -61,6 +66,7 @@ def test_split1_bars(split1_run):
     assert head["oracle_gap_closed"] > 0
 
 
+@pytest.mark.slow
 def test_selector_and_oracle_points_include_the_backbone(split1_run):
     _, summary = split1_run
     backbone = summary["models"]["mv"]["gflops"]
@@ -70,6 +76,7 @@ def test_selector_and_oracle_points_include_the_backbone(split1_run):
     assert summary["curves"]["oracle"][-1]["top1"] == pytest.approx(96.6, abs=0.1)
 
 
+@pytest.mark.slow
 def test_budget_calibration_lands_near_the_target(split1_run):
     _, summary = split1_run
     for b in summary["budget"]:
@@ -77,13 +84,23 @@ def test_budget_calibration_lands_near_the_target(split1_run):
 
 
 def test_costs_file_overrides_defaults(tmp_path):
+    """A flag's test on a small table: two models of the 202-video subset with stored costs, one policy, 3 folds.
+
+    The models are renamed so that no UCF101 cost is derived: the defaults are the costs stored with the table.
+    """
+    files = ucf101_score_files(FIXTURES / "ucf101_scores_subset", split=1)
+    real = load_table({m: files[m] for m in ("mv", "iframe")})
+    table = PredictionTable(real.names, real.labels, {"cheap": real.logits["mv"], "costly": real.logits["iframe"]},
+                            gflops={"cheap": 44.0, "costly": 288.0}, groups=real.groups)
+    table.save(tmp_path / "table.npz")
     costs = tmp_path / "costs.toml"
-    costs.write_text("[gflops]\nmv = 10.0\niframe = 100.0\n")
+    costs.write_text("[gflops]\ncheap = 10.0\n")
     out = tmp_path / "run"
-    assert main(["table", "--bundled", "ucf101-split1", "--models", "mv", "iframe", "--backbone", "mv",
-                 "--costs", str(costs), "--bootstrap", "0", "--out", str(out)]) == 0
+    assert main(["table", "--table", str(tmp_path / "table.npz"), "--backbone", "cheap", "--policies", "selector",
+                 "--folds", "3", "--costs", str(costs), "--bootstrap", "0", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["models"]["mv"]["gflops"] == 10.0 and summary["models"]["iframe"]["gflops"] == 100.0
+    assert summary["models"]["cheap"]["gflops"] == 10.0  # from the file
+    assert summary["models"]["costly"]["gflops"] == 288.0  # stored with the table
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, capsys):

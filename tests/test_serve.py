@@ -144,6 +144,7 @@ def _predict_cli(capsys, material, files) -> dict[str, dict]:
     return {Path(r["video"]).name: r for r in json.loads(capsys.readouterr().out)}
 
 
+@pytest.mark.slow
 def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
     files = [material["files"][i % len(material["files"])] for i in range(REQUESTS)]
     url = f"{service['base']}/v1/predict"
@@ -163,6 +164,7 @@ def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
     assert len({a["model"] for _, a in answers}) >= 2, "the threshold should route videos to different members"
 
 
+@pytest.mark.slow
 def test_per_request_threshold_overrides_the_default(material, service):
     run = load_run(material["run"])
     path = material["files"][0]
@@ -171,6 +173,7 @@ def test_per_request_threshold_overrides_the_default(material, service):
         assert status == 200 and answer["model"] == model, answer
 
 
+@pytest.mark.slow
 def test_models_endpoint_lists_the_pool(material, service):
     status, doc = get_json(f"{service['base']}/v1/models")
     run = load_run(material["run"])
@@ -180,6 +183,7 @@ def test_models_endpoint_lists_the_pool(material, service):
     assert doc["threshold"] == pytest.approx(material["threshold"]) and doc["backbone"] == run.backbone
 
 
+@pytest.mark.slow
 def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
     url = f"{service['base']}/v1/predict"
     good = material["files"][0]
@@ -202,6 +206,7 @@ def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
     assert post_video(url, good)[0] == 200
 
 
+@pytest.mark.slow
 def test_metrics_reach_the_prometheus_endpoint(service):
     """After the requests above: requests by chosen model and batch sizes per member, on Ray's Prometheus endpoint."""
     deadline, text = time.monotonic() + 45, ""
@@ -238,6 +243,7 @@ def exploding_member(run_dir: str, name: str):
     return run.members[name], Exploding(run.models[name]), run.aggregate
 
 
+@pytest.mark.slow
 def test_a_failing_member_fails_only_its_request(material, service):
     """A second application on the same Ray, whose costliest member raises on black videos: 500 for those only."""
     black = material["root"] / "black.mp4"
@@ -264,6 +270,7 @@ def test_a_failing_member_fails_only_its_request(material, service):
     assert get_json(f"{service['base']}/healthz")[0] == 200
 
 
+@pytest.mark.slow
 def test_sigterm_stops_serve_and_ray_within_30s(service):
     proc = service["proc"]
     start = time.monotonic()

@@ -38,6 +38,7 @@ def kinetics_full():
     return decode_video(KINETICS)
 
 
+@pytest.mark.slow
 def test_kinetics_clip_decodes_to_every_frame_like_opencv(kinetics_full):
     ref = _opencv_frames(KINETICS)
     assert kinetics_full.num_frames == 93 and kinetics_full.fps == pytest.approx(28.0)  # 3.3 s at 28 fps, 340x256

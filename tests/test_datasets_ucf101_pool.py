@@ -4,7 +4,7 @@ References are computed with numpy alone from the raw published files: DMC-Net s
 stored names, SeqVLAD rows matched to videos through the test list sorted by path (Python's
 case-sensitive sort, the order the files' stored labels follow), labels from the DMC-Net files.
 condsel's importer must agree on every model's top-1 and on the fused SeqVLAD pair, with the costs
-the benchmarks pass (benchmarks/ucf101_issue11_costs.toml).
+the benchmarks pass (benchmarks/ucf101_pool7_costs.toml).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from condsel.datasets.ucf101 import UCF101_POOL7, load_ucf101_pool, ucf101_score
 from condsel.models.costs import load_costs_toml
 from condsel.selection.evaluation.static import static_choices
 
-ISSUE11_COSTS = Path(__file__).resolve().parents[1] / "benchmarks" / "ucf101_issue11_costs.toml"
+POOL7_COSTS = Path(__file__).resolve().parents[1] / "benchmarks" / "ucf101_pool7_costs.toml"
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -61,7 +61,7 @@ def reference(data):
 
 @pytest.fixture(scope="module")
 def pool7(data):
-    return load_ucf101_pool(data, 1).with_costs(load_costs_toml(ISSUE11_COSTS))
+    return load_ucf101_pool(data, 1).with_costs(load_costs_toml(POOL7_COSTS))
 
 
 def test_every_model_top1_matches_numpy_on_the_raw_files(pool7, reference):
@@ -75,9 +75,9 @@ def test_every_model_top1_matches_numpy_on_the_raw_files(pool7, reference):
         assert 0 <= 100 * np.mean(logits[model].argmax(axis=1) == labels) - stated < 0.5
 
 
-def test_fused_seqvlad_pair_and_issue_costs(pool7, reference):
+def test_fused_seqvlad_pair_and_the_pool_costs(pool7, reference):
     logits, labels = reference
-    assert pool7.gflops == load_costs_toml(ISSUE11_COSTS)
+    assert pool7.gflops == load_costs_toml(POOL7_COSTS)
     assert pool7.gflops["seqvlad_rgb"] == 51 and pool7.gflops["seqvlad_flow"] == 53  # issue 11's bar costs
     choices = static_choices(pool7, max_size=2, members=["seqvlad_rgb", "seqvlad_flow"])
     pair = choices.members.index(("seqvlad_rgb", "seqvlad_flow"))
