@@ -10,6 +10,7 @@ import pytest
 import condsel.workflows.demo as demo
 from condsel.pool.run_dir import load_run
 from condsel.selection.data.table import PredictionTable
+from condsel.synthetic import CLASS_NAMES
 
 
 @pytest.mark.slow
@@ -33,3 +34,14 @@ def test_stages_write_a_run_that_predict_loads(tmp_path, monkeypatch):
     assert run.order == summary["pool"] and summary["latency"]["videos"] == 3
     assert summary["latency"]["selector"]["threshold"] == pytest.approx(run.threshold)
     assert json.loads((tmp_path / "summary.json").read_text())["synthetic"]["seed"] == 0
+
+
+def test_per_class_top1_by_hand():
+    """Two videos a class; both right for the first class, one of two for every other."""
+    k = len(CLASS_NAMES)
+    labels = np.repeat(np.arange(k), 2)
+    predicted = labels.copy()
+    predicted[3::2] = (labels[3::2] + 1) % k  # the second video of classes 1.. is wrong
+    table = PredictionTable([f"v{i}" for i in range(2 * k)], labels, {"m": np.eye(k, dtype=np.float32)[predicted]})
+    expected = {c: (100.0 if i == 0 else 50.0) for i, c in enumerate(CLASS_NAMES)}
+    assert demo.per_class_top1(table, ["m"]) == {"m": expected}
