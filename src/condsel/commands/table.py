@@ -80,10 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
     from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
-    from condsel.selection.data.sources import default_costs, load_table
+    from condsel.selection.data.sources import default_costs, load_table, source_provenance
+    from condsel.selection.evaluation.document import Provenance, build_document
     from condsel.selection.evaluation.text_summary import format_summary
 
-    table = load_table(_source(args))
+    source = _source(args)
+    table = load_table(source)
+    provenance = Provenance.from_json(source_provenance(source, table))
     costs, derivation = default_costs(table)
     if args.models:
         table = table.select_models(args.models)
@@ -101,18 +104,20 @@ def run(args: argparse.Namespace) -> int:
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
     with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
-        summary = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
-    if summary["backbone_chosen"]:
-        print(f"backbone chosen on the training folds: {summary['backbone']}")
-    for member, why in summary["pruned"].items():
+        sections = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
+    if args.costs:
+        derivation = derivation + [f"costs from {args.costs} override the defaults"]
+    doc = build_document(sections, provenance, derivation)
+    if doc.backbone_chosen:
+        print(f"backbone chosen on the training folds: {doc.backbone}")
+    for member, why in doc.pruned.items():
         print(f"pruned {member} (on training folds): {why}")
-    summary["cost_derivation"] = derivation
     with atomic_dir(args.out) as out:
-        write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", doc.to_json())
         table.save(out / "table.npz")
-        plot_curves(summary, out / "curve.png", title=f"{len(table.logits)} models, {summary['protocol']['kind']}")
+        plot_curves(doc, out / "curve.png", title=f"{len(table.logits)} models, {doc.protocol['kind']}")
     out = Path(args.out)
-    print(format_summary(summary))
+    print(format_summary(doc))
     print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
     return 0
 

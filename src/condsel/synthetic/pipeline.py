@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from condsel.selection.evaluation.document import Provenance, SummaryDocument, build_document
 from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
 from condsel.selection.evaluation.metrics import topk_correct
 from condsel.pool.inference import pool_table
@@ -61,7 +62,7 @@ def decode_all(paths: Sequence[Path], short_side: int, progress: bool) -> list[D
     return [decode_video(p, short_side=short_side) for p in tqdm(paths, desc="decode", unit="video", disable=not progress)]
 
 
-def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
+def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> SummaryDocument:
     """Generate, train, select and time; write ``summary.json``, ``curve.png`` and ``run/`` under ``out_dir``."""
     out_dir = Path(out_dir)
     seconds: dict[str, float] = {}
@@ -104,8 +105,13 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     # the selector reads the backbone's class probabilities (the paper's input): here which
     # class, and so which pair of classes, the cheap model sees decides which model is needed
     config = SelectionConfig(seed=seed, selector_input="probs")
-    summary, _ = evaluate_holdout(tables["val"], tables["test"], backbone, config)
-    order = summary["pool"]
+    sections, _ = evaluate_holdout(tables["val"], tables["test"], backbone, config)
+    provenance = Provenance("synthetic", [f"{out_dir / 'val_table.npz'} (selector training, calibration)",
+                                          f"{out_dir / 'test_table.npz'} (reported)"])
+    derivation = [f"{m.name}: {m.gflops_per_video:.4g} GFLOPs/video, counted from its graph ({m.views} views)"
+                  for m in SYNTHETIC_POOL.members]
+    summary = build_document(sections, provenance, derivation)
+    order = summary.pool
     # the same selector as a policy (same fit, same seed), for predict and serve
     policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(tables["val"])
     calibration = policy.sweep(tables["val"])
@@ -128,13 +134,13 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     test_paths = [data.paths[j] for j in split_idx["test"]][:LATENCY_VIDEOS]
     largest = max(gflops.values())
     more_points = sorted({run.threshold_for_budget(f * largest) for f in LATENCY_SWEEP} - {threshold})
-    summary["latency"] = measure_latency(
+    summary.latency = measure_latency(
         run, test_paths, threshold, threads=LATENCY_THREADS, sweep=more_points, progress=progress
     )
-    log.info("%s", format_latency(summary["latency"]))
+    log.info("%s", format_latency(summary.latency))
     lap("latency")
 
-    summary["synthetic"] = {
+    summary.synthetic = {
         "videos": DEMO_VIDEOS,
         "splits": {s: len(i) for s, i in split_idx.items()},
         "classes": list(CLASS_NAMES),
@@ -146,7 +152,7 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     plot_curves(summary, out_dir / "curve.png", title="Synthetic video benchmark (test split)")
     lap("report")
     seconds["total"] = round(sum(seconds.values()), 2)
-    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary.to_json())
     log.info("synthetic demo stages (s): %s", seconds)
     return summary
 
