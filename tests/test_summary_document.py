@@ -176,3 +176,31 @@ def test_report_badge_reads_the_provenance_not_the_model_names(produced, tmp_pat
     heads = dict(re.findall(r'<section id="(\w+)"><h2>(.*?)</h2>', page))
     assert "badge" not in heads["unknown"]  # a pool of UCF101 model names alone earns no badge
     assert "REAL published scores" in heads["real"] and "SYNTHETIC" in heads["synthetic"]
+
+
+def test_a_hold_out_run_is_a_document_without_the_policy_sections():
+    """The synthetic demo's producer: ``evaluate_holdout`` sections plus synthetic provenance (no fold grouping)."""
+    from conftest import ucf101_slice
+    from condsel.selection.evaluation.document import build_document
+    from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
+
+    table = ucf101_slice(0, 400).select_models(["mv", "iframe"])
+    half = table.num_samples // 2
+    sections, _ = evaluate_holdout(table.subset(slice(0, half)), table.subset(slice(half, None)), "mv",
+                                   SelectionConfig(bootstrap=0, random_seeds=2, thresholds=101))
+    doc = build_document(sections, Provenance("synthetic", ["val.npz", "test.npz"]), ["mv: 44.36"])
+    assert doc.policies is None and doc.recommended is None and "grouped_by" not in doc.protocol
+    data = doc.to_json()
+    assert "policies" not in data and data["provenance"]["data"] == "synthetic"
+    assert SummaryDocument.from_json(data) == doc
+
+
+def test_a_multilabel_run_spells_the_headline_after_map():
+    from test_selection_multilabel import _table
+    from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+
+    data = cross_validate(_table(300), "cheap", SelectionConfig(folds=3, bootstrap=0, random_seeds=2, thresholds=51))
+    doc = SummaryDocument.from_json(data)
+    assert doc.metric == "map" and doc.headline.best_accuracy == data["summary"]["best_map"]
+    assert doc.headline.accuracy_gain_at_best_gflops == data["summary"]["map_gain_at_best_gflops"]
+    assert doc.to_json() == data
