@@ -53,6 +53,7 @@ import numpy as np
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.pool.config import load_pool_config
 from condsel.pool.run_dir import load_run
+from condsel.selection.evaluation.document import load_summary
 from condsel.selection.method.affinity import softmax
 from condsel.serve.client import post_video
 from condsel.serve.config import ServeOptions
@@ -134,8 +135,7 @@ def x3d_member(config_path: str, name: str):
 
 def demo_shares(run_dir: Path) -> dict[str, float]:
     """X3D shares from the demo's chosen-model shares at its default operating point (see the module docstring)."""
-    summary = json.loads((run_dir.parent / "summary.json").read_text())
-    share = summary["latency"]["chosen_share"]
+    share = load_summary(run_dir.parent / "summary.json").latency["chosen_share"]
     run = load_run(run_dir)
     order = sorted(run.order, key=run.gflops.get)  # backbone, middle, costliest
     backbone, middle, largest = share[order[0]], share[order[1]], share[order[-1]]

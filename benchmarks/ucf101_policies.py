@@ -24,7 +24,6 @@ SeqVLAD, 51.65 and 58.53 instead of 51 and 53).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from condsel.cli import main as condsel
 from condsel.datasets.ucf101 import ucf101_more_sources, ucf101_score_files
 from condsel.selection.evaluation.curves import curve_at
+from condsel.selection.evaluation.document import SummaryDocument, load_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = (60.0, 80.0, 150.0, 288.0)
@@ -45,29 +45,29 @@ def _cell(point: dict) -> str:
     return f"{point['top1']:.1f}{interval} @ {point['gflops']:.0f}"
 
 
-def _hull_at(summary: dict, gflops: np.ndarray) -> np.ndarray:
-    hull = summary["static_hull"]
+def _hull_at(doc: SummaryDocument, gflops: np.ndarray) -> np.ndarray:
+    hull = doc.static_hull
     hc, ha = np.array([p["gflops"] for p in hull]), np.array([p["top1"] for p in hull])
     return curve_at(hc, ha, gflops)
 
 
-def _rows(summary: dict, split: int) -> list[str]:
+def _rows(doc: SummaryDocument, split: int) -> list[str]:
     rows = []
     for budget in BUDGETS:
-        rec = next(p for p in summary["recommended"] if abs(p["budget"] - budget) < 1e-6)
-        sel = next(p for p in summary["selector_budgets"] if abs(p["budget"] - budget) < 1e-6)
-        at = _hull_at(summary, np.array([rec["gflops"]]))[0]
+        rec = next(p for p in doc.recommended if abs(p["budget"] - budget) < 1e-6)
+        sel = next(p for p in doc.selector_budgets if abs(p["budget"] - budget) < 1e-6)
+        at = _hull_at(doc, np.array([rec["gflops"]]))[0]
         rows.append(f"| {split} | {budget:.0f} | {_cell(rec)} ({rec['policy']}) | {_cell(sel)} | {at:.1f} |")
     return rows
 
 
-def bar_figures(summary: dict) -> str:
+def bar_figures(doc: SummaryDocument) -> str:
     """Issue 11's bar figures for one run, from its held-out recommended front.
 
     The shortfall is measured against the static hull both at the cost each
     budget's point reached and, stricter, at the budget itself.
     """
-    rec = summary["recommended"]
+    rec = doc.recommended
     within = [p for p in rec if p["gflops"] <= BAR_BUDGET + 1e-9]
     best = max(within, key=lambda p: p["top1"]) if within else None
     span = [p for p in rec if BAR_RANGE[0] <= p["budget"] <= BAR_RANGE[1]]
@@ -76,14 +76,14 @@ def bar_figures(summary: dict) -> str:
             if best else f"no recommended point at <= {BAR_BUDGET:.0f} GFLOPs")
     parts = [head]
     for where, key in (("the cost reached", "gflops"), ("the budget", "budget")):
-        gaps = _hull_at(summary, np.array([p[key] for p in span])) - top1
+        gaps = _hull_at(doc, np.array([p[key] for p in span])) - top1
         worst = int(np.argmax(gaps))
         parts.append(f"largest shortfall below the static hull at {where}, over the {len(span)} budgets in "
                      f"[{BAR_RANGE[0]:.0f}, {BAR_RANGE[1]:.0f}]: {gaps[worst]:+.2f} points at budget {span[worst]['budget']:.1f}")
     return "; ".join(parts) + " (negative = above the hull)"
 
 
-def _run(source: list[str], costs: Path | None, out: Path) -> dict:
+def _run(source: list[str], costs: Path | None, out: Path) -> SummaryDocument:
     argv = ["table", *source, "--policies", "all", "--folds", "5", "--seed", "0", "--out", str(out)]
     if costs is not None:
         argv += ["--costs", str(costs)]
@@ -91,7 +91,7 @@ def _run(source: list[str], costs: Path | None, out: Path) -> dict:
         argv += ["--budget", str(budget)]
     if condsel(argv) != 0:
         raise SystemExit(f"condsel table failed for {out}")
-    return json.loads((out / "summary.json").read_text())
+    return load_summary(out / "summary.json")
 
 
 def pool_sources(data: Path, pool: int, split: int) -> list[str]:

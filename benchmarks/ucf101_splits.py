@@ -10,17 +10,17 @@ their bootstrap 95% CIs.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from condsel.datasets.ucf101 import ucf101_score_files
 from condsel.cli import main as condsel
+from condsel.selection.evaluation.document import Headline, load_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _ci(head: dict, key: str, spec: str) -> str:
-    c = head["ci95"].get(key) or {}
+def _ci(head: Headline, key: str, spec: str) -> str:
+    c = (head.ci95 or {}).get(key) or {}
     return f" [{c['low']:{spec}}, {c['high']:{spec}}]" if c.get("low") is not None else ""
 
 
@@ -38,14 +38,14 @@ def main() -> None:
             argv += ["--scores", f"{name}={path}"]
         if condsel(argv) != 0:
             raise SystemExit(f"condsel table failed on split {split}")
-        summary = json.loads((out / "summary.json").read_text())
-        head = summary["summary"]
+        doc = load_summary(out / "summary.json")
+        head = doc.headline
         rows.append(
-            f"| {split} | {summary['models']['mv']['top1']:.1f} | {head['best_top1']:.1f} | {head['best_gflops']:.0f} "
-            f"| {head['gflops_ratio_to_match_best']:.3f}{_ci(head, 'gflops_ratio_to_match_best', '.3f')} "
-            f"| {head['top1_gain_at_best_gflops']:+.2f}{_ci(head, 'top1_gain_at_best_gflops', '+.2f')} "
-            f"| {head['oracle_gap_closed']:.3f}{_ci(head, 'oracle_gap_closed', '.3f')} "
-            f"| {summary['curves']['oracle'][-1]['top1']:.1f} |"
+            f"| {split} | {doc.models['mv']['top1']:.1f} | {head.best_accuracy:.1f} | {head.best_gflops:.0f} "
+            f"| {head.gflops_ratio_to_match_best:.3f}{_ci(head, 'gflops_ratio_to_match_best', '.3f')} "
+            f"| {head.accuracy_gain_at_best_gflops:+.2f}{_ci(head, 'top1_gain_at_best_gflops', '+.2f')} "
+            f"| {head.oracle_gap_closed:.3f}{_ci(head, 'oracle_gap_closed', '.3f')} "
+            f"| {doc.curves.oracle[-1]['top1']:.1f} |"
         )
     print()
     print("| split | mv top-1 | iframe top-1 | iframe GFLOPs | GFLOPs to match iframe, x iframe [95% CI] "

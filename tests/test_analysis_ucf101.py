@@ -5,6 +5,8 @@ bootstrap) to keep the file at a few seconds per run.
 """
 
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -73,8 +75,8 @@ def test_alpha_sweep_curves_are_the_cross_validated_selectors(runs):
     assert [c["alpha"] for c in out["curves"]] == [0.0, CONFIG.alpha]
     zero, default = (c["selector"] for c in out["curves"])
     assert zero != default  # different labels, different selectors
-    _, summary = runs("mv", CONFIG)
-    assert default == [{k: p[k] for k in ("threshold", "gflops", "top1")} for p in summary["curves"]["selector"]]
+    _, doc = runs("mv", CONFIG)
+    assert default == [{k: p[k] for k in ("threshold", "gflops", "top1")} for p in doc.curves.selector]
 
 
 # --- per-class compute ---------------------------------------------------------------------------
@@ -173,17 +175,17 @@ def test_latency_accuracy_is_the_sweep_at_the_timed_threshold(runs, mv):
     for t in (0.0, 0.2, 0.35, 0.5, 0.8, 1.0):
         picks = choose_models(oof.proba, t)
         expected = 100 * hits[np.arange(len(picks)), picks].mean()
-        assert accuracy_at_threshold(summary["curves"]["selector"], t) == pytest.approx(expected)
+        assert accuracy_at_threshold(summary.curves.selector, t) == pytest.approx(expected)
     timed = {
         "largest": {"model": "iframe", "seconds_per_video": 0.2, "gflops": 287.8},
         "selector": {"seconds_per_video": 0.1, "gflops": 150.0, "threshold": 0.35},
         "selector_load_per_selection": {"seconds_per_video": 0.3, "gflops": 150.0},
     }
-    out = latency_points({**summary, "latency": timed})
+    out = latency_points(replace(summary, latency=timed))
     modes = {p["mode"]: p for p in out["points"]}
     assert set(modes) == set(timed)
-    assert modes["largest"]["top1"] == pytest.approx(summary["models"]["iframe"]["top1"])
+    assert modes["largest"]["top1"] == pytest.approx(summary.models["iframe"]["top1"])
     assert modes["selector"]["top1"] == modes["selector_load_per_selection"]["top1"] == pytest.approx(
-        accuracy_at_threshold(summary["curves"]["selector"], 0.35))
+        accuracy_at_threshold(summary.curves.selector, 0.35))
     with pytest.raises(ValueError, match="latency"):
         latency_points(summary)

@@ -26,6 +26,8 @@ from condsel.selection.evaluation.evaluate import SelectionConfig
 from condsel.report.html import render_report, write_report
 from condsel.report.plots import plot_curves
 from condsel.report.provenance import read_provenance, write_provenance
+from condsel.sources import source_provenance
+from condsel.selection.evaluation.document import Provenance
 from condsel._io import write_json
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -41,15 +43,17 @@ def rundir(tmp_path_factory):
     table = table.subset(np.arange(0, table.num_samples, 3))
     runs = OutOfFoldRuns(table)
     oof, summary = runs("mv", CONFIG)
-    write_json(root / "ucf101" / "summary.json", summary)
+    summary = replace(summary, provenance=Provenance.from_json(source_provenance("ucf101-split1", table)))
+    write_json(root / "ucf101" / "summary.json", summary.to_json())
     plot_curves(summary, root / "ucf101" / "curve.png", title="UCF101, every third video")
     # a latency block as condsel demo writes it, on these real curves (timings made up for the test)
-    synthetic = {**summary, "synthetic": {"videos": 0}, "latency": {
+    synthetic = replace(summary, provenance=Provenance("synthetic", ["made up for the test"]), synthetic={"videos": 0},
+                        latency={
         "largest": {"model": "iframe", "seconds_per_video": 0.08, "gflops": 287.8},
         "selector": {"seconds_per_video": 0.05, "gflops": 150.0, "threshold": 0.4},
         "selector_load_per_selection": {"seconds_per_video": 0.09, "gflops": 150.0},
-        "videos": 10, "torch_threads": 1}}
-    write_json(root / "synthetic" / "summary.json", synthetic)
+        "videos": 10, "torch_threads": 1})
+    write_json(root / "synthetic" / "summary.json", synthetic.to_json())
     threshold = default_operating_point(summary)["threshold"]
     report = run_analyses(root / "analyses", {
         "alpha_sweep": lambda: alpha_sweep(runs, "mv", [0.0, CONFIG.alpha], replace(CONFIG, bootstrap=0)),
@@ -92,13 +96,13 @@ def test_tables_show_the_summary_numbers_and_cis(page, rundir):
     path, _ = page
     _, summary = rundir
     text = html.unescape(path.read_text(encoding="utf-8"))
-    for model in summary["models"].values():
+    for model in summary.models.values():
         assert f"{model['top1']:.2f}" in text
-    ci = summary["summary"]["ci95"]["gflops_ratio_to_match_best"]
+    ci = summary.headline.ci95["gflops_ratio_to_match_best"]
     assert f"[{ci['low']:.3f}, {ci['high']:.3f}]" in text
     point = default_operating_point(summary)
     assert f"{point['threshold']:.3f}" in text and f"{point['top1']:.2f}" in text
-    for b in summary["budget"]:
+    for b in summary.budget:
         assert f"{b['accuracy']:.2f}" in text
     assert "What is real and what is synthetic" in text and "REAL published scores" in text and "SYNTHETIC" in text
 

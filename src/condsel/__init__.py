@@ -41,6 +41,8 @@ _API: dict[str, str] = {
     "cross_validate": "condsel.selection.evaluation.evaluate",
     "evaluate_holdout": "condsel.selection.evaluation.evaluate",
     "evaluate_policies": "condsel.selection.evaluation.comparison",
+    "SummaryDocument": "condsel.selection.evaluation.document",
+    "load_summary": "condsel.selection.evaluation.document",
     # models and runs
     "create_model": "condsel.models",
     "list_models": "condsel.models",

@@ -68,6 +68,28 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
     return PredictionTable.load(path)
 
 
+def source_provenance(source: str | Path | Mapping[str, str | Path], table: PredictionTable) -> dict:
+    """Where ``table`` (read by :func:`load_table` from ``source``) came from, as the summary's ``provenance``.
+
+    Only the bundled published scores are known to be real; score files, tables
+    and stores are files condsel cannot vouch for ("unknown"). ``groups`` names
+    what keeps samples in one fold: UCF101's gXX groups for its score files, the
+    source video for a store's clips.
+    """
+    grouped = table.groups is not None
+    if isinstance(source, Mapping):
+        # join_scores groups only UCF101 names (v_Class_gXX_cYY)
+        return {"data": "unknown", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
+    if isinstance(source, str) and source in BUNDLED:
+        from condsel.datasets.ucf101 import BUNDLED_SCORES
+
+        return {"data": "real", "sources": [f"{source}: {BUNDLED_SCORES}"], "groups": "UCF101 gXX"}
+    path = Path(source)
+    if path.is_dir():
+        return {"data": "unknown", "sources": [str(path)], "groups": "source video" if grouped else None}
+    return {"data": "unknown", "sources": [str(path)], "groups": "as stored with the table" if grouped else None}
+
+
 def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:
     """GFLOPs per sample for the table's models, and lines saying how they were obtained.
 
@@ -99,7 +121,7 @@ def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterabl
     table
         With ``gflops`` for every model that has a cost.
     derivation
-        The lines of :func:`default_costs` saying how the default costs were obtained.
+        How the costs were obtained: the lines of :func:`default_costs`, and the override file if any.
     """
     table = load_table(source)
     gflops, derivation = default_costs(table)
@@ -107,4 +129,5 @@ def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterabl
         table = table.select_models(list(models))
     if costs:
         gflops.update(load_costs_toml(costs))
+        derivation = derivation + [f"costs from {costs} override the defaults"]
     return table.with_costs({m: g for m, g in gflops.items() if m in table.logits}), derivation

@@ -54,19 +54,19 @@ def alpha_sweep(runs: OutOfFoldRuns, backbone: str, alphas: Sequence[float], con
     out = label_shift(runs.table, backbone, alphas)
     curves = []
     for alpha in alphas:
-        _, summary = runs(backbone, replace(config, alpha=float(alpha)))
-        metric = summary["metric"]
+        _, doc = runs(backbone, replace(config, alpha=float(alpha)))
+        metric = doc.metric
         curves.append(
             {
                 "alpha": float(alpha),
-                "selector": [{k: p[k] for k in ("threshold", "gflops", metric)} for p in summary["curves"]["selector"]],
-                "headline": {k: v for k, v in summary["summary"].items() if k != "ci95"},
+                "selector": [{k: p[k] for k in ("threshold", "gflops", metric)} for p in doc.curves.selector],
+                "headline": {k: v for k, v in doc.headline.to_json(metric).items() if k != "ci95"},
             }
         )
     out["curves"] = curves
-    out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in summary["models"].items()}
+    out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in doc.models.items()}
     out["metric"] = metric
     out["backbone"] = backbone
-    out["protocol"] = summary["protocol"]
-    out["selector_gflops"] = summary["selector_gflops"]
+    out["protocol"] = doc.protocol
+    out["selector_gflops"] = doc.selector_gflops
     return out

@@ -19,17 +19,17 @@ def backbone_comparison(runs: OutOfFoldRuns, backbones: Sequence[str], config: S
         raise ValueError("give at least one backbone")
     out = {"backbones": {}}
     for backbone in backbones:
-        _, summary = runs(backbone, config)
-        metric = summary["metric"]
+        _, doc = runs(backbone, config)
+        metric = doc.metric
         out["backbones"][backbone] = {
-            "gflops": summary["models"][backbone]["gflops"],
-            metric: summary["models"][backbone][metric],
-            "selector_gflops": summary["selector_gflops"],
-            "selector": [{k: p[k] for k in ("threshold", "gflops", metric)} for p in summary["curves"]["selector"]],
-            "headline": summary["summary"],
+            "gflops": doc.models[backbone]["gflops"],
+            metric: doc.models[backbone][metric],
+            "selector_gflops": doc.selector_gflops,
+            "selector": [{k: p[k] for k in ("threshold", "gflops", metric)} for p in doc.curves.selector],
+            "headline": doc.headline.to_json(metric),
         }
     out["metric"] = metric
-    out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in summary["models"].items()}
+    out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in doc.models.items()}
     out["alpha"] = config.alpha
-    out["protocol"] = summary["protocol"]
+    out["protocol"] = doc.protocol
     return out

@@ -10,6 +10,8 @@ execution run the same policy, so they share an accuracy and differ in time.
 
 from __future__ import annotations
 
+from condsel.selection.evaluation.document import SummaryDocument
+
 MODES = {
     "largest": "largest model alone, resident",
     "largest_batched": "largest model alone, batched",
@@ -27,15 +29,15 @@ def accuracy_at_threshold(selector_curve: list[dict], threshold: float, metric: 
     return float(max(below, key=lambda p: p["threshold"])[metric])
 
 
-def latency_points(summary: dict) -> dict:
+def latency_points(doc: SummaryDocument) -> dict:
     """One point per timed mode: seconds/video, GFLOPs/video and the policy's top-1 (%)."""
-    latency = summary.get("latency")
+    latency = doc.latency
     if not latency:
         raise ValueError("this summary has no 'latency' block (condsel demo measures one)")
     largest = latency["largest"]["model"]
     accuracy = {
-        "largest": summary["models"][largest]["top1"],
-        "selector": accuracy_at_threshold(summary["curves"]["selector"], latency["selector"]["threshold"]),
+        "largest": doc.models[largest]["top1"],
+        "selector": accuracy_at_threshold(doc.curves.selector, latency["selector"]["threshold"]),
     }
     points = [
         {

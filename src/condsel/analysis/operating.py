@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from condsel.selection.evaluation.document import SummaryDocument
+
 
 def matching_point(curve: list[dict], target: float | None, metric: str = "top1") -> dict | None:
     """The cheapest point whose ``metric`` reaches ``target`` (e.g. the best single model's), or None."""
@@ -14,8 +16,7 @@ def best_point(curve: list[dict], metric: str = "top1") -> dict:
     return max(curve, key=lambda p: (p[metric], -p["gflops"]))
 
 
-def default_operating_point(summary: dict) -> dict:
+def default_operating_point(doc: SummaryDocument) -> dict:
     """Where the selector first matches the best single model, else its most accurate point."""
-    metric = summary.get("metric", "top1")
-    curve = summary["curves"]["selector"]
-    return matching_point(curve, summary["summary"].get(f"best_{metric}"), metric) or best_point(curve, metric)
+    curve = doc.curves.selector
+    return matching_point(curve, doc.headline.best_accuracy, doc.metric) or best_point(curve, doc.metric)

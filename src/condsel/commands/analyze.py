@@ -237,20 +237,21 @@ def _views(args) -> dict:
 
 
 def _latency(args) -> dict:
-    import json
     from pathlib import Path
 
     from condsel.analysis.latency import latency_points
+    from condsel.selection.evaluation.document import load_summary
 
     path = Path(args.summary)
+    doc = load_summary(path)
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        out = latency_points(summary)
-    except (OSError, KeyError, json.JSONDecodeError, ValueError) as e:
+        out = latency_points(doc)
+    except (KeyError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from e
     for p in out["points"]:
         print(f"{p['label']}: {1000 * p['seconds_per_video']:.1f} ms/video, top-1 {p['top1']:.2f}%")
-    note = "SYNTHETIC pool, timed on this machine" if summary.get("synthetic") else f"summary {path}"
+    synthetic = doc.provenance is not None and doc.provenance.data == "synthetic"
+    note = "SYNTHETIC pool, timed on this machine" if synthetic else f"summary {path}"
     return {**out, "data": note}
 
 

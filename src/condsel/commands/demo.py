@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from condsel.models.costs import FLOP_CONVENTION
+    from condsel.selection.evaluation.document import SummaryDocument
     from condsel.selection.evaluation.text_summary import format_summary
 
     log = logging.getLogger("condsel.workflows.demo")
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             failed.append(f"{name}: {e}")
             continue
         timings[name] = time.perf_counter() - start
-        if summary and "models" in summary and "summary" in summary:
+        if isinstance(summary, SummaryDocument):
             print(format_summary(summary))
         print(f"[{name} done in {timings[name]:.0f} s]")
     print(f"\ntotal {sum(timings.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
@@ -71,26 +72,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ucf101(out, seed: int) -> dict:
-    from condsel.datasets.ucf101 import load_ucf101_split1, ucf101_costs
+def _ucf101(out, seed: int):
+    from condsel.datasets.ucf101 import ucf101_costs
+    from condsel.sources import load_table, source_provenance
+    from condsel.selection.evaluation.document import Provenance, build_document
     from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
 
     costs, derivation = ucf101_costs()
     print("\n".join(derivation))
-    table = load_ucf101_split1().with_costs(costs)
-    summary = cross_validate(table, "mv", SelectionConfig(seed=seed))
-    summary["data"] = "real: UCF101 split 1 test videos, published DMC-Net/CoViAR scores (bundled float16 copy)"
-    summary["cost_derivation"] = derivation
+    table = load_table("ucf101-split1").with_costs(costs)
+    provenance = Provenance.from_json(source_provenance("ucf101-split1", table))
+    doc = build_document(cross_validate(table, "mv", SelectionConfig(seed=seed)), provenance, derivation)
     target = out / "ucf101"
-    write_json(target / "summary.json", summary)
+    write_json(target / "summary.json", doc.to_json())
     table.save(target / "table.npz")
-    plot_curves(summary, target / "curve.png", title="UCF101 split 1 (real scores), 5-fold CV")
-    return summary
+    plot_curves(doc, target / "curve.png", title="UCF101 split 1 (real scores), 5-fold CV")
+    return doc
 
 
-def _synthetic(out, seed: int) -> dict:
+def _synthetic(out, seed: int):
     from condsel.workflows.demo import run_synthetic_demo
 
     return run_synthetic_demo(out / "synthetic", seed=seed, progress=True)  # logs its latency block

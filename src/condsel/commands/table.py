@@ -80,10 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
     from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
-    from condsel.sources import resolve_table
+    from condsel.sources import resolve_table, source_provenance
+    from condsel.selection.evaluation.document import Provenance, build_document
     from condsel.selection.evaluation.text_summary import format_summary
 
-    table, derivation = resolve_table(_source(args), args.models, args.costs)
+    source = _source(args)
+    table, derivation = resolve_table(source, args.models, args.costs)
+    provenance = Provenance.from_json(source_provenance(source, table))
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
         alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
@@ -92,21 +95,19 @@ def run(args: argparse.Namespace) -> int:
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
-    if args.costs:
-        print(f"  costs from {args.costs} override the defaults")
     with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
-        summary = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
-    if summary["backbone_chosen"]:
-        print(f"backbone chosen on the training folds: {summary['backbone']}")
-    for member, why in summary["pruned"].items():
+        sections = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
+    doc = build_document(sections, provenance, derivation)
+    if doc.backbone_chosen:
+        print(f"backbone chosen on the training folds: {doc.backbone}")
+    for member, why in doc.pruned.items():
         print(f"pruned {member} (on training folds): {why}")
-    summary["cost_derivation"] = derivation
     with atomic_dir(args.out) as out:
-        write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", doc.to_json())
         table.save(out / "table.npz")
-        plot_curves(summary, out / "curve.png", title=f"{len(table.logits)} models, {summary['protocol']['kind']}")
+        plot_curves(doc, out / "curve.png", title=f"{len(table.logits)} models, {doc.protocol['kind']}")
     out = Path(args.out)
-    print(format_summary(summary))
+    print(format_summary(doc))
     print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
     return 0
 

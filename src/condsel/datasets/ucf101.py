@@ -122,6 +122,9 @@ def load_ucf101_pool(data_dir: str | Path, split: int, models: tuple[str, ...] =
     return ucf101_join({m: read_scores(sources[m]) for m in models})
 
 
+BUNDLED_SCORES = "UCF101 split 1 test videos, published DMC-Net/CoViAR scores (bundled float16 copy)"
+
+
 def load_ucf101_split1() -> PredictionTable:
     """The bundled UCF101 split-1 table (costs not attached; see :func:`ucf101_costs`)."""
     with resources.as_file(resources.files("condsel") / "data" / "ucf101_split1.npz") as path:

@@ -20,7 +20,6 @@ from html import escape
 from pathlib import Path
 
 from condsel._io import atomic_path
-from condsel.datasets.ucf101 import UCF101_MODELS
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
     ANALYSIS_TABLES,
@@ -30,6 +29,7 @@ from condsel.report.tables import (
     paragraph,
     table,
 )
+from condsel.selection.evaluation.document import SummaryDocument
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ nav ul{columns:2}
 @dataclass
 class Section:
     directory: Path  # relative to the run directory
-    summary: dict | None = None
+    document: SummaryDocument | None = None  # a classification summary.json
+    summary: dict | None = None  # any other summary.json (localization)
     analyses: dict[str, dict] = field(default_factory=dict)
     images: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -114,7 +115,7 @@ def discover(rundir: Path) -> list[Section]:
             continue
         section = sections.setdefault(rel.parent, Section(rel.parent))
         if is_summary:
-            section.summary = _read_json(path, section)
+            _read_summary(path, section)
         elif is_analysis:
             data = _read_json(path, section)
             if data is not None:
@@ -124,16 +125,37 @@ def discover(rundir: Path) -> list[Section]:
     return sorted(sections.values(), key=lambda s: _order(s.directory))
 
 
-def _badge(summary: dict | None, data_note: str = "") -> str:
-    """A REAL / SYNTHETIC badge when a summary or an analysis' data note says which it is."""
-    synthetic = (summary or {}).get("synthetic") or "synthetic" in data_note.lower()
-    pool = set((summary or {}).get("pool", []))
-    real = (pool and pool <= set(UCF101_MODELS)) or "ucf101" in data_note.lower()
-    if synthetic:
+def _read_summary(path: Path, section: Section) -> None:
+    """A classification summary becomes the typed document; a localization summary stays a dict."""
+    data = _read_json(path, section)
+    if data is None or "streams" in data:
+        section.summary = data
+        return
+    try:
+        section.document = SummaryDocument.from_json(data, path.name)
+    except ValueError as e:
+        section.notes.append(f"summary.json has an unexpected layout and its tables are left out: {e}")
+
+
+def _data_kind(section: Section) -> str:
+    """"real", "synthetic" or "" (not recorded), as the section's summary records it."""
+    if section.document is not None:
+        return section.document.provenance.data if section.document.provenance else ""
+    return "synthetic" if section.summary and section.summary.get("synthetic") else ""
+
+
+def _badge(kind: str) -> str:
+    """A REAL / SYNTHETIC badge for a summary's recorded provenance, or an analysis' data note."""
+    if kind == "synthetic":
         return '<span class="badge synthetic">SYNTHETIC</span>'
-    if real:
+    if kind == "real":
         return '<span class="badge real">REAL published scores</span>'
     return ""
+
+
+def _note_kind(data_note: str) -> str:
+    note = data_note.lower()
+    return "synthetic" if "synthetic" in note else "real" if "ucf101" in note else ""
 
 
 def _image(path: Path, rundir: Path) -> str:
@@ -149,15 +171,14 @@ def _image(path: Path, rundir: Path) -> str:
             f"<figcaption>{escape(rel)}</figcaption></figure>")
 
 
-def _summary_html(summary: dict) -> str:
+def _summary_html(section: Section) -> str:
+    """The tables of the section's classification document or localization summary."""
     try:
-        if "streams" in summary:
-            return localization_tables(summary)
-        if "models" in summary and "curves" in summary:
-            return classification_tables(summary)
+        if section.document is not None:
+            return classification_tables(section.document)
+        return localization_tables(section.summary)
     except (KeyError, TypeError, ValueError) as e:
         return paragraph(f"summary.json has an unexpected layout and its tables are left out: {e!r}", "note missing")
-    return paragraph(f"summary.json of an unknown kind (keys: {', '.join(sorted(summary)[:12])})", "note")
 
 
 def _section_html(section: Section, rundir: Path) -> str:
@@ -166,14 +187,14 @@ def _section_html(section: Section, rundir: Path) -> str:
     title = PARTS.get(top, rel if rel != "." else "Run")
     if rel not in (".", top):
         title = f"{title}: {rel}"
-    parts = [f'<section id="{escape(rel)}"><h2>{escape(title)}{_badge(section.summary)}</h2>']
+    parts = [f'<section id="{escape(rel)}"><h2>{escape(title)}{_badge(_data_kind(section))}</h2>']
     parts += [paragraph(n, "note missing") for n in section.notes]
-    if section.summary is not None:
-        parts.append(_summary_html(section.summary))
+    if section.document is not None or section.summary is not None:
+        parts.append(_summary_html(section))
     shown: set[Path] = set()
     for name, data in sorted(section.analyses.items(), key=lambda kv: list(ANALYSIS_TITLES).index(kv[0])):
         note = str(data.get("data", ""))
-        parts.append(f"<h3>{escape(ANALYSIS_TITLES[name])}{_badge(None, note)}</h3>")
+        parts.append(f"<h3>{escape(ANALYSIS_TITLES[name])}{_badge(_note_kind(note))}</h3>")
         if note:
             parts.append(paragraph(f"Data: {note}", "note"))
         try:

@@ -1,4 +1,4 @@
-"""The accuracy-vs-GFLOPs curve of a run, drawn from its summary dict."""
+"""The accuracy-vs-GFLOPs curve of a run, drawn from its summary document."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from condsel.report.style import PALETTE, new_figure, save
+from condsel.selection.evaluation.document import SummaryDocument
 
 METRIC_LABELS = {"top1": "top-1 accuracy (%)", "map": "mAP (%)"}
 
@@ -16,34 +17,34 @@ def _xy(points: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p["gflops"] for p in points]), np.array([p[metric] for p in points])
 
 
-def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int = 5) -> None:
+def plot_curves(doc: SummaryDocument, path: str | Path, title: str = "", annotate: int = 5) -> None:
     """Selector sweep, random selection, single-model hull, oracle and single models on one plot."""
-    metric = summary.get("metric", "top1")
-    curves = summary["curves"]
+    metric = doc.metric
+    curves = doc.curves
     fig, ax = new_figure()
-    c, a = _xy(curves["oracle"], metric)
+    c, a = _xy(curves.oracle, metric)
     ax.plot(c, a, color=PALETTE["oracle"], lw=1.5, ls="--", label="oracle (per-sample cheapest correct model)")
-    c, a = _xy(curves["hull"], metric)
+    c, a = _xy(curves.hull, metric)
     ax.plot(c, a, color=PALETTE["hull"], lw=1.5, ls=":", label="hull of single models (random mixing)")
-    rand = curves["random"]
+    rand = curves.random
     c, a = _xy(rand, metric)
     spread = np.array([p.get(f"{metric}_std", 0.0) for p in rand])
     ax.plot(c, a, color=PALETTE["random"], lw=1.5, label="random selection, same per-model shares")
     ax.fill_between(c, a - spread, a + spread, color=PALETTE["random"], alpha=0.2, lw=0)
-    if "static_hull" in summary:
-        _policy_layers(ax, summary, metric)
-    sel = curves["selector"]
+    if doc.static_hull is not None:
+        _policy_layers(ax, doc, metric)
+    sel = curves.selector
     c, a = _xy(sel, metric)
-    ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"selector on {summary['backbone']} (threshold sweep)")
+    ax.plot(c, a, color=PALETTE["selector"], lw=2.2, label=f"selector on {doc.backbone} (threshold sweep)")
     if annotate and len(sel) > 2:
         for i in np.unique(np.linspace(1, len(sel) - 2, annotate).round().astype(int)):
             ax.plot(c[i], a[i], "o", color=PALETTE["selector"], ms=4)
             ax.annotate(f"t={sel[i]['threshold']:.2f}", (c[i], a[i]), textcoords="offset points", xytext=(6, -12), fontsize=8, color=PALETTE["selector"])
-    for name, model in summary["models"].items():
+    for name, model in doc.models.items():
         ax.plot(model["gflops"], model[metric], "s", color=PALETTE["single"], ms=7)
         ax.annotate(name, (model["gflops"], model[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
     ax.plot([], [], "s", color=PALETTE["single"], label="single models (run alone)")
-    if "static_hull" in summary:
+    if doc.static_hull is not None:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
@@ -52,21 +53,21 @@ def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int 
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
-    low = min(m[metric] for m in summary["models"].values())
+    low = min(m[metric] for m in doc.models.values())
     ax.set_ylim(bottom=max(0.0, low - 5))
     ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
     save(fig, path)
 
 
-def _policy_layers(ax, summary: dict, metric: str) -> None:
+def _policy_layers(ax, doc: SummaryDocument, metric: str) -> None:
     """Static choices, their hull, the fusion-aware oracle and the recommended front."""
-    c, a = _xy(summary["static"], metric)
+    c, a = _xy(doc.static, metric)
     ax.plot(c, a, ".", color=PALETTE["hull"], ms=4, alpha=0.6, label="static choices (single models, fused subsets <= 3)")
-    c, a = _xy(summary["static_hull"], metric)
+    c, a = _xy(doc.static_hull, metric)
     ax.plot(c, a, color=PALETTE["black"], lw=1.2, ls=":", label="hull of static choices")
-    c, a = _xy(summary["fusion_oracle"], metric)
+    c, a = _xy(doc.fusion_oracle, metric)
     ax.plot(c, a, color=PALETTE["oracle"], lw=1.0, ls="-.", label="fusion-aware oracle")
-    c, a = _xy(summary["recommended"], metric)
+    c, a = _xy(doc.recommended, metric)
     ax.plot(c, a, "o-", color=PALETTE["extra"], lw=2.4, ms=4, label="recommended (policy chosen on training folds, held out)")
 
 

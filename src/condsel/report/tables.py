@@ -14,6 +14,7 @@ import numpy as np
 
 from condsel.analysis.operating import best_point, matching_point
 from condsel.selection.evaluation.curves import curve_at
+from condsel.selection.evaluation.document import SummaryDocument
 
 METRIC_NAMES = {"top1": "top-1 %", "map": "mAP %"}
 
@@ -62,42 +63,41 @@ def _at(points: list[dict], cost: float, metric: str) -> float | None:
     return None if np.isnan(value) else value
 
 
-def _operating_points(summary: dict, metric: str) -> list[tuple[str, dict]]:
+def _operating_points(doc: SummaryDocument, metric: str) -> list[tuple[str, dict]]:
     """Named points of the selector's sweep: where it first matches the best single model, and its best."""
-    sel = summary["curves"]["selector"]
-    match = matching_point(sel, summary["summary"].get(f"best_{metric}"), metric)
+    sel = doc.curves.selector
+    match = matching_point(sel, doc.headline.best_accuracy, metric)
     named = [("cheapest point matching the best single model", match)] if match else []
     return named + [("most accurate point", best_point(sel, metric))]
 
 
-def classification_tables(summary: dict) -> str:
+def classification_tables(doc: SummaryDocument) -> str:
     """Single models, the selector at its operating points against random and oracle, headline figures with CIs."""
-    metric = summary.get("metric", "top1")
+    metric = doc.metric
     label = METRIC_NAMES.get(metric, metric)
-    models = summary["models"]
     parts = []
     rows = [
-        [name + (" (backbone)" if name == summary.get("backbone") else ""), gflops(m["gflops"]), num(m[metric]),
+        [name + (" (backbone)" if name == doc.backbone else ""), gflops(m["gflops"]), num(m[metric]),
          num(m["top5"]) if "top5" in m else "–"]
-        for name, m in models.items()
+        for name, m in doc.models.items()
     ]
     parts.append(table(["model", "GFLOPs/video", label, "top-5 %"], rows, "Single models, each run alone"))
 
-    curves = summary["curves"]
+    curves = doc.curves
     rows = []
-    for name, p in _operating_points(summary, metric):
-        rand = _at(curves.get("random", []), p["gflops"], metric)
-        orc = _at(curves.get("oracle", []), p["gflops"], metric)
-        hull = _at(curves.get("hull", []), p["gflops"], metric)
+    for name, p in _operating_points(doc, metric):
+        rand = _at(curves.random, p["gflops"], metric)
+        orc = _at(curves.oracle, p["gflops"], metric)
+        hull = _at(curves.hull, p["gflops"], metric)
         rows.append([name, num(p["threshold"], 3), gflops(p["gflops"]), num(p[metric]), num(rand), num(orc), num(hull)])
-    for b in summary.get("budget", []):
+    for b in doc.budget:
         t = b.get("thresholds") or []
         rows.append([
             f"budget {gflops(b['target_gflops'])} GFLOPs (threshold picked on training data)",
             num(float(np.mean(t)), 3) if t else "–", gflops(b["reached_gflops"]), num(b["accuracy"]),
-            num(_at(curves.get("random", []), b["reached_gflops"], metric)),
-            num(_at(curves.get("oracle", []), b["reached_gflops"], metric)),
-            num(_at(curves.get("hull", []), b["reached_gflops"], metric)),
+            num(_at(curves.random, b["reached_gflops"], metric)),
+            num(_at(curves.oracle, b["reached_gflops"], metric)),
+            num(_at(curves.hull, b["reached_gflops"], metric)),
         ])
     parts.append(table(
         ["operating point", "threshold", "GFLOPs/video", f"selector {label}", f"random {label}", f"oracle {label}",
@@ -107,32 +107,34 @@ def classification_tables(summary: dict) -> str:
         "hull of single models at the same GFLOPs/video",
     ))
 
-    head = summary.get("summary", {})
-    ci = head.get("ci95", {})
-    gain = f"{metric}_gain_at_best_gflops"
+    head = doc.headline
+    ci = head.ci95 or {}
+    gain = f"{metric}_gain_at_best_gflops"  # the CI's key
     rows = [
-        [f"GFLOPs to reach {head.get('best_model')}'s {label} ({num(head.get(f'best_{metric}'))})",
-         gflops(head.get("gflops_to_match_best")), "–"],
-        ["… as a share of its cost", num(head.get("gflops_ratio_to_match_best"), 3),
+        [f"GFLOPs to reach {head.best_model}'s {label} ({num(head.best_accuracy)})",
+         gflops(head.gflops_to_match_best), "–"],
+        ["… as a share of its cost", num(head.gflops_ratio_to_match_best, 3),
          _interval(ci, "gflops_ratio_to_match_best", lambda v: num(v, 3))],
-        [f"{label} gain at ≤ {head.get('best_model')}'s GFLOPs", num(head.get(gain)), _interval(ci, gain, num)],
-        ["share of the oracle's lead over the hull closed", num(head.get("oracle_gap_closed"), 3),
+        [f"{label} gain at ≤ {head.best_model}'s GFLOPs", num(head.accuracy_gain_at_best_gflops), _interval(ci, gain, num)],
+        ["share of the oracle's lead over the hull closed", num(head.oracle_gap_closed, 3),
          _interval(ci, "oracle_gap_closed", lambda v: num(v, 3))],
     ]
     replicates = ci.get("replicates")
     parts.append(table(["headline figure", "value", "95% bootstrap CI"], rows,
                        f"Headline figures ({replicates} bootstrap replicates)" if replicates else "Headline figures"))
-    protocol = summary.get("protocol", {})
+    protocol = doc.protocol
     parts.append(paragraph(
         f"Protocol: {protocol.get('kind', 'unknown')}; {protocol.get('samples', '?')} samples; "
-        f"backbone {summary.get('backbone')}; alpha = {summary.get('alpha')}; affinity {summary.get('affinity', '–')}; "
-        f"selector input {summary.get('selector_input', '–')}; selector {gflops(summary.get('selector_gflops'))} GFLOPs. "
-        f"{summary.get('flop_convention', '')}", "note"))
-    if summary.get("cost_derivation"):
+        f"backbone {doc.backbone}; alpha = {doc.alpha}; affinity {doc.affinity}; "
+        f"selector input {doc.selector_input}; selector {gflops(doc.selector_gflops)} GFLOPs. "
+        f"{doc.flop_convention}", "note"))
+    if doc.provenance is not None:
+        parts.append(paragraph(f"Data ({doc.provenance.data}): {'; '.join(doc.provenance.sources)}.", "note"))
+    if doc.cost_derivation:
         parts.append("<details><summary>How the GFLOPs were derived</summary><pre>"
-                     + escape("\n".join(summary["cost_derivation"])) + "</pre></details>")
-    if summary.get("latency"):
-        parts.append(latency_table(summary["latency"]))
+                     + escape("\n".join(doc.cost_derivation)) + "</pre></details>")
+    if doc.latency:
+        parts.append(latency_table(doc.latency))
     return "\n".join(parts)
 
 

@@ -12,7 +12,6 @@ analysis that fails is logged and recorded, and the others still run.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -77,6 +76,7 @@ def synthetic_analyses(synthetic_dir: Path, progress: bool = False) -> dict[str,
     from condsel.analysis.views import per_view_scores_from_run, views_analysis
     from condsel.extract.manifest import read_manifest
     from condsel.pool.run_dir import load_run
+    from condsel.selection.evaluation.document import load_summary
 
     note = "SYNTHETIC pool trained in the demo, on its synthetic test videos"
 
@@ -87,8 +87,7 @@ def synthetic_analyses(synthetic_dir: Path, progress: bool = False) -> dict[str,
         return {**views_analysis(scores), "data": note, "failures": failures}
 
     def latency():
-        summary = json.loads((synthetic_dir / "summary.json").read_text(encoding="utf-8"))
-        return {**latency_points(summary), "data": note + "; timed on this machine"}
+        return {**latency_points(load_summary(synthetic_dir / "summary.json")), "data": note + "; timed on this machine"}
 
     return {"views": views, "latency": latency}
 

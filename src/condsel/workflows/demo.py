@@ -30,6 +30,7 @@ from condsel.pool.run_dir import load_run, save_run
 from condsel.pool.train import TrainConfig, train_member
 from condsel.report.plots import plot_curves
 from condsel.report.text import format_latency
+from condsel.selection.evaluation.document import Provenance, SummaryDocument, build_document
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
 from condsel.selection.evaluation.metrics import topk_correct
@@ -87,7 +88,7 @@ def extract(data: SyntheticSet, videos: list[DecodedVideo], index: np.ndarray, m
 
 
 def select(val: PredictionTable, test: PredictionTable, models: dict[str, nn.Module], run_dir: Path,
-           seed: int) -> tuple[dict, float]:
+           seed: int, out_dir: Path) -> tuple[SummaryDocument, float]:
     """Train the selector on val, measure every curve point on test, and write the run directory.
 
     Returns the held-out summary and the run's threshold (the cheapest val
@@ -97,7 +98,12 @@ def select(val: PredictionTable, test: PredictionTable, models: dict[str, nn.Mod
     backbone = min(gflops, key=gflops.get)
     # the selector reads the backbone's class probabilities (the paper's input): here which
     # class, and so which pair of classes, the cheap model sees decides which model is needed
-    summary, _ = evaluate_holdout(val, test, backbone, SelectionConfig(seed=seed, selector_input="probs"))
+    sections, _ = evaluate_holdout(val, test, backbone, SelectionConfig(seed=seed, selector_input="probs"))
+    provenance = Provenance("synthetic", [f"{out_dir / 'val_table.npz'} (selector training, calibration)",
+                                          f"{out_dir / 'test_table.npz'} (reported)"])
+    derivation = [f"{m.name}: {m.gflops_per_video:.4g} GFLOPs/video, counted from its graph ({m.views} views)"
+                  for m in SYNTHETIC_POOL.members]
+    summary = build_document(sections, provenance, derivation)
     # the same selector as a policy (same fit, same seed), for predict and serve
     policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(val)
     calibration = policy.sweep(val)
@@ -135,7 +141,7 @@ def per_class_top1(table: PredictionTable, order: list[str]) -> dict[str, dict[s
     return out
 
 
-def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
+def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> SummaryDocument:
     """Run the stages; write ``data/``, ``{val,test}_table.npz``, ``run/``, ``curve.png`` and ``summary.json`` under ``out_dir``."""
     out_dir = Path(out_dir)
     seconds: dict[str, float] = {}
@@ -161,16 +167,16 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
         tables[split] = extract(data, videos, splits[split], models, progress)
         tables[split].save(out_dir / f"{split}_table.npz")
     lap("extract")
-    summary, threshold = select(tables["val"], tables["test"], models, out_dir / "run", seed)
+    summary, threshold = select(tables["val"], tables["test"], models, out_dir / "run", seed, out_dir)
     lap("selector")
-    summary["latency"] = time_run(out_dir / "run", [data.paths[j] for j in splits["test"]], threshold, progress)
-    log.info("%s", format_latency(summary["latency"]))
+    summary.latency = time_run(out_dir / "run", [data.paths[j] for j in splits["test"]], threshold, progress)
+    log.info("%s", format_latency(summary.latency))
     lap("latency")
-    summary["synthetic"] = {
+    summary.synthetic = {
         "videos": DEMO_VIDEOS,
         "splits": {s: len(i) for s, i in splits.items()},
         "classes": list(CLASS_NAMES),
-        "per_class_top1": per_class_top1(tables["test"], summary["pool"]),
+        "per_class_top1": per_class_top1(tables["test"], summary.pool),
         "train_epochs": DEMO_EPOCHS,
         "seed": seed,
         "seconds": seconds,
@@ -178,6 +184,6 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     plot_curves(summary, out_dir / "curve.png", title="Synthetic video benchmark (test split)")
     lap("report")
     seconds["total"] = round(sum(seconds.values()), 2)
-    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary.to_json())
     log.info("synthetic demo stages (s): %s", seconds)
     return summary

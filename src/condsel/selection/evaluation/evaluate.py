@@ -124,7 +124,7 @@ def out_of_fold(table: PredictionTable, backbone: str, config: SelectionConfig) 
         selector_gflops = selector.gflops()
     protocol = {
         "kind": f"{config.folds}-fold cross-validation, out-of-fold predictions",
-        "grouped_by": "UCF101 group (gXX)" if table.groups is not None else "sample",
+        "grouped_by": "group" if table.groups is not None else "sample",  # the document names the grouping
         "folds": config.folds,
         "seed": config.seed,
         "samples": table.num_samples,

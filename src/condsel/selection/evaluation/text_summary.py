@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-
-
+from condsel.selection.evaluation.document import SummaryDocument
 
 def _fmt(value, spec: str, none: str = "not reached") -> str:
     return none if value is None else format(value, spec)
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(doc: SummaryDocument) -> str:
     """A few lines a person reads in the terminal."""
-    metric = summary.get("metric", "top1")
+    metric = doc.metric
     label = {"top1": "top-1", "map": "mAP"}.get(metric, metric)
-    head = summary["summary"]
+    head = doc.headline
     lines = [f"{'model':<14}{'GFLOPs/video':>14}{label + ' %':>10}"]
-    for name, m in summary["models"].items():
-        tag = "  (backbone)" if name == summary["backbone"] else ""
+    for name, m in doc.models.items():
+        tag = "  (backbone)" if name == doc.backbone else ""
         lines.append(f"{name:<14}{m['gflops']:>14.4g}{m[metric]:>10.2f}{tag}")
-    best = head["best_model"]
-    ci = head.get("ci95", {})
+    best = head.best_model
+    ci = head.ci95 or {}
 
     def interval(key: str, spec: str) -> str:
         c = ci.get(key)
@@ -27,22 +26,23 @@ def format_summary(summary: dict) -> str:
             return ""
         return f" [95% CI {c['low']:{spec}}, {c['high']:{spec}}]"
 
-    gain_key = f"{metric}_gain_at_best_gflops"
+    gain_key = f"{metric}_gain_at_best_gflops"  # the CI's key
     lines += [
-        f"selector on {summary['backbone']} ({summary['protocol']['kind']}):",
-        f"  reaches {best}'s {label} ({head[f'best_{metric}']:.2f}%) at "
-        f"{_fmt(head['gflops_to_match_best'], '.4g')} GFLOPs = "
-        f"{_fmt(head['gflops_ratio_to_match_best'], '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
-        f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head[gain_key], '+.2f', 'n/a')} points{interval(gain_key, '+.2f')}",
+        f"selector on {doc.backbone} ({doc.protocol['kind']}):",
+        f"  reaches {best}'s {label} ({head.best_accuracy:.2f}%) at "
+        f"{_fmt(head.gflops_to_match_best, '.4g')} GFLOPs = "
+        f"{_fmt(head.gflops_ratio_to_match_best, '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
+        f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head.accuracy_gain_at_best_gflops, '+.2f', 'n/a')} points"
+        f"{interval(gain_key, '+.2f')}",
         f"  share of the oracle's lead over the single-model hull closed: "
-        f"{_fmt(head['oracle_gap_closed'], '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}",
+        f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}",
     ]
-    for b in summary.get("budget", []):
+    for b in doc.budget:
         lines.append(
             f"  budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
             f"reached {b['reached_gflops']:.1f} GFLOPs, {label} {b['accuracy']:.2f}%"
         )
-    recommended = summary.get("recommended", [])
+    recommended = doc.recommended or []
     if recommended:
         lines.append(f"recommended front (policy and setting chosen on the training folds, held-out {label}):")
         shown = sorted(set(range(0, len(recommended), max(1, len(recommended) // 6))) | {len(recommended) - 1})
