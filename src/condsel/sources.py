@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from condsel.datasets.ucf101 import UCF101_KEYS, load_ucf101_split1, ucf101_costs, ucf101_join
+from condsel.datasets.ucf101 import BUNDLED_SCORES, UCF101_KEYS, load_ucf101_split1, ucf101_costs, ucf101_join
 from condsel.extract.store import load_store
 from condsel.models.costs import load_costs_toml
 from condsel.selection.data.importers import read_scores
@@ -78,11 +78,9 @@ def source_provenance(source: str | Path | Mapping[str, str | Path], table: Pred
     """
     grouped = table.groups is not None
     if isinstance(source, Mapping):
-        # join_scores groups only UCF101 names (v_Class_gXX_cYY)
+        # ucf101_join groups only UCF101 names (v_Class_gXX_cYY)
         return {"data": "unknown", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
     if isinstance(source, str) and source in BUNDLED:
-        from condsel.datasets.ucf101 import BUNDLED_SCORES
-
         return {"data": "real", "sources": [f"{source}: {BUNDLED_SCORES}"], "groups": "UCF101 gXX"}
     path = Path(source)
     if path.is_dir():
