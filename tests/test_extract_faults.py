@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_extract_support import (
+    TINY_POOL,
     condsel_command,
     make_bad_files,
     make_run_dir,
@@ -23,6 +25,7 @@ from condsel.cli import main
 from condsel.extract import dataset as extract_dataset
 from condsel.extract import load_store, read_manifest
 from condsel.extract.store import Store
+from condsel.pool.views import ViewPlan
 from condsel.synthetic import CLASS_NAMES
 
 GOOD = 18
@@ -177,3 +180,30 @@ def test_a_decoder_that_kills_its_worker_costs_one_video(material, tmp_path, mon
     assert sorted(store.video_names()) == sorted(n for n in material["good"] if n != victim)
     errors = {f.video: f.error for f in store.failures()}
     assert "worker died" in errors[victim] and len(errors) == 7
+
+
+class _Misbehaving(extract_dataset.VideoViews):
+    """Entry 1 crashes the process decoding it; entry 2 hangs it."""
+
+    def decode(self, index):
+        if index == 1:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if index == 2:
+            time.sleep(120)
+        return super().decode(index)
+
+
+def test_a_video_decoded_alone_answers_only_for_its_own_process(material):
+    entries = read_manifest(material["manifest"], len(CLASS_NAMES), list(CLASS_NAMES)).entries[:3]
+    dataset = _Misbehaving(entries, ViewPlan({m.name: m.clip for m in TINY_POOL.members}))
+    alone = extract_dataset.decode_alone(dataset, 0)
+    here = extract_dataset.VideoViews(entries, dataset.plan)[0]
+    assert alone.keys() == here.keys() == {"index", "windows", "views"}
+    for member, views in here["views"].items():
+        assert torch.equal(alone["views"][member], views)
+    crashed = extract_dataset.decode_alone(dataset, 1)
+    assert crashed["error"] == f"{entries[1].path}: the decoding worker died or hung on this file (killed by signal: Segmentation fault)"
+    started = time.monotonic()
+    hung = extract_dataset.decode_alone(dataset, 2, timeout_s=2)
+    assert hung["error"] == f"{entries[2].path}: the decoding worker died or hung on this file (no result in 2 s)"
+    assert time.monotonic() - started < 30

@@ -24,6 +24,7 @@ from condsel.localization.detection_map import (
     parse_results,
     parse_tiou,
     results_document,
+    segment_tiou,
 )
 from condsel.localization.reference import detections_from_rows, generated_detections, reference_map
 
@@ -111,3 +112,22 @@ def test_cli_does_not_import_torch(tmp_path):
             "print(code, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == ["0", "False"]
+
+
+@pytest.mark.parametrize("first, second, expected_map", [((0.0, 10.0), (10.0, 20.0), 50.0), ((10.0, 20.0), (0.0, 10.0), 100.0)])
+def test_an_exact_tiou_tie_goes_to_the_segment_listed_first(tmp_path, capsys, first, second, expected_map):
+    """docs/localization.md: on an exact tie the GT segment listed first in the GT file is taken.
+
+    [5, 15] overlaps [0, 10] and [10, 20] by 5 s of 15: tIoU 1/3 with both. Then [0, 9] (tIoU 0.9 with
+    [0, 10], 0 with [10, 20]) is a hit only if the tie went to [10, 20]: at tIoU 0.3 the hits are
+    T, F (AP = 1/2 x 1 = 0.5) when [0, 10] is listed first, T, T (AP = 1) when [10, 20] is.
+    """
+    tie = segment_tiou(np.array([5.0, 15.0]), np.array([[0.0, 10.0], [10.0, 20.0]]))
+    assert tie[0] == tie[1] == pytest.approx(1 / 3)  # exactly equal in floating point, not just close
+    gt = tmp_path / "gt.json"
+    annotations = [{"segment": list(first), "label": "a"}, {"segment": list(second), "label": "a"}]
+    gt.write_text(json.dumps({"database": {"v1": {"subset": "test", "annotations": annotations}}}))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(results_document(_detections([("v1", "a", 5.0, 15.0, 0.9), ("v1", "a", 0.0, 9.0, 0.8)]))))
+    assert main(["detection-map", "--gt", str(gt), "--pred", str(pred), "--tiou", "0.3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["map"] == [pytest.approx(expected_map)]

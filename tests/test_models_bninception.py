@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from condsel import models
+from condsel.models.checkpoints import CheckpointError
 from condsel.models.seqvlad import SeqVLADAggregation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -59,6 +62,42 @@ def test_tsn_and_cadene_checkpoints_load(tmp_path, prefix, head):
     clip = torch.randn(1, 10, 2, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(loaded(clip), source.eval()(clip))
+
+
+def _random_bn_inception_state() -> dict[str, torch.Tensor]:
+    """Random weights and BatchNorm statistics, without num_batches_tracked (the Caffe-converted file has none)."""
+    gen = torch.Generator().manual_seed(1)
+    return {
+        key: torch.rand(value.shape, generator=gen) * 0.1 + 0.5 if value.is_floating_point() else value
+        for key, value in models.create_model("bninception_rgb").state_dict().items()
+        if not key.endswith("num_batches_tracked")
+    }
+
+
+def test_tsn_imagenet_file_with_1_by_c_batchnorm_tensors_loads(tmp_path):
+    """tsn-pytorch's bn_inception-9f5701afb96c8044.pth stores BN weight, bias and statistics as (1, C)."""
+    state = _random_bn_inception_state()
+    row = {k: v.reshape(1, -1) if re.search(r"_bn\.(weight|bias|running_mean|running_var)$", k) else v
+           for k, v in state.items()}
+    assert row["conv1_7x7_s2_bn.weight"].shape == (1, 64) and row["inception_5b_pool_proj_bn.running_var"].shape == (1, 128)
+    assert sum(v.dim() == 2 and v.shape[0] == 1 for v in row.values()) == 4 * sum(k.endswith("_bn.weight") for k in state)
+    torch.save(row, tmp_path / "bn_inception_row.pth")
+    torch.save(state, tmp_path / "bn_inception_flat.pth")
+    row_model = models.create_model("bninception_rgb", checkpoint=tmp_path / "bn_inception_row.pth")
+    flat_model = models.create_model("bninception_rgb", checkpoint=tmp_path / "bn_inception_flat.pth")
+    clip = torch.randn(2, 3, 1, 96, 96)
+    with torch.no_grad():
+        row_logits, flat_logits = row_model(clip), flat_model(clip)
+    assert row_logits.abs().max() > 0
+    assert torch.equal(row_logits, flat_logits)
+
+
+def test_only_batchnorm_tensors_are_squeezed(tmp_path):
+    state = _random_bn_inception_state()
+    state["fc.bias"] = state["fc.bias"].reshape(1, -1)
+    torch.save(state, tmp_path / "bad_fc.pth")
+    with pytest.raises(CheckpointError, match=r"fc\.bias: checkpoint \(1, 1000\) vs model \(1000,\)"):
+        models.create_model("bninception_rgb", checkpoint=tmp_path / "bad_fc.pth")
 
 
 def test_aggregation_with_one_frame_is_soft_vlad_on_the_input_assignment():

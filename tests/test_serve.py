@@ -7,6 +7,7 @@ one ``condsel predict`` gives on the same file, under concurrent load.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -22,12 +23,16 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
 # Ray reads its auth mode when imported; in token mode (Ray's default for a local cluster) this process can
 # attach to the service's Ray with ~/.ray/auth_token, which that local Ray creates when missing.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+from condsel.serve.ray_host import LOOPBACK_ENV  # noqa: E402
+
+os.environ.setdefault(LOOPBACK_ENV, "0")  # the service's Ray is on loopback: look for it there when attaching
 pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra: pip install -e '.[serve]'")
 pytest.importorskip("multipart", reason="condsel serve needs python-multipart (the serve extra)")
 
@@ -94,6 +99,7 @@ def service(material):
     log = material["root"] / "serve.log"
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
+    env.pop(LOOPBACK_ENV, None)  # set in this process for attaching; the command must set it for its own Ray
     command = [sys.executable, "-m", "condsel", "serve", "--run", str(material["run"]), "--port", str(port), "--ray-cpus", "2",
                "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4",
                "--metrics-port", str(metrics_port)]
@@ -181,6 +187,32 @@ def test_models_endpoint_lists_the_pool(material, service):
     assert [m["name"] for m in doc["pool"]] == run.order
     assert [m["gflops"] for m in doc["pool"]] == pytest.approx([run.gflops[m] for m in run.order])
     assert doc["threshold"] == pytest.approx(material["threshold"]) and doc["backbone"] == run.backbone
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback  # ::ffff:127.0.0.1 too
+
+
+@pytest.mark.slow
+def test_every_listening_socket_of_the_service_is_loopback(service):
+    """The command, its local Ray (GCS, raylet, agents, workers) and Serve's proxy listen on loopback only."""
+    root = psutil.Process(service["proc"].pid)
+    listening: dict[str, set[str]] = {}
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            for conn in process.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    listening.setdefault(conn.laddr.ip, set()).add(f"{process.name()}:{conn.laddr.port}")
+        except psutil.NoSuchProcess:
+            continue
+    ports = {int(entry.rsplit(":", 1)[1]) for entries in listening.values() for entry in entries}
+    expected = {int(service["base"].rsplit(":", 1)[1]), int(service["metrics"].split(":")[2].split("/")[0]),
+                int(service["address"].rsplit(":", 1)[1])}  # HTTP, metrics export, GCS: the listing saw them all
+    assert expected <= ports, (expected, listening)
+    assert _is_loopback(service["address"].rsplit(":", 1)[0]), service["address"]
+    exposed = {ip: sorted(entries) for ip, entries in listening.items() if not _is_loopback(ip)}
+    assert not exposed, f"listening beyond loopback: {exposed}"
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ SIGINT/SIGTERM; with it, the application is added to that cluster and removed
 on exit. --write-config writes a Ray Serve config for `serve deploy` instead of
 serving. Metrics (condsel_requests, condsel_batch_size, condsel_request_seconds,
 ...) go to Ray's Prometheus endpoint (http://NODE_IP:PORT/metrics, PORT set by
---metrics-port for a local Ray). GFLOPs are multiply-adds (X3D/fvcore).
+--metrics-port for a local Ray). A local Ray listens on 127.0.0.1 only, its
+metrics port included, unless --ray-host names another address. GFLOPs are multiply-adds (X3D/fvcore).
 """
 
 # Seconds allowed for Serve and Ray to stop after a signal.
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--address", default=None, metavar="RAY_ADDRESS", help="attach to this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
     p.add_argument("--torch-threads", type=int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
+    p.add_argument("--ray-host", default=None, metavar="IP", help="node address of the local Ray (default: 127.0.0.1, every Ray port on loopback only; another address lets other machines reach Ray's control ports)")
     p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="Prometheus port of the local Ray's metrics agent (default: Ray picks one)")
     p.add_argument("--write-config", default=None, metavar="YAML", help="write a Ray Serve config for `serve deploy` and exit")
@@ -58,7 +60,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condsel.errors import CondselError
+    from condsel.serve.ray_host import prepare_ray
 
+    ray_init = prepare_ray(args.address or os.environ.get("RAY_ADDRESS"), args.ray_host)  # before Ray is imported
     try:
         import multipart  # noqa: F401  (FastAPI's form parser)
         import ray.serve  # noqa: F401
@@ -84,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         path = write_config(args.write_config, run_dir, options, loaded.order, args.host, args.port)
         print(f"wrote {path}: deploy with `serve deploy {path}` (Ray Serve)")
         return 0
-    return _serve(args, run_dir, options)
+    return _serve(args, run_dir, options, ray_init)
 
 
-def _serve(args: argparse.Namespace, run_dir, options) -> int:
+def _serve(args: argparse.Namespace, run_dir, options, ray_init: dict) -> int:
     import signal
     import threading
 
@@ -96,12 +100,14 @@ def _serve(args: argparse.Namespace, run_dir, options) -> int:
 
     from condsel.serve.app import build_app
     from condsel.serve.config import APP_NAME
+    from condsel.serve.ray_host import DEFAULT_RAY_HOST, check_bound
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=args.metrics_port)
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False, _metrics_export_port=args.metrics_port, **ray_init)
+        check_bound(args.ray_host or DEFAULT_RAY_HOST, ray.get_runtime_context().gcs_address)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -6,7 +6,8 @@ tsn-pytorch, Cadene's ``pretrainedmodels.bninception`` and SeqVLAD load
 ``inception_4e_3x3_bn``, ...), kept flat as in those ports so their
 ``state_dict`` keys load as they are; the classifier is ``fc``.
 :func:`adapt_bninception_state_dict` strips TSN's ``base_model.`` prefix and
-renames ``new_fc`` / ``last_linear`` to ``fc``. Convolutions carry biases
+renames ``new_fc`` / ``last_linear`` to ``fc``, and
+squeezes the (1, C) BatchNorm tensors of tsn-pytorch's ImageNet file. Convolutions carry biases
 (the Caffe layout); pooling rounds up (Caffe's ``ceil_mode``).
 
 A TSN flow stream takes 5 stacked (x, y) flow pairs, i.e. 10 input channels;
@@ -99,13 +100,22 @@ class BNInception(FrameModel):
 
 
 _RENAMES = ((r"^(module\.)?base_model\.", ""), (r"^(module\.)?(new_fc|last_linear)\.", "fc."))
+# tsn-pytorch's ImageNet file (bn_inception-9f5701afb96c8044.pth, also used by TRN, TSM and ECO),
+# converted from Caffe, stores these four of every BatchNorm as (1, C)
+_BN_ROW = re.compile(r"_bn\.(weight|bias|running_mean|running_var)$")
 
 
 def adapt_bninception_state_dict(state: dict) -> tuple[dict, dict]:
-    """TSN (``base_model.*``, ``new_fc.*``) and Cadene (``last_linear.*``) keys -> the zoo's."""
+    """TSN (``base_model.*``, ``new_fc.*``) and Cadene (``last_linear.*``) keys -> the zoo's.
+
+    BatchNorm tensors in the Caffe-converted (1, C) layout become (C,); no other
+    tensor is reshaped, so a mis-shaped one still fails the strict load.
+    """
     renamed = {}
     for key, value in state.items():
         for pattern, replacement in _RENAMES:
             key = re.sub(pattern, replacement, key)
+        if _BN_ROW.search(key) and value.dim() == 2 and value.shape[0] == 1:
+            value = value.reshape(-1)
         renamed[key] = value
     return renamed, {}

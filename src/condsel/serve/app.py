@@ -32,6 +32,7 @@ from starlette.datastructures import UploadFile
 from condsel.pool.inference import run_member
 from condsel.serve.config import INGRESS, ServeOptions, deployment_options
 from condsel.serve.metrics import IngressMetrics, MemberMetrics
+from condsel.serve.ray_host import keep_replica_grpc_on_loopback
 from condsel.serve.routing import MemberLoader, RunPool, execute, run_member_loaders
 from condsel.video.decode import DecodedVideo, VideoDecodeError
 from condsel.video.sampling import frames_for
@@ -58,6 +59,7 @@ class Member:
     """
 
     def __init__(self, load: MemberLoader, max_batch: int, batch_wait_ms: float, torch_threads: int):
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         torch.set_num_threads(torch_threads)
         self.member, self.model, self.aggregate = load()
         self.model.eval()
@@ -116,6 +118,7 @@ class Ingress:
     """
 
     def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict):
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.pool = load_pool()
         self.members = members
         self.settings = settings
