@@ -1,0 +1,220 @@
+"""The online budget controller of ``condsel serve``: hold a mean cost per video, shed under load. No Ray, no I/O.
+
+A run's calibration curve maps each threshold to the mean cost per video
+expected on the calibration videos. On other traffic the selector's
+confidences shift and the realised cost drifts (content drift). The
+controller keeps a *setpoint* on the curve, serves at the threshold whose
+expected cost is the setpoint, and corrects the setpoint from the realised
+costs:
+
+- integral control on the log-cost error: after a window of ``window``
+  answers served at the current threshold, ``log setpoint += gain * log(target
+  / realised mean)``, the step clipped to ``max_step`` (rate limit) and the
+  setpoint to the curve's range (the calibration range bounds the threshold);
+- a deadband: no move while the error is within ``deadband`` or within one
+  standard error of the window mean (noise is not evidence);
+- only answers served at the current threshold count, and the window restarts
+  after every move, so a move is never based on answers from before it (no
+  delay-driven overshoot).
+
+If the realised cost is ``k * setpoint**s`` near the target (drift ``k``,
+local elasticity ``s`` > 0), one move multiplies the log error by ``1 - gain *
+s``: with ``gain`` 0.5 the error shrinks without changing sign for any ``s <
+2``, i.e. no oscillation unless traffic spends more than twice as steeply as
+calibration.
+
+Shedding (``slo_s``): a second loop caps the operating cost. When the p99 of
+the last ``window`` end-to-end latencies passes ``threaten`` x the SLO, the cap
+drops to ``shed`` x the current operating cost (bounded by the cheapest
+point); when it falls under ``relax`` x the SLO, the cap rises by 1/``shed``
+until it no longer binds. Each move waits for ``min_latencies`` fresh
+latencies. While the cap binds, the budget loop holds still (anti-windup).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from condsel.errors import CondselError
+
+
+@dataclass(frozen=True)
+class OperatingCurve:
+    """Expected cost per video against threshold, made non-decreasing; its inverse picks thresholds."""
+
+    thresholds: np.ndarray  # ascending
+    costs: np.ndarray  # expected cost per video, non-decreasing
+    unit: str = "gflops"
+
+    @classmethod
+    def from_points(cls, points: Sequence[dict], key: str = "gflops", unit: str | None = None) -> OperatingCurve:
+        """From a run's calibration points (``{"threshold", key, ...}``).
+
+        A curve that falls somewhere (noise on few calibration videos) is
+        replaced by its running maximum, so the inverse is well defined.
+        """
+        if len(points) < 2:
+            raise CondselError(f"the calibration curve has {len(points)} point(s); the controller needs at least 2")
+        ordered = sorted(points, key=lambda p: p["threshold"])
+        t = np.array([float(p["threshold"]) for p in ordered])
+        c = np.maximum.accumulate(np.array([float(p[key]) for p in ordered]))
+        if not c[-1] > c[0]:
+            raise CondselError(f"the calibration curve's cost does not vary with the threshold ({c[0]:.4g} {key} throughout)")
+        return cls(t, c, unit or key)
+
+    @property
+    def cheapest(self) -> float:
+        return float(self.costs[0])
+
+    @property
+    def costliest(self) -> float:
+        return float(self.costs[-1])
+
+    def cost_at(self, threshold: float) -> float:
+        return float(np.interp(threshold, self.thresholds, self.costs))
+
+    def threshold_for(self, cost: float) -> float:
+        """The lowest threshold whose expected cost reaches ``cost`` (linear between calibration points)."""
+        costs, first = np.unique(self.costs, return_index=True)
+        return float(np.interp(cost, costs, self.thresholds[first]))
+
+    def check_target(self, target: float, flag: str) -> float:
+        """``target`` if it lies on the curve; else an error naming ``flag`` and the range."""
+        if not (math.isfinite(target) and self.cheapest <= target <= self.costliest):
+            raise CondselError(
+                f"{flag} {target:g} is outside the run's operating range [{self.cheapest:.4g}, {self.costliest:.4g}] "
+                f"{self.unit} per video (cheapest to costliest calibration point)"
+            )
+        return target
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    window: int = 64
+    gain: float = 0.5
+    deadband: float = 0.05  # relative error left alone
+    max_step: float = 0.5  # largest |log| change of the setpoint per move (rate limit)
+    slo_s: float | None = None  # p99 end-to-end latency to keep under
+    threaten: float = 0.4  # shed when the oldest wait or the p99 passes threaten * slo
+    relax: float = 0.25  # return when p99 < relax * slo
+    shed: float = 0.6  # the cap's factor per shedding move
+    recover: float = 1.1  # the cap's factor per returning move: slower up than down, so a burst is not re-invited
+    min_latencies: int = 8
+
+    def __post_init__(self):
+        if self.window < 1:
+            raise CondselError(f"--window {self.window}: must be >= 1")
+        if self.slo_s is not None and not self.slo_s > 0:
+            raise CondselError(f"--slo-ms {1000 * self.slo_s:g}: must be positive")
+        if not 0 < self.gain <= 1 or not 0 < self.shed < 1 or not self.recover > 1 or not 0 < self.relax < self.threaten:
+            raise CondselError(f"controller settings out of range: {self}")
+
+
+class BudgetController:
+    """Chooses the operating threshold of every request from the answers so far; see the module docstring.
+
+    Parameters
+    ----------
+    curve : OperatingCurve
+        The run's calibration curve, in the unit of ``target``.
+    target : float, optional
+        Mean cost per video to hold; without it the setpoint stays at
+        ``threshold``'s expected cost (shedding only).
+    threshold : float
+        The run's operating threshold, used when there is no target.
+    settings : ControlSettings
+    """
+
+    def __init__(self, curve: OperatingCurve, target: float | None = None, threshold: float = 0.5,
+                 settings: ControlSettings = ControlSettings()):
+        self.curve, self.target, self.settings = curve, target, settings
+        self.setpoint = curve.cost_at(threshold) if target is None else target
+        self.cap = curve.costliest
+        self._costs: deque[float] = deque(maxlen=settings.window)
+        self._latencies: deque[float] = deque(maxlen=max(settings.window, settings.min_latencies))
+        self.threshold = curve.threshold_for(self.operating_cost)
+        self.moves = 0
+        self._since_shed = 0
+
+    @property
+    def operating_cost(self) -> float:
+        """The expected cost per video (on the calibration curve) at the current threshold."""
+        return min(self.setpoint, self.cap)
+
+    @property
+    def shedding(self) -> bool:
+        return self.cap < self.setpoint
+
+    def decide(self, waiting_s: float = 0.0) -> float:
+        """The threshold for a new request; ``waiting_s``: how long the oldest unanswered request has waited.
+
+        That wait is the queue's leading edge: it grows as soon as a burst
+        queues, where completed latencies only show the burst once it has
+        been served. Past ``threaten`` x the SLO it sheds, at most once per
+        ``min_latencies`` requests.
+        """
+        s = self.settings
+        self._since_shed += 1
+        if (s.slo_s is not None and waiting_s > s.threaten * s.slo_s and self._since_shed >= s.min_latencies
+                and self.operating_cost > self.curve.cheapest):
+            self._shed()
+            return self._moved()
+        return self.threshold
+
+    def observe(self, threshold: float, cost: float, seconds: float) -> float:
+        """Take one answer (the threshold it was served at, its realised cost, its latency); return the threshold to use next."""
+        s = self.settings
+        if s.slo_s is not None:
+            self._latencies.append(seconds)
+            if len(self._latencies) >= s.min_latencies and self._shed_or_relax(float(np.percentile(self._latencies, 99))):
+                self._latencies.clear()
+                return self._moved()
+        if self.target is None or self.shedding or threshold != self.threshold:
+            return self.threshold
+        self._costs.append(cost)
+        if len(self._costs) < s.window:
+            return self.threshold
+        costs = np.asarray(self._costs)
+        mean = float(costs.mean())
+        error = math.log(self.target / mean) if mean > 0 else s.max_step
+        noise = float(costs.std(ddof=1)) / math.sqrt(len(costs)) / mean if len(costs) > 1 and mean > 0 else 0.0
+        if abs(error) <= max(s.deadband, noise):
+            return self.threshold
+        step = float(np.clip(s.gain * error, -s.max_step, s.max_step))
+        self.setpoint = float(np.clip(self.setpoint * math.exp(step), self.curve.cheapest, self.curve.costliest))
+        return self._moved()
+
+    def _shed_or_relax(self, p99: float) -> bool:
+        s, curve = self.settings, self.curve
+        if p99 > s.threaten * s.slo_s and self.operating_cost > curve.cheapest and self._since_shed >= s.min_latencies:
+            self._shed()
+            return True
+        if p99 < s.relax * s.slo_s and self.shedding:
+            self.cap = self.cap * s.recover
+            if self.cap >= self.setpoint:
+                self.cap = curve.costliest
+            return True
+        return False
+
+    def _shed(self) -> None:
+        self.cap = max(self.curve.cheapest, self.settings.shed * self.operating_cost)
+        self._since_shed = 0
+        self._latencies.clear()
+
+    def _moved(self) -> float:
+        self.threshold = self.curve.threshold_for(self.operating_cost)
+        self._costs.clear()
+        self.moves += 1
+        return self.threshold
+
+    def state(self) -> dict:
+        """For ``GET /v1/models`` and the logs; keys name the unit."""
+        u = self.curve.unit
+        return {"threshold": self.threshold, f"target_{u}": self.target, f"setpoint_{u}": self.setpoint,
+                f"cap_{u}": self.cap, "shedding": self.shedding, "window": self.settings.window,
+                "slo_ms": None if self.settings.slo_s is None else 1000 * self.settings.slo_s, "moves": self.moves}
