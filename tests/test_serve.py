@@ -56,6 +56,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 REQUESTS, CLIENTS = 30, 6
 UPLOAD_LIMIT_MB = 1
+MS = {"frame2d": 1.5, "conv3d_s": 4.0, "conv3d_l": 30.0}
 
 
 def _free_port() -> int:
@@ -83,7 +84,9 @@ def material(tmp_path_factory):
 
     threshold = float(max(np.linspace(0.05, 0.95, 19), key=spread))
     files = list(data.paths) + REAL_VIDEOS
-    return {"root": root, "run": run_dir, "threshold": threshold, "files": files}
+    costs = root / "costs_ms.toml"  # as condsel profile writes them; the values only need to be known here
+    costs.write_text("[ms]\n" + "".join(f'"{name}" = {MS[name]!r}\n' for name in SYNTHETIC_POOL.names))
+    return {"root": root, "run": run_dir, "threshold": threshold, "files": files, "costs": costs}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def service(material):
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "condsel", "serve", "--run", str(material["run"]), "--port", str(port), "--ray-cpus", "2",
                "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4",
-               "--metrics-port", str(metrics_port)]
+               "--metrics-port", str(metrics_port), "--costs", str(material["costs"])]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -153,7 +156,10 @@ def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
     run = load_run(material["run"])
     for path, (status, answer) in zip(files, answers):
         assert status == 200, answer
-        assert set(answer) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights"}
+        assert set(answer) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights",
+                               "threshold", "cost"}
+        assert answer["threshold"] == material["threshold"]
+        assert answer["cost"] == {"gflops": answer["gflops"], "ms": pytest.approx(sum(MS[m] for m in answer["members"]))}
         want = expected[path.name]
         assert answer["video"] == path.name
         assert (answer["model"], answer["label"], answer["members"]) == (want["model"], want["label"], want["members"])
@@ -208,7 +214,8 @@ def test_metrics_reach_the_prometheus_endpoint(service):
     while time.monotonic() < deadline:  # Ray's agent exports every few seconds
         with urllib.request.urlopen(service["metrics"], timeout=10) as response:
             text = response.read().decode()
-        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"')
+        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"',
+                  "ray_condsel_stage_exits_total{", "ray_condsel_video_cost_bucket{", "ray_condsel_threshold{")
         if all(w in text for w in wanted):
             break
         time.sleep(2)
@@ -218,6 +225,9 @@ def test_metrics_reach_the_prometheus_endpoint(service):
     assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= set(SYNTHETIC_POOL.names)
     assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= REQUESTS
     assert "ray_condsel_request_seconds_bucket{" in text and 'status="413"' in text
+    exits = [line for line in text.splitlines() if line.startswith("ray_condsel_stage_exits_total{")]
+    assert exits and sum(float(line.rsplit(" ", 1)[1]) for line in exits) == sum(float(line.rsplit(" ", 1)[1]) for line in served)
+    assert 'unit="gflops"' in text and 'unit="ms"' in text
 
 
 class Exploding(torch.nn.Module):

@@ -31,7 +31,10 @@ so the maximum over policies does not flatter them.
 Every member of POOL needs a checkpoint: one without is an error naming it.
 --random-weights allows random initialisation, for latency benchmarks only;
 the run then says so in run.json and in every prediction.
-GFLOPs are multiply-adds (the X3D/fvcore convention).
+GFLOPs are multiply-adds (the X3D/fvcore convention). --costs with an [ms]
+table (from `condsel profile`) fits in measured milliseconds instead: the
+budget, the curve, calibration.png and run.json (cost_unit "ms", points keyed
+"ms") are then in ms, and predictions report both "gflops" and "ms".
 """
 
 
@@ -43,9 +46,11 @@ def register(sub) -> None:
     p.add_argument("--policy", default="selector", metavar="NAME",
                    help="a policy of condsel.selection.method.policies (selector, cascade, ...; default: selector), or best")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    point.add_argument("--budget", type=float, metavar="COST", help="mean GFLOPs (or ms, with --costs [ms]) per video to stay within")
     point.add_argument("--threshold", type=float, metavar="T", help="a fixed operating threshold in [0, 1]")
-    p.add_argument("--costs", metavar="F.toml", help="[gflops] per member, overriding the counted costs")
+    p.add_argument("--costs", metavar="F.toml",
+                   help="[gflops] per member overriding the counted costs, or [ms] for every member (condsel profile): "
+                        "the policy, its curve and --budget then work in ms")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the operating point (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for the folds and the policy's training (default: 0)")
     p.add_argument("--random-weights", action="store_true",
@@ -67,11 +72,12 @@ def run(args: argparse.Namespace) -> int:
         root, result = fit_run(pool, args.store, args.out, settings, costs, args.random_weights)
     point = result.point
     metric = "map" if "map" in point else "top1"
+    unit = costs.label if costs is not None else "GFLOPs"  # the engine keys every cost "gflops"; this is its unit
     if args.policy == "best":
         for c in result.candidates.values():
-            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} GFLOPs, {metric} {c[metric]:.2f}%")
+            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} {unit}, {metric} {c[metric]:.2f}%")
     print(f"condsel fit: {result.policy.name} policy on {args.store} -> {root}")
-    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} GFLOPs/video, "
+    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} {unit}/video, "
           f"{metric} {point[metric]:.2f}% ({result.folds}-fold cross-validation, out of fold)")
     if pool.members and any(m.checkpoint is None for m in pool.members):
         print(f"  WARNING: {RANDOM_WEIGHTS_NOTE}")

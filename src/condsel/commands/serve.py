@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if costs.unit != "ms":
             raise CondselError(f"{args.costs}: --costs for serve takes an [ms] table (condsel profile); the run has its GFLOPs")
         costs_ms = dict(costs)
+    elif loaded.cost_unit == "ms":  # a run fitted on profiled costs knows its members' ms
+        costs_ms = {m: loaded.policy.gflops_[m] for m in loaded.order}
     options = ServeOptions(
         threshold=loaded.operating_threshold(args.threshold, args.budget),
         max_batch=args.max_batch,

@@ -187,7 +187,9 @@ def fit_run(
     settings : FitSettings
         Policy, operating point (budget or threshold), folds and seed.
     costs : dict, optional
-        Per-video GFLOPs overriding the counted ones.
+        Per-video GFLOPs overriding the counted ones, or a ``Costs`` in ms
+        (``condsel profile``) replacing them all: the policy is then fitted,
+        calibrated and budgeted in ms, and the run says so (``cost_unit``).
     random_weights : bool
         Allow members without a checkpoint (latency benchmarks only).
 
@@ -201,7 +203,13 @@ def fit_run(
     store = Store.open(store_root)
     check_store_matches(pool, store)
     table = load_store(store_root)
-    if costs:
+    unit, label = getattr(costs, "unit", "gflops"), getattr(costs, "label", "GFLOPs")  # a Costs carries its unit
+    if unit == "ms":  # profiled ms replace every cost: ms cannot be mixed with counted GFLOPs
+        missing = sorted(set(table.models) - set(costs))
+        if missing:
+            raise ValueError(f"--costs [ms] has no cost for member(s) {missing}: profile the whole pool (condsel profile)")
+        table = table.with_costs(dict(costs))
+    elif costs:
         table = table.with_costs({**table.gflops, **costs})
     if table.class_names is None:
         table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
@@ -211,7 +219,7 @@ def fit_run(
     operating_point = {
         "threshold": point["threshold"], "gflops": point["gflops"], metric: point[metric],
         "rule": ("the given threshold" if settings.threshold is not None else
-                 f"the most accurate point within {settings.budget} GFLOPs" if settings.budget is not None else
+                 f"the most accurate point within {settings.budget} {label}" if settings.budget is not None else
                  "the cheapest point reaching the best single member, else the most accurate"),
         "measured_on": f"{result.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos"
                        + (" (nested: each fold's choice of policy and threshold made without it)" if settings.policy == "best" else ""),
@@ -231,9 +239,22 @@ def fit_run(
                     "made and measured held out (nested cross-validation)",
         }
     singles = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}
-    notes["single_members"] = singles
     plot_operating_curve(result.curve, singles, point, Path(out) / "calibration.png", result.policy.name,
-                         title=f"{result.policy.name} policy on {Path(store_root).name}: {result.folds}-fold CV, out of fold")
-    root = save_run(out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
-                    store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
+                         title=f"{result.policy.name} policy on {Path(store_root).name}: {result.folds}-fold CV, out of fold",
+                         unit=unit)
+    if unit == "ms":  # the engine names every cost "gflops"; what is written names the unit it is in
+        operating_point, singles = in_unit(operating_point, unit), {m: in_unit(v, unit) for m, v in singles.items()}
+        if "best" in notes:
+            notes["best"]["candidates"] = [in_unit(c, unit) for c in notes["best"]["candidates"]]
+    notes["single_members"] = singles
+    root = save_run(out, pool, result.policy, list(table.class_names), point["threshold"], [in_unit(p, unit) for p in result.curve],
+                    store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes, cost_unit=unit)
     return root, result
+
+
+def in_unit(point: dict, unit: str) -> dict:
+    """``point`` with its cost keys (``gflops``, and an ``out_of_fold_estimate``'s) renamed to ``unit``."""
+    out = {(unit if k == "gflops" else k): v for k, v in point.items()}
+    if isinstance(out.get("out_of_fold_estimate"), dict):
+        out["out_of_fold_estimate"] = in_unit(out["out_of_fold_estimate"], unit)
+    return out

@@ -76,11 +76,13 @@ class RunPool:
     def answer(self, video: str, outputs: Mapping[str, np.ndarray], threshold: float, seconds: float) -> dict:
         """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order),
         plus the ``threshold`` it was served at and its ``cost`` per unit (``ms`` with profiled costs)."""
-        policy, ran = self.run.policy, list(outputs)
-        answer = make_prediction(self.run, video, policy.final_scores(outputs), ran, policy.video_gflops(ran), seconds).to_dict()
+        ran = list(outputs)
+        answer = make_prediction(self.run, video, self.run.policy.final_scores(outputs), ran, seconds).to_dict()
         cost = {"gflops": answer["gflops"]}
         if self.costs_ms is not None:
             cost["ms"] = sum(self.costs_ms[m] for m in ran)
+        elif "ms" in answer:
+            cost["ms"] = answer["ms"]
         return {**answer, "threshold": float(threshold), "cost": cost}
 
     def operating_curve(self, unit: str) -> OperatingCurve:
@@ -91,8 +93,10 @@ class RunPool:
         on realised ms corrects.
         """
         points = self.run.calibration
-        if unit == "gflops" or (points and unit in points[0]):
+        if points and unit in points[0]:
             return OperatingCurve.from_points(points, unit)
+        if unit == "gflops":
+            raise CondselError(f"{self.run.root} was fitted on ms costs, so its calibration curve is in ms: use --target-ms")
         if self.costs_ms is None:
             raise CondselError("--target-ms needs member costs in ms: --costs FILE.toml with an [ms] table (condsel profile)")
         scale = sum(self.costs_ms.values()) / sum(self.run.gflops[m] for m in self.run.order)
