@@ -54,7 +54,8 @@ def register(sub) -> None:
                    help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
                         "ensemble_selector (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
-    p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
+    p.add_argument("--costs", metavar="FILE.toml",
+                   help="[gflops] table, name = GFLOPs per video, overriding defaults; or [ms] for every model (condsel profile)")
     p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
     p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
     p.add_argument("--selector-input", choices=["sorted", "probs", "probs+sorted"], default="sorted",
@@ -87,8 +88,16 @@ def run(args: argparse.Namespace) -> int:
     costs, derivation = default_costs(table)
     if args.models:
         table = table.select_models(args.models)
+    unit = "gflops"
     if args.costs:
-        costs.update(load_costs_toml(args.costs))
+        given = load_costs_toml(args.costs)
+        unit = given.unit
+        if unit == "ms":  # profiled ms replace every cost: they cannot be mixed with counted GFLOPs
+            missing = sorted(set(table.logits) - set(given))
+            if missing:
+                raise ValueError(f"{args.costs}: [ms] has no cost for model(s) {missing}; profile every model")
+            costs = {}
+        costs.update(given)
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
@@ -100,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         print("  " + line)
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
+    if unit == "ms":
+        print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
     with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
         summary = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
     if summary["backbone_chosen"]:
@@ -107,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     for member, why in summary["pruned"].items():
         print(f"pruned {member} (on training folds): {why}")
     summary["cost_derivation"] = derivation
+    summary["cost_unit"] = unit
     with atomic_dir(args.out) as out:
         write_json(out / "summary.json", summary)
         table.save(out / "table.npz")

@@ -48,7 +48,8 @@ def plot_curves(summary: dict, path: str | Path, title: str = "", annotate: int 
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("GFLOPs / video (multiply-adds, backbone + selector included)")
+    ax.set_xlabel("ms / video (profiled forward passes; costs keyed gflops hold ms)" if summary.get("cost_unit") == "ms"
+                  else "GFLOPs / video (multiply-adds, backbone + selector included)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
