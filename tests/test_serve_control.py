@@ -71,6 +71,23 @@ def test_on_random_traffic_the_mean_holds_within_10_percent_and_the_threshold_se
     assert np.std(thresholds[2000:]) < 0.05  # it settles; a limit cycle would swing the threshold widely
 
 
+def test_heavy_tailed_costs_are_held_on_average_not_overspent():
+    # A costly member at 400x the backbone that few videos reach: a window's mean is mostly "backbone only" with
+    # rare spikes. A loop on the log of the window mean settles where the *geometric* mean of window means is on
+    # target, i.e. overspends; on the relative error it is unbiased.
+    curve = OperatingCurve.from_points([{"threshold": t, "gflops": 1 + 399 * t} for t in np.linspace(0, 1, 101)])
+    share, rng, target = (lambda t: min(1.0, 1.5 * t)), np.random.default_rng(0), 20.0
+    fixed = 1 + 399 * share(curve.threshold_for(target))
+    assert fixed / target - 1 > 0.4  # the fixed threshold overspends by over 40%
+    control = BudgetController(curve, target, settings=ControlSettings(window=64))
+    costs = []
+    for _ in range(20000):
+        t = control.threshold
+        costs.append(1 + 399 * (rng.random() < share(t)))
+        control.observe(t, costs[-1], 0.01)
+    assert abs(np.mean(costs[4000:]) / target - 1) < 0.10
+
+
 def test_targets_outside_the_curve_and_bad_settings_are_refused():
     with pytest.raises(CondselError, match=r"--target-gflops 0\.5 is outside .*\[1, 20\] gflops"):
         CURVE.check_target(0.5, "--target-gflops")

@@ -29,7 +29,7 @@ the mean realised cost per video over the last --window answers within +-10%
 of the target by moving the threshold along the run's calibration curve
 (integral control with a deadband and a rate limit, bounded by the curve).
 --slo-ms P sheds to cheaper operating points when the oldest request's wait
-or the p99 latency passes 0.4 x P, and returns when p99 falls under 0.25 x P.
+or the p99 latency passes 0.4 x P, and returns when p99 falls under 0.3 x P.
 A target outside the curve's [cheapest, costliest] range or a non-positive
 --slo-ms is an error (exit 2). A request's own `threshold` bypasses the
 controller.

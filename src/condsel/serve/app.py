@@ -123,7 +123,7 @@ class Ingress:
         self.max_bytes = int(settings["max_upload_mb"] * 2**20)
         self.metrics = IngressMetrics()
         # one controller per ingress replica: each holds the budget over the answers it gives
-        self.controller = None if options is None else self.pool.controller(options)
+        self.controller = self.pool.controller(options) if options is not None and options.controlled else None
         self.waiting: dict[int, float] = {}  # request -> arrival, for the oldest unanswered request's wait
         self.metrics.control(self.pool.threshold, False)
 
