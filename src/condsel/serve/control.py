@@ -28,12 +28,15 @@ gain * s``: with ``gain`` 0.5 the error shrinks without changing sign for any
 ``s < 2``, i.e. no oscillation unless traffic spends more than twice as
 steeply as calibration.
 
-Shedding (``slo_s``): a second loop caps the operating cost. When the p99 of
-the last ``window`` end-to-end latencies passes ``threaten`` x the SLO, the cap
+Shedding (``slo_s``): a second loop caps the operating cost. When the oldest
+unanswered request has waited (``decide``), or the p99 of the last
+end-to-end latencies (``observe``) is, past ``threaten`` x the SLO, the cap
 drops to ``shed`` x the current operating cost (bounded by the cheapest
-point); when it falls under ``relax`` x the SLO, the cap rises by 1/``shed``
-until it no longer binds. Each move waits for ``min_latencies`` fresh
-latencies. While the cap binds, the budget loop holds still (anti-windup).
+point), at most once per ``min_latencies`` requests. When the median latency
+falls under ``relax`` x the SLO (and the p99 under ``threaten`` x), the cap
+rises by ``recover`` until it no longer binds. Each move waits for
+``min_latencies`` fresh latencies. While the cap binds, the budget loop
+holds still (anti-windup).
 """
 
 from __future__ import annotations
@@ -109,9 +112,9 @@ class ControlSettings:
     max_step: float = 0.5  # largest |log| change of the setpoint per move (rate limit)
     slo_s: float | None = None  # p99 end-to-end latency to keep under
     threaten: float = 0.4  # shed when the oldest wait or the p99 passes threaten * slo
-    relax: float = 0.3  # return when p99 < relax * slo
+    relax: float = 0.3  # return when the median latency < relax * slo (and p99 is under threaten * slo)
     shed: float = 0.6  # the cap's factor per shedding move
-    recover: float = 1.1  # the cap's factor per returning move: slower up than down, so a burst is not re-invited
+    recover: float = 1.25  # the cap's factor per returning move: slower up than down, so a burst is not re-invited
     min_latencies: int = 8
 
     def __post_init__(self):
@@ -181,7 +184,7 @@ class BudgetController:
         s = self.settings
         if s.slo_s is not None:
             self._latencies.append(seconds)
-            if len(self._latencies) >= s.min_latencies and self._shed_or_relax(float(np.percentile(self._latencies, 99))):
+            if len(self._latencies) >= s.min_latencies and self._shed_or_relax(np.asarray(self._latencies)):
                 self._latencies.clear()
                 return self._moved()
         if self.target is None or self.shedding or threshold != self.threshold:
@@ -214,12 +217,15 @@ class BudgetController:
         self._windows += 1
         return math.sqrt(max(rel_var, self._rel_var_sum / self._windows) / len(costs))
 
-    def _shed_or_relax(self, p99: float) -> bool:
+    def _shed_or_relax(self, latencies: np.ndarray) -> bool:
+        """Shed on the p99; return on the median (a p99 of a few answers is their maximum, which an unloaded
+        service's tail alone can keep above ``relax`` x the SLO) while the p99 is not threatening."""
         s, curve = self.settings, self.curve
+        p50, p99 = np.percentile(latencies, [50, 99])
         if p99 > s.threaten * s.slo_s and self.operating_cost > curve.cheapest and self._since_shed >= s.min_latencies:
             self._shed()
             return True
-        if p99 < s.relax * s.slo_s and self.shedding:
+        if p50 < s.relax * s.slo_s and p99 <= s.threaten * s.slo_s and self.shedding:
             self.cap = self.cap * s.recover
             if self.cap >= self.setpoint:
                 self.cap = curve.costliest
