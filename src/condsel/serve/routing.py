@@ -1,9 +1,11 @@
 """What the service decides per video, without Ray: which members run, and the answer.
 
 A *served pool* is what the ingress holds. It exposes the policy protocol's
-online half (``next_members`` / the final answer), the frames to decode, each
+online half (``next_members`` / the final answer, which carries the
+``threshold`` used and its ``cost`` per unit), the frames to decode, each
 member's ``clips`` (how it samples), the default ``threshold`` and a
-description for ``GET /v1/models``. ``RunPool`` adapts a run directory and its
+description for ``GET /v1/models``; ``controller(options)`` where it can hold
+a budget (``condsel.serve.control``). ``RunPool`` adapts a run directory and its
 fitted policy, so the service answers exactly what ``condsel predict``
 answers on the same file.
 """
