@@ -139,8 +139,12 @@ class Ingress:
         self.metrics.served(answer)
         c = self.controller
         if c is not None:
+            before = c.threshold
             c.observe(answer["threshold"], answer["cost"][c.curve.unit], answer["seconds"])
             self.metrics.control(c.threshold, c.shedding)
+            if c.threshold != before:
+                log.info("controller: threshold %.4f -> %.4f (setpoint %.4g %s per video, cap %.4g %s%s)", before, c.threshold,
+                         c.setpoint, c.curve.unit, c.cap, c.curve.unit, ", shedding" if c.shedding else "")
 
     async def _member(self, name: str, video: DecodedVideo) -> np.ndarray:
         return await self.members[name].remote(frames_for(video, self.pool.clips[name]))
