@@ -45,13 +45,14 @@ from condsel.selection.method.policies import SelectorPolicy  # noqa: E402
 from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
+from condsel.serve.control import OperatingCurve  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
 from condsel.synthetic.pipeline import SYNTHETIC_POOL  # noqa: E402
 from condsel.video.decode import decode_video  # noqa: E402
 from condsel.video.encode import write_video  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # a real Ray service: ~40 s
 
 REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 REQUESTS, CLIENTS = 30, 6
@@ -272,6 +273,31 @@ def test_a_failing_member_fails_only_its_request(material, service):
     finally:
         ray.shutdown()
     assert get_json(f"{service['base']}/healthz")[0] == 200
+
+
+def test_a_budget_controlled_application_answers_at_the_controllers_threshold(material, service):
+    """``--target-gflops`` on the same Ray: answers carry the controller's threshold and both costs; the state is listed."""
+    run = str(material["run"])
+    curve = OperatingCurve.from_points(load_run(run, []).calibration)
+    target = float(np.sqrt(curve.cheapest * curve.costliest))
+    ray.init(address=service["address"], log_to_driver=False)
+    try:
+        options = ServeOptions(target_gflops=target, window=4, costs_ms=MS)
+        serve.run(build_graph(partial(RunPool.from_dir, run, None, MS), run_member_loaders(run), options),
+                  name="budget", route_prefix="/budget")
+        url = f"{service['base']}/budget/v1/predict"
+        answers = [post_video(url, material["files"][i % len(material["files"])]) for i in range(12)]
+        assert all(status == 200 for status, _ in answers)
+        first = answers[0][1]
+        assert first["threshold"] == pytest.approx(curve.threshold_for(target))  # the setpoint starts at the target
+        assert all(curve.thresholds[0] <= a["threshold"] <= curve.thresholds[-1] for _, a in answers)
+        assert all(a["cost"]["ms"] == pytest.approx(sum(MS[m] for m in a["members"])) for _, a in answers)
+        assert post_video(url, material["files"][0], threshold=1.0)[1]["threshold"] == 1.0  # a request's own threshold wins
+        status, doc = get_json(f"{service['base']}/budget/v1/models")
+        assert status == 200 and doc["controller"]["target_gflops"] == pytest.approx(target) and doc["controller"]["window"] == 4
+        serve.delete("budget")
+    finally:
+        ray.shutdown()
 
 
 def test_sigterm_stops_serve_and_ray_within_30s(service):
