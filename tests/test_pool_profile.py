@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,11 @@ from conftest import FIXTURES
 from condsel.cli import main
 from condsel.errors import CondselError
 from condsel.models.costs import Costs, load_costs_toml
-from condsel.pool.config import write_pool_config
+from condsel.pool.config import build_pool, write_pool_config
+from condsel.pool.run_dir import save_run
+from condsel.selection.data.table import PredictionTable
+from condsel.selection.method.policies import SelectorPolicy
+from condsel.synthetic import CLASS_NAMES
 from condsel.pool.profile import spread
 from condsel.synthetic.pipeline import SYNTHETIC_POOL
 from condsel._io import read_toml
@@ -81,3 +86,18 @@ def test_profile_without_weights_or_cuda_is_a_usage_error(tmp_path, capsys):
         assert main(["profile", "--pool", str(pool), "--random-weights", "--device", "cuda", "--out", str(tmp_path / "c.toml")]) == 2
         assert "CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "c.toml").exists()
+
+
+def test_profile_of_a_run_directory_times_the_members_its_policy_runs(tmp_path):
+    pool = SYNTHETIC_POOL
+    rng = np.random.default_rng(0)
+    logits = {m: rng.normal(size=(20, len(CLASS_NAMES))).astype(np.float32) for m in ("frame2d", "conv3d_s")}
+    table = PredictionTable(names=np.array([f"v{i}" for i in range(20)]), labels=rng.integers(0, len(CLASS_NAMES), 20),
+                            logits=logits, gflops={m: pool.gflops[m] for m in logits}, class_names=list(CLASS_NAMES))
+    policy = SelectorPolicy(backbone="frame2d", hidden=(8,), epochs=1).fit(table)  # never runs conv3d_l
+    run = save_run(tmp_path / "run", pool, policy, list(CLASS_NAMES), 0.5, policy.sweep(table), "logits",
+                   models=build_pool(pool, random_weights=True))
+    assert main(["profile", "--run", str(run), "--repeats", "2", "--out", str(tmp_path / "c.toml")]) == 0
+    costs = load_costs_toml(tmp_path / "c.toml")
+    assert costs.unit == "ms" and sorted(costs) == ["conv3d_s", "frame2d"]
+    assert "decode" not in read_toml(tmp_path / "c.toml", "costs")["profile"]  # no --videos: decoding not timed
