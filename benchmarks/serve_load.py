@@ -111,7 +111,7 @@ class SharesPool:
         c = int(probs.argmax())
         gflops = sum(self.gflops[m] for m in outputs)
         return {"video": video, "label": str(c), "score": float(probs[c]), "model": model, "members": list(outputs),
-                "gflops": gflops, "seconds": seconds, "random_weights": True}
+                "gflops": gflops, "seconds": seconds, "random_weights": True, "threshold": threshold, "cost": {"gflops": gflops}}
 
     def describe(self):
         return {"policy": self.name, "first": self.first, "shares": {str(k): v for k, v in self.then.items()}, "gflops": self.gflops}

@@ -151,6 +151,25 @@ def test_random_weights_are_allowed_only_when_asked_and_then_said_everywhere(jou
     overhead = load_run(tmp_path / "run").policy.overhead_gflops_
     assert result["gflops"] == pytest.approx({("xs",): 1.0, ("xs", "s"): 6.0}[tuple(result["members"])] + overhead)
 
+    # [ms] costs (condsel profile) replace every cost: the run works in ms and says so; GFLOPs stay the counted ones
+    (tmp_path / "ms.toml").write_text("[ms]\nxs = 2.0\ns = 7.0\n")
+    assert main(["fit", "--pool", str(pool), "--store", str(tmp_path / "store"), "--folds", "3", "--random-weights",
+                 "--costs", str(tmp_path / "ms.toml"), "--out", str(tmp_path / "run_ms")]) == 0
+    assert "ms/video" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "run_ms" / "run.json").read_text())
+    assert doc["cost_unit"] == "ms" and "ms" in doc["operating_point"] and "gflops" not in doc["operating_point"]
+    assert all("ms" in p and "gflops" not in p for p in doc["calibration"])
+    spent = [p["ms"] for p in doc["calibration"]]  # from the backbone alone (2 ms) to both members (9 ms)
+    assert min(spent) == pytest.approx(2.0, abs=1e-3) and max(spent) == pytest.approx(9.0, abs=1e-3)
+    (timed,) = _json(capsys, ["predict", "--run", str(tmp_path / "run_ms"), "--budget", "2.01", str(journey["videos"][0]), "--json"])
+    counted = load_run(tmp_path / "run_ms", [])
+    assert timed["members"] == ["xs"] and timed["ms"] == pytest.approx(2.0)  # 2 ms affords the backbone alone
+    assert timed["gflops"] == pytest.approx(counted.gflops["xs"] + counted.policy.overhead_gflops_)
+    (tmp_path / "part.toml").write_text("[ms]\nxs = 2.0\n")
+    assert main(["fit", "--pool", str(pool), "--store", str(tmp_path / "store"), "--random-weights",
+                 "--costs", str(tmp_path / "part.toml"), "--out", str(tmp_path / "run_part")]) == 2
+    assert "no cost for member(s) ['s']" in capsys.readouterr().err
+
 
 def test_a_checkpoint_of_another_class_count_names_the_file_and_key(journey, tmp_path, capsys):
     wrong = save_pytorchvideo_checkpoint("x3d_s", tmp_path / "X3D_S_400.pyth", num_classes=400)

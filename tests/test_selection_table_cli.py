@@ -103,6 +103,22 @@ def test_costs_file_overrides_defaults(tmp_path):
     assert summary["models"]["costly"]["gflops"] == 288.0  # stored with the table
 
 
+def test_ms_costs_replace_every_cost_and_the_summary_names_the_unit(tmp_path, capsys):
+    costs = tmp_path / "ms.toml"
+    costs.write_text("[ms]\nmv = 3.0\niframe = 40.0\n")
+    out = tmp_path / "run"
+    assert main(["table", "--bundled", "ucf101-split1", "--models", "mv", "iframe", "--backbone", "mv",
+                 "--costs", str(costs), "--bootstrap", "0", "--out", str(out)]) == 0
+    assert "profiled ms per video" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cost_unit"] == "ms"
+    assert summary["models"]["mv"]["gflops"] == 3.0 and summary["models"]["iframe"]["gflops"] == 40.0
+    costs.write_text("[ms]\nmv = 3.0\n")  # ms cannot be mixed with the other models' counted GFLOPs
+    assert main(["table", "--bundled", "ucf101-split1", "--models", "mv", "iframe", "--backbone", "mv",
+                 "--costs", str(costs), "--bootstrap", "0", "--out", str(tmp_path / "part")]) == 2
+    assert "no cost for model(s) ['iframe']" in capsys.readouterr().err
+
+
 def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     assert main(["table", "--scores", f"mv={tmp_path / 'missing.npz'}", "--backbone", "mv", "--out", str(tmp_path)]) == 2
     assert "missing.npz" in capsys.readouterr().err

@@ -50,17 +50,19 @@ from condsel.selection.method.policies import SelectorPolicy  # noqa: E402
 from condsel.serve.app import build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
+from condsel.serve.control import OperatingCurve  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
 from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
 from condsel.workflows.demo import SYNTHETIC_POOL  # noqa: E402
 from condsel.video.decode import decode_video  # noqa: E402
 from condsel.video.encode import write_video  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # a real Ray service: ~40 s
 
 REAL_VIDEOS = [FIXTURES / "videos" / "arm_wrestling_cut.mp4", FIXTURES / "videos" / "unlabelled_test_cut.avi"]
 REQUESTS, CLIENTS = 30, 6
 UPLOAD_LIMIT_MB = 1
+MS = {"frame2d": 1.5, "conv3d_s": 4.0, "conv3d_l": 30.0}
 
 
 def _free_port() -> int:
@@ -88,7 +90,9 @@ def material(tmp_path_factory):
 
     threshold = float(max(np.linspace(0.05, 0.95, 19), key=spread))
     files = list(data.paths) + REAL_VIDEOS
-    return {"root": root, "run": run_dir, "threshold": threshold, "files": files}
+    costs = root / "costs_ms.toml"  # as condsel profile writes them; the values only need to be known here
+    costs.write_text("[ms]\n" + "".join(f'"{name}" = {MS[name]!r}\n' for name in SYNTHETIC_POOL.names))
+    return {"root": root, "run": run_dir, "threshold": threshold, "files": files, "costs": costs}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +106,7 @@ def service(material):
     env.pop(LOOPBACK_ENV, None)  # set in this process for attaching; the command must set it for its own Ray
     command = [sys.executable, "-m", "condsel", "serve", "--run", str(material["run"]), "--port", str(port), "--ray-cpus", "2",
                "--threshold", repr(material["threshold"]), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-batch", "4",
-               "--metrics-port", str(metrics_port)]
+               "--metrics-port", str(metrics_port), "--costs", str(material["costs"])]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -160,7 +164,10 @@ def test_concurrent_answers_equal_condsel_predict(material, service, capsys):
     run = load_run(material["run"])
     for path, (status, answer) in zip(files, answers):
         assert status == 200, answer
-        assert set(answer) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights"}
+        assert set(answer) == {"video", "label", "score", "model", "members", "gflops", "seconds", "random_weights",
+                               "threshold", "cost"}
+        assert answer["threshold"] == material["threshold"]
+        assert answer["cost"] == {"gflops": answer["gflops"], "ms": pytest.approx(sum(MS[m] for m in answer["members"]))}
         want = expected[path.name]
         assert answer["video"] == path.name
         assert (answer["model"], answer["label"], answer["members"]) == (want["model"], want["label"], want["members"])
@@ -245,7 +252,8 @@ def test_metrics_reach_the_prometheus_endpoint(service):
     while time.monotonic() < deadline:  # Ray's agent exports every few seconds
         with urllib.request.urlopen(service["metrics"], timeout=10) as response:
             text = response.read().decode()
-        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"')
+        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"',
+                  "ray_condsel_stage_exits_total{", "ray_condsel_video_cost_bucket{", "ray_condsel_threshold{")
         if all(w in text for w in wanted):
             break
         time.sleep(2)
@@ -255,6 +263,9 @@ def test_metrics_reach_the_prometheus_endpoint(service):
     assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= set(SYNTHETIC_POOL.names)
     assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= REQUESTS
     assert "ray_condsel_request_seconds_bucket{" in text and 'status="413"' in text
+    exits = [line for line in text.splitlines() if line.startswith("ray_condsel_stage_exits_total{")]
+    assert exits and sum(float(line.rsplit(" ", 1)[1]) for line in exits) == sum(float(line.rsplit(" ", 1)[1]) for line in served)
+    assert 'unit="gflops"' in text and 'unit="ms"' in text
 
 
 class Exploding(torch.nn.Module):
@@ -300,6 +311,32 @@ def test_a_failing_member_fails_only_its_request(material, service):
     finally:
         ray.shutdown()
     assert get_json(f"{service['base']}/healthz")[0] == 200
+
+
+@pytest.mark.slow
+def test_a_budget_controlled_application_answers_at_the_controllers_threshold(material, service):
+    """``--target-gflops`` on the same Ray: answers carry the controller's threshold and both costs; the state is listed."""
+    run = str(material["run"])
+    curve = OperatingCurve.from_points(load_run(run, []).calibration)
+    target = float(np.sqrt(curve.cheapest * curve.costliest))
+    ray.init(address=service["address"], log_to_driver=False)
+    try:
+        options = ServeOptions(target_gflops=target, window=4, costs_ms=MS)
+        serve.run(build_graph(partial(RunPool.from_dir, run, None, MS), run_member_loaders(run), options),
+                  name="budget", route_prefix="/budget")
+        url = f"{service['base']}/budget/v1/predict"
+        answers = [post_video(url, material["files"][i % len(material["files"])]) for i in range(12)]
+        assert all(status == 200 for status, _ in answers)
+        first = answers[0][1]
+        assert first["threshold"] == pytest.approx(curve.threshold_for(target))  # the setpoint starts at the target
+        assert all(curve.thresholds[0] <= a["threshold"] <= curve.thresholds[-1] for _, a in answers)
+        assert all(a["cost"]["ms"] == pytest.approx(sum(MS[m] for m in a["members"])) for _, a in answers)
+        assert post_video(url, material["files"][0], threshold=1.0)[1]["threshold"] == 1.0  # a request's own threshold wins
+        status, doc = get_json(f"{service['base']}/budget/v1/models")
+        assert status == 200 and doc["controller"]["target_gflops"] == pytest.approx(target) and doc["controller"]["window"] == 4
+        serve.delete("budget")
+    finally:
+        ray.shutdown()
 
 
 @pytest.mark.slow

@@ -68,10 +68,11 @@ def test_resolve_table_cuts_models_and_overrides_costs(tmp_path):
     """The one table + costs recipe of `condsel table` and `condsel analyze`: derived costs, then the TOML's."""
     (tmp_path / "costs.toml").write_text("[gflops]\nmv = 40.0\n")
     files = ucf101_score_files(SUBSET, split=1)
-    table, derivation = resolve_table(files, models=["iframe", "mv"], costs=tmp_path / "costs.toml")
+    table, derivation, unit = resolve_table(files, models=["iframe", "mv"], costs=tmp_path / "costs.toml")
     derived, lines = default_costs(load_table(files))
     assert table.models == ["mv", "iframe"]
     assert derivation == lines + [f"costs from {tmp_path / 'costs.toml'} override the defaults"]
     assert table.gflops == {"iframe": derived["iframe"], "mv": 40.0}
-    plain, plain_lines = resolve_table(files)
+    assert unit == "gflops"
+    plain, plain_lines, _ = resolve_table(files)
     assert plain.gflops == derived and plain_lines == lines

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "fit": "fit",
     "predict": "predict",
     "serve": "serve",
+    "profile": "profile",
     "analyze": "analyze",
     "report": "report",
 }

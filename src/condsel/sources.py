@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from condsel.datasets.ucf101 import BUNDLED_SCORES, UCF101_KEYS, load_ucf101_split1, ucf101_costs, ucf101_join
+from condsel.errors import CondselError
 from condsel.extract.store import load_store
-from condsel.models.costs import load_costs_toml
+from condsel.models.costs import Costs, load_costs_toml
 from condsel.selection.data.importers import read_scores
 from condsel.selection.data.table import PredictionTable
 
@@ -101,7 +102,7 @@ def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:
 
 
 def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterable[str] | None = None,
-                  costs: str | Path | None = None) -> tuple[PredictionTable, list[str]]:
+                  costs: str | Path | None = None) -> tuple[PredictionTable, list[str], str]:
     """The table a command works on: read, cut to ``models``, with its costs attached.
 
     Parameters
@@ -111,21 +112,44 @@ def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterabl
     models
         A subset of the table's models, in this order; None keeps them all.
     costs
-        A TOML file with a ``[gflops]`` table; its figures override the
-        defaults of :func:`default_costs`.
+        A costs TOML file: a ``[gflops]`` table overrides the defaults of
+        :func:`default_costs` model by model; an ``[ms]`` table (``condsel
+        profile``) replaces every cost, since measured ms cannot be mixed with
+        counted GFLOPs, and must then name every model.
 
     Returns
     -------
     table
-        With ``gflops`` for every model that has a cost.
+        With a cost for every model that has one.
     derivation
         How the costs were obtained: the lines of :func:`default_costs`, and the override file if any.
+    unit
+        ``"gflops"`` or ``"ms"``: what the table's costs count.
     """
     table = load_table(source)
-    gflops, derivation = default_costs(table)
+    values, derivation = default_costs(table)
     if models:
         table = table.select_models(list(models))
-    if costs:
-        gflops.update(load_costs_toml(costs))
-        derivation = derivation + [f"costs from {costs} override the defaults"]
-    return table.with_costs({m: g for m, g in gflops.items() if m in table.logits}), derivation
+    if not costs:
+        return table.with_costs({m: g for m, g in values.items() if m in table.logits}), derivation, "gflops"
+    given = load_costs_toml(costs)
+    table = with_given_costs(table, values, given, costs)
+    derivation = ([f"profiled ms per video from {costs}"] if given.unit == "ms"
+                  else derivation + [f"costs from {costs} override the defaults"])
+    return table, derivation, given.unit
+
+
+def with_given_costs(table: PredictionTable, defaults: Mapping[str, float], given: Costs, where: str | Path) -> PredictionTable:
+    """``table`` with a costs file applied: ``[gflops]`` overrides ``defaults`` model by model; ``[ms]`` replaces them all.
+
+    Measured ms cannot be mixed with counted GFLOPs, so an ``[ms]`` file must
+    name every model of the table.
+    """
+    if given.unit == "ms":
+        missing = sorted(set(table.logits) - set(given))
+        if missing:
+            raise CondselError(f"{where}: [ms] has no cost for model(s) {missing}; profile every model (condsel profile)")
+        merged = dict(given)
+    else:
+        merged = {**defaults, **given}
+    return table.with_costs({m: g for m, g in merged.items() if m in table.logits})

@@ -125,7 +125,7 @@ def _table(args):
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
     from condsel.sources import resolve_table
 
-    table, _ = resolve_table(args.table or "ucf101-split1", costs=args.costs)
+    table, _, _ = resolve_table(args.table or "ucf101-split1", costs=args.costs)
     backbone = args.backbone or (UCF101_BACKBONE if not args.table else table.models[0])
     return table, backbone, (f"table {args.table}" if args.table else UCF101_DATA)
 

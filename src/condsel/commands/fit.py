@@ -31,7 +31,10 @@ so the maximum over policies does not flatter them.
 Every member of POOL needs a checkpoint: one without is an error naming it.
 --random-weights allows random initialisation, for latency benchmarks only;
 the run then says so in run.json and in every prediction.
-GFLOPs are multiply-adds (the X3D/fvcore convention).
+GFLOPs are multiply-adds (the X3D/fvcore convention). --costs with an [ms]
+table (from `condsel profile`) fits in measured milliseconds instead: the
+budget, the curve, calibration.png and run.json (cost_unit "ms", points keyed
+"ms") are then in ms, and predictions report both "gflops" and "ms".
 """
 
 
@@ -43,9 +46,11 @@ def register(sub) -> None:
     p.add_argument("--policy", default="selector", metavar="NAME",
                    help="a policy of condsel.selection.method.policies (selector, cascade, ...; default: selector), or best")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    point.add_argument("--budget", type=float, metavar="COST", help="mean GFLOPs (or ms, with --costs [ms]) per video to stay within")
     point.add_argument("--threshold", type=float, metavar="T", help="a fixed operating threshold in [0, 1]")
-    p.add_argument("--costs", metavar="F.toml", help="[gflops] per member, overriding the counted costs")
+    p.add_argument("--costs", metavar="F.toml",
+                   help="[gflops] per member overriding the counted costs, or [ms] for every member (condsel profile): "
+                        "the policy, its curve and --budget then work in ms")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the operating point (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for the folds and the policy's training (default: 0)")
     p.add_argument("--random-weights", action="store_true",
@@ -63,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from condsel.extract.store import Store, load_store
     from condsel.models.costs import load_costs_toml
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE, check_weights, load_pool_config
-    from condsel.pool.fit import FitSettings, describe_fit, fit_policy, table_digest
+    from condsel.pool.fit import FitSettings, describe_fit, fit_policy, in_unit, table_digest
     from condsel.pool.run_dir import save_run
     from condsel.report.plots import plot_operating_curve
+    from condsel.sources import with_given_costs
 
     settings = FitSettings(policy=args.policy, budget=args.budget, threshold=args.threshold, folds=args.folds, seed=args.seed)
     pool = load_pool_config(args.pool)
@@ -74,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(args.store)
     check_store_matches(pool, store)
     table = load_store(args.store)
-    if args.costs:
-        table = table.with_costs({**table.gflops, **load_costs_toml(args.costs)})
+    costs = load_costs_toml(args.costs) if args.costs else None
+    if costs is not None:
+        table = with_given_costs(table, table.gflops, costs, args.costs)
+    unit = costs.unit if costs is not None else "gflops"
     if table.class_names is None:
         table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
     with torch_threads(1):  # the policies' small networks run fastest on one thread
@@ -86,15 +94,23 @@ def run(args: argparse.Namespace) -> int:
     point = result.point
     plot_operating_curve(result.curve, notes["single_members"], point, Path(args.out) / "calibration.png",
                          result.policy.name,
-                         title=f"{result.policy.name} policy on {Path(args.store).name}: {result.folds}-fold CV, out of fold")
-    root = save_run(args.out, pool, result.policy, list(table.class_names), point["threshold"], result.curve,
-                    store.meta["settings"]["aggregate"], operating_point=operating_point, notes=notes)
+                         title=f"{result.policy.name} policy on {Path(args.store).name}: {result.folds}-fold CV, out of fold",
+                         unit=unit)
+    if unit == "ms":  # the engine names every cost "gflops"; what is written names the unit it is in
+        operating_point = in_unit(operating_point, unit)
+        notes["single_members"] = {m: in_unit(v, unit) for m, v in notes["single_members"].items()}
+        if "best" in notes:
+            notes["best"]["candidates"] = [in_unit(c, unit) for c in notes["best"]["candidates"]]
+    root = save_run(args.out, pool, result.policy, list(table.class_names), point["threshold"],
+                    [in_unit(p, unit) for p in result.curve], store.meta["settings"]["aggregate"],
+                    operating_point=operating_point, notes=notes, cost_unit=unit)
     metric = "map" if "map" in point else "top1"
+    unit = costs.label if costs is not None else "GFLOPs"  # the engine keys every cost "gflops"; this is its unit
     if args.policy == "best":
         for c in result.candidates.values():
-            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} GFLOPs, {metric} {c[metric]:.2f}%")
+            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} {unit}, {metric} {c[metric]:.2f}%")
     print(f"condsel fit: {result.policy.name} policy on {args.store} -> {root}")
-    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} GFLOPs/video, "
+    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} {unit}/video, "
           f"{metric} {point[metric]:.2f}% ({result.folds}-fold cross-validation, out of fold)")
     if pool.members and any(m.checkpoint is None for m in pool.members):
         print(f"  WARNING: {RANDOM_WEIGHTS_NOTE}")

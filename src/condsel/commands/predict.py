@@ -21,9 +21,11 @@ stores them (same decoding, views, normalisation and view aggregation).
 
 RUNDIR is a run directory written by `condsel fit` or by `condsel demo`
 (DIR/synthetic/run). Without --threshold or --budget the run's operating
-point is used. --budget picks the most accurate threshold whose mean GFLOPs on
+point is used. --budget picks the most accurate threshold whose mean cost on
 the run's calibration curve (cross-validated for `condsel fit`) stay within
-the budget. A run fitted with --random-weights says so in every result.
+the budget. A run fitted on profiled [ms] costs (`condsel fit --costs`) takes
+--budget in ms, and each result also has "ms": the profiled forward ms of the
+members run. A run fitted with --random-weights says so in every result.
 
 A video that cannot be decoded gets {"video", "error"} and the others go on;
 the exit status is 1 if any video failed.
@@ -41,7 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, ...)")
     point = p.add_mutually_exclusive_group()
     point.add_argument("--threshold", type=float, metavar="T", help="policy threshold in [0, 1] (higher spends more)")
-    point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    point.add_argument("--budget", type=float, metavar="COST",
+                       help="mean cost per video to stay within, in the run's unit (GFLOPs; ms for a run fitted on [ms] costs)")
     p.add_argument("--json", action="store_true", help="print a JSON list of per-video results")
     p.set_defaults(func=run)
 
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=1))
     else:
         print(f"{loaded.policy.name} policy, threshold {threshold:.3f}; "
-              "GFLOPs = multiply-adds per video (every member run + the policy)")
+              "GFLOPs = multiply-adds per video (every member run + the policy)"
+              + ("; ms = profiled forward ms of the members run" if loaded.cost_unit == "ms" else ""))
         if loaded.random_weights:
             print(f"WARNING: {RANDOM_WEIGHTS_NOTE}")
         for r in results:
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{r['video']}: ERROR {r['error']}")
             else:
                 print(f"{r['video']}: {r['label']} ({r['score']:.3f}) by {r['model']} (ran {' + '.join(r['members'])}), "
-                      f"{r['gflops']:.4f} GFLOPs, {1000 * r['seconds']:.1f} ms")
+                      f"{r['gflops']:.4f} GFLOPs" + (f" ({r['ms']:.2f} ms profiled)" if "ms" in r else "")
+                      + f", {1000 * r['seconds']:.1f} ms wall")
     failed = sum("error" in r for r in results)
     if failed:
         print(f"condsel predict: {failed} of {len(results)} videos failed", file=sys.stderr)

@@ -15,18 +15,30 @@ waiting up to --batch-wait-ms) and its own replicas.
   POST /v1/predict   multipart: file field `video`, optional `threshold`; answers
                      the object `condsel predict --json` gives ({"video", "label",
                      "score", "model", "members", "gflops", "seconds",
-                     "random_weights"}; video = the upload's filename).
+                     "random_weights"}; video = the upload's filename), plus
+                     "threshold" (the one used) and "cost": {"gflops", "ms"}
+                     (ms with --costs).
                      400 empty upload or no `video` field, 413 over --max-upload-mb,
                      422 not a decodable video (the decoder's message) or a bad
                      threshold, 500 a member failed on this video.
   GET  /healthz      200 when every deployment is ready, else 503
   GET  /v1/models    the pool, GFLOPs per member, the operating threshold
 
+Budget controller (docs/serve.md): --target-gflops X or --target-ms Y holds
+the mean realised cost per video over the last --window answers within +-10%
+of the target by moving the threshold along the run's calibration curve
+(integral control with a deadband and a rate limit, bounded by the curve).
+--slo-ms P sheds to cheaper operating points when the oldest request's wait
+or the p99 latency passes 0.4 x P, and returns when p99 falls under 0.3 x P.
+A target outside the curve's [cheapest, costliest] range or a non-positive
+--slo-ms is an error (exit 2). A request's own `threshold` bypasses the
+controller.
+
 Without --address (or RAY_ADDRESS) a local Ray starts here and stops on
 SIGINT/SIGTERM; with it, the application is added to that cluster and removed
 on exit. --write-config writes a Ray Serve config for `serve deploy` instead of
 serving. Metrics (condsel_requests, condsel_batch_size, condsel_request_seconds,
-...) go to Ray's Prometheus endpoint (http://NODE_IP:PORT/metrics, PORT set by
+condsel_stage_exits, condsel_video_cost, condsel_threshold, condsel_shedding, ...) go to Ray's Prometheus endpoint (http://NODE_IP:PORT/metrics, PORT set by
 --metrics-port for a local Ray). A local Ray listens on 127.0.0.1 only, its
 metrics port included, unless --ray-host names another address. GFLOPs are multiply-adds (X3D/fvcore).
 """
@@ -45,6 +57,15 @@ def register(subparsers) -> None:
     point = p.add_mutually_exclusive_group()
     point.add_argument("--threshold", type=float, metavar="T", help="default selector threshold in [0, 1]")
     point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    point.add_argument("--target-gflops", type=float, metavar="X",
+                       help="hold the realised mean GFLOPs per video over the last --window answers at X (budget controller)")
+    point.add_argument("--target-ms", type=float, metavar="Y",
+                       help="hold the realised mean profiled ms per video at Y (needs --costs with an [ms] table)")
+    p.add_argument("--window", type=int, default=64, metavar="N", help="answers the controller averages over (default: 64)")
+    p.add_argument("--slo-ms", type=float, default=None, metavar="P",
+                   help="p99 latency to keep: shed to cheaper operating points when queueing threatens it, return after")
+    p.add_argument("--costs", default=None, metavar="F.toml",
+                   help="[ms] per member (condsel profile): answers then carry cost.ms; needed by --target-ms")
     p.add_argument("--max-batch", type=int, default=16, metavar="N", help="most videos per member forward batch (default: 16; 1 = no batching)")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, metavar="MS", help="longest wait to fill a batch (default: 10)")
     p.add_argument("--replicas", nargs="+", default=[], metavar="NAME=N", help="replicas per deployment (a member or Ingress): N, or MIN-MAX to autoscale")
@@ -68,12 +89,22 @@ def run(args: argparse.Namespace) -> int:
         import ray.serve  # noqa: F401
     except ImportError as e:
         raise CondselError(f"condsel serve needs the serve extra: pip install 'condsel[serve]' ({e})") from e
+    from condsel.models.costs import load_costs_toml
     from condsel.pool.run_dir import load_run
     from condsel.serve.config import Replicas, ServeOptions
+    from condsel.serve.routing import RunPool
 
     loaded = load_run(args.run)
     replicas = dict(Replicas.parse(text) for text in args.replicas)
     run_dir = loaded.root.resolve()
+    costs_ms = None
+    if args.costs:
+        costs = load_costs_toml(args.costs)
+        if costs.unit != "ms":
+            raise CondselError(f"{args.costs}: --costs for serve takes an [ms] table (condsel profile); the run has its GFLOPs")
+        costs_ms = dict(costs)
+    elif loaded.cost_unit == "ms":  # a run fitted on profiled costs knows its members' ms
+        costs_ms = {m: loaded.policy.gflops_[m] for m in loaded.order}
     options = ServeOptions(
         threshold=loaded.operating_threshold(args.threshold, args.budget),
         max_batch=args.max_batch,
@@ -81,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         torch_threads=args.torch_threads,
         replicas={name: [r.low, r.high] for name, r in replicas.items()},
+        target_gflops=args.target_gflops,
+        target_ms=args.target_ms,
+        window=args.window,
+        slo_ms=args.slo_ms,
+        costs_ms=costs_ms,
     )
+    RunPool(loaded, options.threshold, costs_ms).controller(options)  # a target off the curve: exit 2 before Ray starts
     if args.write_config:
         from condsel.serve.config import write_config
 

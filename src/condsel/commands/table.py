@@ -54,7 +54,8 @@ def register(sub) -> None:
                    help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
                         "ensemble_selector (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
-    p.add_argument("--costs", metavar="FILE.toml", help="[gflops] table, name = GFLOPs per video; overrides defaults")
+    p.add_argument("--costs", metavar="FILE.toml",
+                   help="[gflops] table, name = GFLOPs per video, overriding defaults; or [ms] for every model (condsel profile)")
     p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
     p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
     p.add_argument("--selector-input", choices=["sorted", "probs", "probs+sorted"], default="sorted",
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel.selection.evaluation.text_summary import format_summary
 
     source = _source(args)
-    table, derivation = resolve_table(source, args.models, args.costs)
+    table, derivation, unit = resolve_table(source, args.models, args.costs)
     provenance = Provenance.from_json(source_provenance(source, table))
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(
@@ -95,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
+    if unit == "ms":
+        print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
     with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
         sections = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
-    doc = build_document(sections, provenance, derivation)
+    doc = build_document(sections, provenance, derivation, unit)
     if doc.backbone_chosen:
         print(f"backbone chosen on the training folds: {doc.backbone}")
     for member, why in doc.pruned.items():

@@ -152,7 +152,7 @@ def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResul
     operating_point = {
         "threshold": point["threshold"], "gflops": point["gflops"], metric: point[metric],
         "rule": ("the given threshold" if settings.threshold is not None else
-                 f"the most accurate point within {settings.budget} GFLOPs" if settings.budget is not None else
+                 f"the most accurate point within {settings.budget} {label}" if settings.budget is not None else
                  "the cheapest point reaching the best single member, else the most accurate"),
         "measured_on": f"{result.folds}-fold cross-validation, out of fold, on the store's {table.num_samples} videos"
                        + (" (nested: each fold's choice of policy and threshold made without it)" if settings.policy == "best" else ""),
@@ -171,3 +171,11 @@ def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResul
         }
     notes["single_members"] = {m: {"gflops": table.gflops[m], metric: value} for m, value in single_values(table).items()}
     return operating_point, notes
+
+
+def in_unit(point: dict, unit: str) -> dict:
+    """``point`` with its cost keys (``gflops``, and an ``out_of_fold_estimate``'s) renamed to ``unit``."""
+    out = {(unit if k == "gflops" else k): v for k, v in point.items()}
+    if isinstance(out.get("out_of_fold_estimate"), dict):
+        out["out_of_fold_estimate"] = in_unit(out["out_of_fold_estimate"], unit)
+    return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +46,14 @@ class Prediction:
     gflops: float  # every member run + the policy's own cost, per video
     seconds: float
     random_weights: bool
+    ms: float | None = None  # profiled ms of the members run, in a run fitted on ms costs
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON answer; ``ms`` only where known."""
+        out = asdict(self)
+        if self.ms is None:
+            del out["ms"]
+        return out
 
 
 def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[np.ndarray, list[str], float]:
@@ -104,11 +109,12 @@ def video_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMember
     return run_members
 
 
-def make_prediction(run: Run, path, scores: np.ndarray, members: list[str], gflops: float, seconds: float) -> Prediction:
+def make_prediction(run: Run, path, scores: np.ndarray, members: list[str], seconds: float) -> Prediction:
     """The answer ``predict --json`` and ``serve`` give for one video: its top class, the members run, their cost."""
     c = int(np.argmax(scores))
-    return Prediction(str(path), run.class_names[c], float(scores[c]), members[-1], members, float(gflops), seconds,
-                      run.random_weights)
+    costs = run.video_costs(members)
+    return Prediction(str(path), run.class_names[c], float(scores[c]), members[-1], members, float(costs["gflops"]), seconds,
+                      run.random_weights, costs.get("ms"))
 
 
 def warm_up(run: Run) -> None:
@@ -123,8 +129,8 @@ def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: boo
     """Run the policy on one video. Raises ``VideoDecodeError`` for a bad file."""
     start = time.perf_counter()
     video = decode_for(run, path)
-    scores, ran, gflops = execute(run.policy, video_runner(run, video, load_chosen), threshold)
-    return make_prediction(run, path, scores, ran, gflops, time.perf_counter() - start)
+    scores, ran, _ = execute(run.policy, video_runner(run, video, load_chosen), threshold)
+    return make_prediction(run, path, scores, ran, time.perf_counter() - start)
 
 
 def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
@@ -132,8 +138,8 @@ def predict_with(run: Run, path: str | Path, name: str) -> Prediction:
     start = time.perf_counter()
     video = decode_for(run, path, [name])
     logits = video_runner(run, video)([name])[name]
-    return make_prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], run.gflops[name],
-                       time.perf_counter() - start)
+    prediction = make_prediction(run, path, probabilities(logits, run.policy.multilabel_), [name], time.perf_counter() - start)
+    return replace(prediction, gflops=run.gflops[name])  # the member alone: no policy overhead
 
 
 def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> list[Prediction]:
@@ -159,5 +165,5 @@ def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> 
     results = []
     for p, out in zip(paths, outputs):
         ran = list(out)
-        results.append(make_prediction(run, p, run.policy.final_scores(out), ran, run.policy.video_gflops(ran), per_video))
+        results.append(make_prediction(run, p, run.policy.final_scores(out), ran, per_video))
     return results

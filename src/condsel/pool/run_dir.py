@@ -5,11 +5,13 @@ store) and by ``condsel demo`` (its synthetic pool)::
 
     run.json          format, classes, the policy, the views' aggregation, the
                       operating point with its expected GFLOPs and accuracy,
-                      the calibration curve, random_weights, notes, provenance
+                      the calibration curve, cost_unit ("gflops", or "ms" when
+                      fitted on profiled costs: then the curve and the operating
+                      point are keyed "ms"), random_weights, notes, provenance
     pool.toml         the pool config (condsel.pool.config), every checkpoint
                       resolved and sha256-pinned
     policy/           the fitted policy (condsel.selection.method.policies, Policy.save)
-    costs.toml        [gflops] per member, for ``condsel table --costs``
+    costs.toml        [gflops] per member (counted), for ``condsel table --costs``
     models/<name>.pt  weights trained in the run (the demo); ``fit`` points at
                       the user's own checkpoints instead
 
@@ -31,7 +33,7 @@ import torch
 from torch import nn
 
 from condsel._io import atomic_path, write_json
-from condsel.models.costs import FLOP_CONVENTION
+from condsel.models.costs import FLOP_CONVENTION, UNIT_LABELS
 from condsel.pool.config import (
     RANDOM_WEIGHTS_NOTE,
     PoolConfig,
@@ -60,9 +62,10 @@ class Run:
     policy: Policy
     class_names: list[str]
     threshold: float  # the default operating point
-    calibration: list[dict]  # [{"threshold", "gflops", "top1" | "map"}], thresholds ascending
+    calibration: list[dict]  # [{"threshold", "gflops" | "ms", "top1" | "map"}], thresholds ascending
     aggregate: str  # how a member's views are combined (as in the store the policy was fitted on)
     random_weights: bool
+    cost_unit: str = "gflops"  # what the policy was fitted on: counted GFLOPs, or profiled ms (fit --costs MS.toml)
 
     @property
     def backbone(self) -> str:
@@ -106,18 +109,30 @@ class Run:
         return self.threshold
 
     def threshold_for_budget(self, budget: float) -> float:
-        """The threshold of the most accurate calibration point within ``budget`` mean GFLOPs (the cheaper on ties)."""
-        return point_within_budget(self.calibration, budget)["threshold"]
+        """The threshold of the most accurate calibration point within ``budget`` mean cost per video, in the run's unit."""
+        return point_within_budget(self.calibration, budget, self.cost_unit)["threshold"]
+
+    def video_costs(self, ran: list[str]) -> dict[str, float]:
+        """``{"gflops": ...}`` of one video whose policy ran members ``ran``, plus ``"ms"`` in a run fitted on ms.
+
+        GFLOPs are always the counted ones (members + the policy's own network);
+        ms are the profiled members' (the policy's own network is not profiled).
+        """
+        policy = self.policy
+        if self.cost_unit != "ms":
+            return {"gflops": policy.video_gflops(ran)}
+        return {"gflops": sum(self.gflops[m] for m in ran) + policy.overhead_gflops_, "ms": sum(policy.gflops_[m] for m in ran)}
 
 
-def point_within_budget(points: list[dict], budget: float) -> dict:
-    """The most accurate of ``points`` whose mean GFLOPs stay within ``budget``; the cheaper, then lower threshold, on ties."""
-    within = [p for p in points if p["gflops"] <= budget + 1e-12]
+def point_within_budget(points: list[dict], budget: float, unit: str = "gflops") -> dict:
+    """The most accurate of ``points`` whose mean cost (key ``unit``) stays within ``budget``; the cheaper, then lower threshold, on ties."""
+    within = [p for p in points if p[unit] <= budget + 1e-12]
     if not within:
-        cheapest = min(p["gflops"] for p in points)
-        raise ValueError(f"budget {budget} GFLOPs is below the cheapest operating point ({cheapest:.4g} GFLOPs)")
+        cheapest = min(p[unit] for p in points)
+        label = UNIT_LABELS[unit]
+        raise ValueError(f"budget {budget} {label} is below the cheapest operating point ({cheapest:.4g} {label})")
     metric = "map" if "map" in within[0] else "top1"
-    return max(within, key=lambda p: (p[metric], -p["gflops"], -p["threshold"]))
+    return max(within, key=lambda p: (p[metric], -p[unit], -p["threshold"]))
 
 
 def save_run(
@@ -131,6 +146,7 @@ def save_run(
     models: dict[str, nn.Module] | None = None,
     operating_point: dict | None = None,
     notes: dict | None = None,
+    cost_unit: str = "gflops",
 ) -> Path:
     """Write a run directory; ``run.json`` goes last, so a run with one is complete.
 
@@ -166,6 +182,7 @@ def save_run(
             "threshold": float(threshold),
             "operating_point": operating_point or {},
             "calibration": calibration,
+            "cost_unit": cost_unit,
             "random_weights": random_weights,
             **({"random_weights_note": RANDOM_WEIGHTS_NOTE} if random_weights else {}),
             "notes": notes or {},
@@ -229,6 +246,7 @@ def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
         calibration = sorted(doc["calibration"], key=lambda p: p["threshold"])
         aggregate = str(doc["aggregate"])
         random_weights = bool(doc["random_weights"])
+        cost_unit = str(doc.get("cost_unit", "gflops"))  # runs written before ms costs were GFLOPs
         policy_dir = root / doc["policy"]["directory"]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: malformed run description: {e}") from e
@@ -251,4 +269,5 @@ def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
         calibration=calibration,
         aggregate=aggregate,
         random_weights=random_weights,
+        cost_unit=cost_unit,
     )

@@ -49,7 +49,8 @@ def plot_curves(doc: SummaryDocument, path: str | Path, title: str = "", annotat
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("GFLOPs / video (multiply-adds, backbone + selector included)")
+    ax.set_xlabel("ms / video (profiled forward passes; costs keyed gflops hold ms)" if doc.cost_unit == "ms"
+                  else "GFLOPs / video (multiply-adds, backbone + selector included)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
@@ -72,9 +73,12 @@ def _policy_layers(ax, doc: SummaryDocument, metric: str) -> None:
 
 
 def plot_operating_curve(
-    curve: list[dict], singles: dict[str, dict], point: dict, path: str | Path, policy: str, title: str = ""
+    curve: list[dict], singles: dict[str, dict], point: dict, path: str | Path, policy: str, title: str = "", unit: str = "gflops"
 ) -> None:
-    """A fitted policy's out-of-fold curve, its operating point and the single members (``condsel fit``)."""
+    """A fitted policy's out-of-fold curve, its operating point and the single members (``condsel fit``).
+
+    Costs are read from the ``gflops`` keys whatever ``unit`` they are in; ``unit`` "ms" labels them as profiled ms.
+    """
     metric = "map" if "map" in point else "top1"
     fig, ax = new_figure()
     c, a = _xy(sorted(curve, key=lambda p: p["threshold"]), metric)
@@ -85,7 +89,8 @@ def plot_operating_curve(
         ax.plot(single["gflops"], single[metric], "s", color=PALETTE["single"], ms=7)
         ax.annotate(name, (single["gflops"], single[metric]), textcoords="offset points", xytext=(5, 4), fontsize=9)
     ax.plot([], [], "s", color=PALETTE["single"], label="single members (run alone)")
-    ax.set_xlabel("GFLOPs / video (multiply-adds, every member run + the policy)")
+    ax.set_xlabel("ms / video (profiled forward passes of every member run)" if unit == "ms"
+                  else "GFLOPs / video (multiply-adds, every member run + the policy)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)

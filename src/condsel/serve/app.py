@@ -117,23 +117,51 @@ class Ingress:
     Each member is sent only the decoded frames it samples from (``frames_for``).
     """
 
-    def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict):
+    def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict,
+                 options: ServeOptions | None = None):
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.pool = load_pool()
         self.members = members
         self.settings = settings
         self.max_bytes = int(settings["max_upload_mb"] * 2**20)
         self.metrics = IngressMetrics()
+        # one controller per ingress replica: each holds the budget over the answers it gives
+        self.controller = self.pool.controller(options) if options is not None and options.controlled else None
+        self.waiting: dict[int, float] = {}  # request -> arrival, for the oldest unanswered request's wait
+        self.metrics.control(self.pool.threshold, False)
+
+    def _threshold(self, asked: float | None, arrived: float) -> float:
+        """The request's own threshold, else the controller's, else the pool's."""
+        if asked is not None:
+            return asked
+        if self.controller is None:
+            return self.pool.threshold
+        return self.controller.decide(arrived - min(self.waiting.values(), default=arrived))
+
+    def _answered(self, answer: dict) -> None:
+        self.metrics.served(answer)
+        c = self.controller
+        if c is not None:
+            before = c.threshold
+            c.observe(answer["threshold"], answer["cost"][c.curve.unit], answer["seconds"])
+            self.metrics.control(c.threshold, c.shedding)
+            if c.threshold != before:
+                log.info("controller: threshold %.4f -> %.4f (setpoint %.4g %s per video, cap %.4g %s%s)", before, c.threshold,
+                         c.setpoint, c.curve.unit, c.cap, c.curve.unit, ", shedding" if c.shedding else "")
 
     async def _member(self, name: str, video: DecodedVideo) -> np.ndarray:
         return await self.members[name].remote(frames_for(video, self.pool.clips[name]))
 
     @api.post("/v1/predict")
     async def predict(self, request: Request) -> JSONResponse:
-        """Multipart field ``video`` (a file), optional ``threshold``; answers like ``condsel predict --json``."""
+        """Multipart field ``video`` (a file), optional ``threshold``; answers like ``condsel predict --json``,
+        with the ``threshold`` used and the ``cost`` per unit."""
         start = time.perf_counter()
+        key = id(request)
         try:
-            filename, threshold, payload = await self._read_form(request)
+            filename, asked, payload = await self._read_form(request)
+            threshold = self._threshold(asked, start)
+            self.waiting[key] = start
             with tempfile.TemporaryDirectory(prefix="condsel-serve-") as tmp:
                 path = Path(tmp) / f"upload{_suffix(filename)}"
                 await self._save(payload, path, filename)
@@ -141,20 +169,21 @@ class Ingress:
                     video = await asyncio.to_thread(self.pool.decode, path)
                 except VideoDecodeError as e:
                     raise _Rejected(422, f"{filename}: {e.reason.replace(str(path), filename)}") from e
+            try:
+                outputs = await execute(self.pool, self._member, video, threshold)
+            except Exception as e:
+                log.exception("prediction failed for %s", filename)
+                raise _Rejected(500, f"{filename}: inference failed: {type(e).__name__}: {e}") from e
         except _Rejected as e:
             self.metrics.failed(e.status)
             return _error(e.status, str(e))
-        try:
-            outputs = await execute(self.pool, self._member, video, threshold)
-        except Exception as e:
-            log.exception("prediction failed for %s", filename)
-            self.metrics.failed(500)
-            return _error(500, f"{filename}: inference failed: {type(e).__name__}: {e}")
+        finally:
+            self.waiting.pop(key, None)
         answer = self.pool.answer(filename, outputs, threshold, time.perf_counter() - start)
-        self.metrics.served(answer["model"], answer["seconds"])
+        self._answered(answer)
         return JSONResponse(answer)
 
-    async def _read_form(self, request: Request) -> tuple[str, float, UploadFile]:
+    async def _read_form(self, request: Request) -> tuple[str, float | None, UploadFile]:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes + FORM_OVERHEAD_BYTES:
             raise _Rejected(413, f"upload of {int(length)} bytes is over the limit of {self.max_bytes} bytes (--max-upload-mb)")
@@ -166,7 +195,7 @@ class Ingress:
         if not isinstance(upload, UploadFile):
             raise _Rejected(400, "expected a multipart form with a file field 'video'")
         filename = upload.filename or "upload"
-        threshold = self.pool.threshold
+        threshold = None
         if form.get("threshold") not in (None, ""):
             try:
                 threshold = float(form.get("threshold"))
@@ -198,8 +227,9 @@ class Ingress:
 
     @api.get("/v1/models")
     async def models(self) -> dict:
-        """The pool, each member's GFLOPs per video and the operating threshold."""
-        return {**self.pool.describe(), "serving": self.settings}
+        """The pool, each member's GFLOPs (and ms) per video, the operating threshold and the controller's state."""
+        control = None if self.controller is None else self.controller.state()
+        return {**self.pool.describe(), "serving": self.settings, "controller": control}
 
 
 def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader], options: ServeOptions) -> Application:
@@ -225,7 +255,7 @@ def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader
         for name, load in loaders.items()
     }
     settings = {"max_batch": options.max_batch, "batch_wait_ms": options.batch_wait_ms, "max_upload_mb": options.max_upload_mb}
-    return Ingress.options(name=INGRESS, **opts[INGRESS]).bind(load_pool, members, settings)
+    return Ingress.options(name=INGRESS, **opts[INGRESS]).bind(load_pool, members, settings, options)
 
 
 def build_app(run: str | Path, options: ServeOptions) -> Application:
@@ -236,7 +266,7 @@ def build_app(run: str | Path, options: ServeOptions) -> Application:
     >>> from ray import serve
     >>> serve.run(build_app("demo/synthetic/run", ServeOptions()))  # doctest: +SKIP
     """
-    return build_graph(partial(RunPool.from_dir, str(run), options.threshold), run_member_loaders(run), options)
+    return build_graph(partial(RunPool.from_dir, str(run), options.threshold, options.costs_ms), run_member_loaders(run), options)
 
 
 def app_builder(args: dict) -> Application:

@@ -64,6 +64,16 @@ class ServeOptions:
     torch_threads: int = 1
     cpus_per_replica: float = 0.0
     replicas: dict[str, list[int]] = field(default_factory=dict)  # name -> [low, high]
+    # the budget controller (condsel.serve.control): a target in one unit, its window, the latency SLO
+    target_gflops: float | None = None
+    target_ms: float | None = None
+    window: int = 64
+    slo_ms: float | None = None
+    costs_ms: dict[str, float] | None = None  # profiled ms per video per member (condsel profile), for answers and --target-ms
+
+    @property
+    def controlled(self) -> bool:
+        return self.target_gflops is not None or self.target_ms is not None or self.slo_ms is not None
 
     def __post_init__(self):
         if self.max_batch < 1:
@@ -74,6 +84,14 @@ class ServeOptions:
             raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_mb}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"--threshold {self.threshold} is outside [0, 1]")
+        if self.target_gflops is not None and self.target_ms is not None:
+            raise ValueError("--target-gflops and --target-ms: give one target")
+        if self.target_ms is not None and not self.costs_ms:
+            raise ValueError("--target-ms needs member costs in ms: --costs FILE.toml with an [ms] table (condsel profile)")
+        if self.window < 1:
+            raise ValueError(f"--window must be >= 1, got {self.window}")
+        if self.slo_ms is not None and not self.slo_ms > 0:
+            raise ValueError(f"--slo-ms must be positive, got {self.slo_ms}")
 
     def to_args(self) -> dict:
         return asdict(self)

@@ -11,10 +11,12 @@ from ray.serve import metrics
 
 LATENCY_BOUNDARIES_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
+COST_BOUNDARIES = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]  # per video, in GFLOPs or ms
 
 
 class IngressMetrics:
-    """Requests by chosen model and HTTP status, and end-to-end latency by chosen model."""
+    """Requests by chosen model and HTTP status, end-to-end latency by chosen model, where the policy
+    stopped (stage = members run), the realised cost per video in each unit, and the operating threshold."""
 
     def __init__(self):
         self.requests = metrics.Counter(
@@ -30,9 +32,29 @@ class IngressMetrics:
             tag_keys=("model",),
         )
 
-    def served(self, model: str, seconds: float) -> None:
+        self.exits = metrics.Counter(
+            "condsel_stage_exits", description="Answers by the stage the policy stopped at (members run) and its model",
+            tag_keys=("stage", "model"),
+        )
+        self.cost = metrics.Histogram(
+            "condsel_video_cost", description="Realised cost per video, by unit (gflops: multiply-adds; ms: profiled)",
+            boundaries=COST_BOUNDARIES, tag_keys=("unit",),
+        )
+        self.threshold = metrics.Gauge("condsel_threshold", description="The operating threshold the controller serves at")
+        self.shedding = metrics.Gauge("condsel_shedding", description="1 while the controller sheds to cheaper points under load")
+
+    def served(self, answer: dict) -> None:
+        """One answer of ``POST /v1/predict``."""
+        model = answer["model"]
         self.requests.inc(tags={"model": model})
-        self.latency.observe(seconds, tags={"model": model})
+        self.latency.observe(answer["seconds"], tags={"model": model})
+        self.exits.inc(tags={"stage": str(len(answer["members"])), "model": model})
+        for unit, value in answer["cost"].items():
+            self.cost.observe(value, tags={"unit": unit})
+
+    def control(self, threshold: float, shedding: bool) -> None:
+        self.threshold.set(threshold)
+        self.shedding.set(float(shedding))
 
     def failed(self, status: int) -> None:
         self.failures.inc(tags={"status": str(status)})

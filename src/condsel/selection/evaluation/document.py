@@ -110,7 +110,7 @@ class Provenance:
 # JSON key -> attribute where they differ
 _KEYS = {"summary": "headline"}
 _OPTIONAL = {
-    "backbone_chosen", "cost_derivation", "provenance", "policies", "static", "static_hull", "fusion_oracle",
+    "backbone_chosen", "cost_derivation", "cost_unit", "provenance", "policies", "static", "static_hull", "fusion_oracle",
     "recommended", "selector_budgets", "pruned", "latency", "synthetic",
 }
 
@@ -139,6 +139,7 @@ class SummaryDocument:
     metric: str  # "top1", or "map" for multi-label tables
     backbone_chosen: bool | None = None
     cost_derivation: list[str] | None = None
+    cost_unit: str | None = None  # "ms" when a profiled [ms] costs file replaced the GFLOPs (the "gflops" keys then hold ms)
     provenance: Provenance | None = None
     policies: dict[str, list[dict]] | None = None
     static: list[dict] | None = None
@@ -181,7 +182,8 @@ class SummaryDocument:
         return cls(**values)
 
 
-def build_document(sections: dict, provenance: Provenance, cost_derivation: list[str] | None = None) -> SummaryDocument:
+def build_document(sections: dict, provenance: Provenance, cost_derivation: list[str] | None = None,
+                   cost_unit: str = "gflops") -> SummaryDocument:
     """The one producer: the engine's sections, plus where the table came from and how its costs were derived.
 
     The fold grouping is named after the dataset that supplied the groups (the
@@ -191,7 +193,7 @@ def build_document(sections: dict, provenance: Provenance, cost_derivation: list
     protocol = dict(doc.protocol)
     if protocol.get("grouped_by") == "group" and provenance.groups:
         protocol["grouped_by"] = f"group ({provenance.groups})"
-    return replace(doc, protocol=protocol, provenance=provenance, cost_derivation=cost_derivation)
+    return replace(doc, protocol=protocol, provenance=provenance, cost_derivation=cost_derivation, cost_unit=cost_unit)
 
 
 def load_summary(path: str | Path) -> SummaryDocument:
