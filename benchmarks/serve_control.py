@@ -53,7 +53,7 @@ from condsel.serve.config import ServeOptions
 from condsel.serve.control import OperatingCurve
 from condsel.serve.routing import RunPool, run_member_loaders
 from condsel.synthetic import CLASS_NAMES, generate
-from condsel.synthetic.pipeline import SYNTHETIC_POOL, decode_all
+from condsel.workflows.demo import SYNTHETIC_POOL, decode_all
 
 PORT = 8766
 EPOCHS = {"frame2d": 3, "conv3d_s": 3, "conv3d_l": 4}

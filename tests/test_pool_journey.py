@@ -168,7 +168,7 @@ def test_random_weights_are_allowed_only_when_asked_and_then_said_everywhere(jou
     (tmp_path / "part.toml").write_text("[ms]\nxs = 2.0\n")
     assert main(["fit", "--pool", str(pool), "--store", str(tmp_path / "store"), "--random-weights",
                  "--costs", str(tmp_path / "part.toml"), "--out", str(tmp_path / "run_part")]) == 2
-    assert "no cost for member(s) ['s']" in capsys.readouterr().err
+    assert "part.toml: [ms] has no cost for model(s) ['s']" in capsys.readouterr().err
 
 
 def test_a_checkpoint_of_another_class_count_names_the_file_and_key(journey, tmp_path, capsys):

@@ -16,7 +16,7 @@ from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.policies import SelectorPolicy
 from condsel.synthetic import CLASS_NAMES
 from condsel.pool.profile import spread
-from condsel.synthetic.pipeline import SYNTHETIC_POOL
+from condsel.workflows.demo import SYNTHETIC_POOL
 from condsel._io import read_toml
 
 VIDEO = FIXTURES / "videos" / "arm_wrestling_cut.mp4"

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
     with torch_threads(1):  # the policies' small networks run fastest on one thread
         result = fit_policy(pool, table, settings)
-    operating_point, notes = describe_fit(table, settings, result)
+    operating_point, notes = describe_fit(table, settings, result, costs.label if costs is not None else "GFLOPs")
     notes = {"store": {"path": str(Path(args.store).resolve()), "digest": table_digest(table),
                        "identity": store.meta["identity"], "videos": int(table.num_samples)}, **notes}
     point = result.point

@@ -142,8 +142,10 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
     return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates, settings.folds)
 
 
-def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResult) -> tuple[dict, dict]:
+def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResult, label: str = "GFLOPs") -> tuple[dict, dict]:
     """The run's ``operating_point`` (with the rule that chose it) and the fit's notes, as ``run.json`` records them.
+
+    ``label`` names the unit the table's costs are in (GFLOPs, or ms from a profiled costs file).
 
     The caller adds the provenance of the table (for a store: its path, identity and digest).
     """
