@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import load_npy
+from condsel.errors import names_the_file
 
 # The files of a W-TALC annotation folder (sujoyp/wtalc-pytorch, Thumos14reduced-Annotations/).
 WTALC_FILES = ("videoname", "subset", "classlist", "labels", "segments", "duration", "labels_all")
@@ -206,12 +207,13 @@ def load_multithumos(path: str | Path) -> GroundTruth:
 
 def read_json(path: Path):
     try:
-        with path.open() as f:
+        with path.open(encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON or UTF-8 decoding; RecursionError: deep nesting
         raise ValueError(f"{path}: cannot read json: {e}") from e
 
 
+@names_the_file
 def load_ground_truth(path: str | Path) -> GroundTruth:
     """A W-TALC folder, an ActivityNet-layout json, or MultiThumos' json, told apart by content."""
     path = Path(path)
@@ -241,6 +243,7 @@ def activitynet_document(gt: GroundTruth) -> dict:
     return {"database": database}
 
 
+@names_the_file
 def load_ambiguous(path: str | Path) -> dict[str, np.ndarray]:
     """THUMOS' Ambiguous_test.txt: ``video start end`` per line -> {video: (n, 2) seconds}."""
     path = Path(path)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from condsel._io import read_toml
+from condsel.errors import names_the_file
 
 FLOP_CONVENTION = "GFLOPs = 1e9 multiply-adds (one multiply-add counted as one FLOP, as in X3D/fvcore)"
 
@@ -32,6 +33,7 @@ def count_gflops(model: torch.nn.Module, *inputs: torch.Tensor) -> float:
     return counter.get_total_flops() / 2.0 / 1e9
 
 
+@names_the_file
 def load_costs_toml(path: str | Path) -> dict[str, float]:
     """Read a ``[gflops]`` table (``name = value``) of per-video costs."""
     path = Path(path)

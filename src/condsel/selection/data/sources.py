@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from condsel.errors import names_the_file
 from condsel.selection.data.table import PredictionTable
 
 BUNDLED = ("ucf101-split1",)
@@ -62,7 +63,7 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
         return load_store(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file or directory (and not a bundled table: {', '.join(BUNDLED)})")
-    return PredictionTable.load(path)
+    return names_the_file(PredictionTable.load)(path)
 
 
 def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:
