@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURES, FUZZ_CASES
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -355,37 +355,46 @@ def json_values() -> st.SearchStrategy:
                         max_leaves=20)
 
 
-@st.composite
-def detection_like(draw, top: str) -> str:
-    """Documents shaped like the real ones, with any value in any place, and deep nesting."""
-    segment = st.one_of(st.lists(st.one_of(st.floats(), st.text(max_size=4), st.integers()), max_size=3), json_values())
-    entry = st.fixed_dictionaries({}, optional={"label": json_values(), "segment": segment, "score": json_values(),
-                                                "annotations": st.one_of(st.lists(json_values(), max_size=3), json_values()),
-                                                "actions": st.one_of(st.lists(st.lists(JSON_LEAVES, max_size=4), max_size=3),
-                                                                     json_values()),
-                                                "subset": json_values(), "duration": json_values()})
-    body = st.dictionaries(st.text(max_size=6), st.one_of(entry, st.lists(entry, max_size=3), json_values()), max_size=4)
-    doc = draw(st.one_of(st.fixed_dictionaries({top: st.one_of(body, json_values())}), body, json_values()))
-    text = json.dumps(doc, allow_nan=True)
-    depth = draw(st.sampled_from([0, 0, 0, 50_000]))
-    return "[" * depth + text + "]" * depth
+def anything_or(shape: st.SearchStrategy) -> st.SearchStrategy:
+    """The expected shape, or any JSON value in its place."""
+    return st.one_of(shape, json_values())
+
+
+SEGMENTS = anything_or(st.lists(st.one_of(st.floats(), st.text(max_size=4), st.integers(-(10**20), 10**20)), max_size=3))
+ACTIVITYNET = st.fixed_dictionaries({"database": anything_or(st.dictionaries(st.text(max_size=6), anything_or(
+    st.fixed_dictionaries({}, optional={"subset": json_values(), "duration": json_values(), "annotations": anything_or(
+        st.lists(anything_or(st.fixed_dictionaries({}, optional={"segment": SEGMENTS, "label": json_values()})), max_size=3))})),
+    max_size=3))})
+MULTITHUMOS = st.dictionaries(st.text(max_size=6), st.fixed_dictionaries(
+    {"actions": anything_or(st.lists(anything_or(st.lists(JSON_LEAVES, max_size=4)), max_size=3))},
+    optional={"subset": json_values(), "duration": json_values()}), min_size=1, max_size=3)
+RESULTS = st.fixed_dictionaries({"results": anything_or(st.dictionaries(st.text(max_size=6), anything_or(st.lists(anything_or(
+    st.fixed_dictionaries({}, optional={"label": json_values(), "segment": SEGMENTS, "score": json_values()})), max_size=3)),
+    max_size=3))})
+
+
+def json_documents(shape: st.SearchStrategy) -> st.SearchStrategy[bytes]:
+    """Documents of the expected shape with any value anywhere, other JSON, or 50,000 levels of nesting."""
+    text = anything_or(shape).map(lambda doc: json.dumps(doc, allow_nan=True))
+    deep = st.just("[" * 50_000 + "]" * 50_000)
+    return st.one_of(text, deep).map(str.encode)
 
 
 JSON_CASES = {
-    "ground truth (ActivityNet)": ("gt", "database", load_ground_truth, lambda f, bad: ["detection-map", "--gt", bad, "--pred", f["pred"]]),
-    "ground truth (MultiThumos)": ("multithumos", "", load_ground_truth, lambda f, bad: ["detection-map", "--gt", bad, "--pred", f["pred"]]),
-    "detections": ("pred", "results", load_results, lambda f, bad: ["detection-map", "--gt", f["gt"], "--pred", bad]),
+    "ground truth (ActivityNet)": ("gt", ACTIVITYNET, load_ground_truth, lambda f, bad: ["detection-map", "--gt", bad, "--pred", f["pred"]]),
+    "ground truth (MultiThumos)": ("multithumos", MULTITHUMOS, load_ground_truth, lambda f, bad: ["detection-map", "--gt", bad, "--pred", f["pred"]]),
+    "detections": ("pred", RESULTS, load_results, lambda f, bad: ["detection-map", "--gt", f["gt"], "--pred", bad]),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(JSON_CASES))
 def test_damaged_and_generated_json(tmp_path, capsys, files, kind):
-    seed, top, load, argv = JSON_CASES[kind]
+    seed, shape, load, argv = JSON_CASES[kind]
     path = tmp_path / "BAD.json"
     good = files[seed].read_text()[:20_000]  # damage near the start reaches the parser quickly
 
-    @fuzz_settings()
-    @given(data=st.one_of(text_damage(good), detection_like(top or "x").map(str.encode)))
+    @fuzz_settings(3 * EXAMPLES)
+    @given(data=st.one_of(text_damage(good), json_documents(shape)))
     def run(data):
         path.write_bytes(data)
         if check_loader(kind, load, path) is not None:
@@ -398,7 +407,7 @@ def test_damaged_and_generated_json(tmp_path, capsys, files, kind):
 
 TOML_VALUES = st.one_of(
     st.integers(-(2**63), 2**63 - 1), st.floats(), st.booleans(), st.text(string.printable, max_size=10),
-    st.sampled_from([0, -1, 10**12, 2**63 - 1, "frame2d", "conv3d_s", "x3d_xs", "nope", "a", "b"]),
+    st.sampled_from([0, -1, 10**12, 2**63 - 1, "frame2d", "conv3d_s", "x3d_xs", "nope", "a", "b", [1, "a"], {"x": 1}]),
 )
 
 
@@ -409,6 +418,10 @@ def toml_value(value) -> str:
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
@@ -431,9 +444,14 @@ def costs_toml(draw) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finite_positive_costs(path: Path) -> None:
+    """Costs that load are usable: finite and positive (an infinite cost would make every share NaN)."""
+    assert all(math.isfinite(v) and v > 0 for v in load_costs_toml(path).values())
+
+
 TOML_CASES = {
     "pool config": ("pool", pool_toml(), load_pool_config, lambda f, bad: ["zoo", "--pool", bad]),
-    "costs": ("costs", costs_toml(), load_costs_toml,
+    "costs": ("costs", costs_toml(), _finite_positive_costs,
               lambda f, bad: ["table", "--table", f["npz"], "--backbone", "good", "--costs", bad, "--out", bad.parent / "out"]),
 }
 
@@ -445,6 +463,8 @@ def test_damaged_and_generated_toml(tmp_path, capsys, files, kind):
 
     @fuzz_settings()
     @given(data=st.one_of(text_damage(files[seed].read_text()), generated.map(str.encode)))
+    @example(data=b'backbone = [1]\n[models.a]\narch = "frame2d"\n')  # found by hand: an unhashable backbone
+    @example(data=b"[gflops]\nmv = inf\n")
     def run(data):
         path.write_bytes(data)
         if check_loader(kind, load, path) is not None:

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as e:  # bad input: say what and where, without a traceback
-        print(f"condsel {args.command}: error: {e}", file=sys.stderr)
+        # one line, whatever a file's names hold: control characters and line separators are escaped
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))
+        print(f"condsel {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -166,7 +166,9 @@ def activitynet_from_dict(doc: dict, source: str) -> GroundTruth:
         raise ValueError(f"{source}: not an ActivityNet ground truth: no 'database' object")
     videos = {}
     for name, entry in database.items():
-        annotations = entry.get("annotations", [])
+        annotations = entry.get("annotations", []) if isinstance(entry, dict) else None
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise ValueError(f"{source}: database[{name!r}] must be an object whose 'annotations' is a list of objects")
         segments = [parse_segment(a.get("segment"), f"{source}: {name}") for a in annotations]
         labels = tuple(str(a.get("label")) for a in annotations)
         duration = entry.get("duration")
@@ -187,7 +189,9 @@ def load_multithumos(path: str | Path) -> GroundTruth:
     videos = {}
     for name, entry in doc.items():
         segments, labels = [], []
-        for row, action in enumerate(entry.get("actions", [])):
+        if not isinstance(entry.get("actions"), list):
+            raise ValueError(f"{path}: {name!r}: 'actions' must be a list of [class_id, start, end]")
+        for row, action in enumerate(entry["actions"]):
             where = f"{path}: {name} action {row}"
             if not isinstance(action, (list, tuple)) or len(action) != 3:
                 raise ValueError(f"{where}: expected [class_id, start, end], got {action!r}")

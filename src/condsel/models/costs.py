@@ -10,6 +10,7 @@ out, which is also what the published figures for these families count.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -43,7 +44,7 @@ def load_costs_toml(path: str | Path) -> dict[str, float]:
         raise ValueError(f"{path}: expected a non-empty [gflops] table of name = value")
     costs = {}
     for name, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise ValueError(f"{path}: [gflops] {name} = {value!r} is not a positive number")
         costs[name] = float(value)
     return costs

@@ -241,7 +241,7 @@ def load_pool_config(path: str | Path) -> PoolConfig:
         raise ValueError(f"{path}: no [models.<name>] tables")
     members = tuple(_member(path, name, table) for name, table in tables.items())
     backbone = doc.get("backbone")
-    if backbone not in tables:
+    if not isinstance(backbone, str) or backbone not in tables:
         raise ValueError(f"{path}: backbone = {backbone!r} must name one of the models ({', '.join(tables)})")
     return PoolConfig(backbone=backbone, members=members, path=path)
 
