@@ -160,10 +160,10 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
     """Load one ``.npy`` file, object arrays included, without arbitrary unpickling."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return _read_npy(f, str(path), encoding)
+        data = io.BytesIO(path.read_bytes())  # in memory: a damaged length field cannot make a read allocate more
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
+    return _read_npy(data, str(path), encoding)
 
 
 def load_pickle(path: str | Path, encoding: str = "ASCII"):
@@ -175,10 +175,11 @@ def load_pickle(path: str | Path, encoding: str = "ASCII"):
     """
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return _ArraysOnlyUnpickler(f, encoding=encoding).load()
+        data = io.BytesIO(path.read_bytes())  # a damaged length opcode then reads what is there, not what it claims
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
+    try:
+        return _ArraysOnlyUnpickler(data, encoding=encoding).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, LookupError) as e:
         raise ValueError(f"{path}: cannot read pickle safely: {e}") from e
 
