@@ -48,3 +48,14 @@ def ucf101_slice(seed: int, videos: int = 900) -> PredictionTable:
     """A random slice of the bundled UCF101 split-1 table (real DMC-Net/CoViAR scores), costs attached."""
     table = load_ucf101_split1().with_costs(UCF_COSTS)
     return table.subset(np.random.default_rng(seed).permutation(table.num_samples)[:videos])
+
+
+# fuzzed inputs tried per importer (tests/test_fuzz_importers.py); printed at the end of the run
+FUZZ_CASES: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FUZZ_CASES:
+        terminalreporter.write_sep("-", f"fuzzed inputs tried: {sum(FUZZ_CASES.values())}")
+        for kind, count in sorted(FUZZ_CASES.items()):
+            terminalreporter.write_line(f"  {kind}: {count}")

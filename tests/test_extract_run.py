@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import shutil
 
@@ -124,6 +126,38 @@ def test_rerun_skips_stored_videos_and_retries_failures(material, logits_store, 
     assert "bad/empty.mp4" in store.video_names()
     assert "bad/empty.mp4" not in [f.video for f in store.failures()]
     assert len(store.failures()) == len(material["bad"]) - 1 + 2
+
+
+def test_a_store_write_torn_midway_leaves_the_video_to_redo(material, tmp_path, monkeypatch, capsys):
+    """``np.savez`` writes part of an archive and raises (disk full): the video must not count as stored."""
+    root = material["manifest"].parent
+    manifest = write_manifest(tmp_path / "two.csv", [(str(root / n), label) for n, label in material["good"][:2]])
+    out = tmp_path / "store"
+    argv = ["extract", "--pool", str(material["run"]), "--manifest", str(manifest), "--out", str(out),
+            "--aggregate", "logits", "--workers", "0", "--no-progress"]
+    savez, writes = np.savez, []
+
+    def torn_second_write(file, *args, **kwargs):
+        writes.append(file)
+        if len(writes) == 1:
+            return savez(file, *args, **kwargs)
+        buffer = io.BytesIO()
+        savez(buffer, *args, **kwargs)
+        file.write(buffer.getvalue()[: buffer.tell() // 2])
+        file.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", torn_second_write)
+    assert main(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert len(writes) == 2
+    store = Store.open(out)
+    assert len(store.completed_keys()) == 1 and len(store.video_names()) == 1
+    assert not list((out / "videos").rglob("*.tmp"))  # the torn archive is gone, not left for a reader
+    assert main(argv) == 0
+    assert "stored 2 (1 this run, 1 before)" in capsys.readouterr().out
+    assert sorted(Store.open(out).video_names()) == sorted(str(root / n) for n, _ in material["good"][:2])
 
 
 def test_another_pool_cannot_write_into_the_store(material, logits_store, tmp_path, capsys):

@@ -23,7 +23,7 @@ from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
 from condsel.cli import main
 from condsel.selection.evaluation.evaluate import SelectionConfig
-from condsel.report.html import render_report, write_report
+from condsel.report.html import write_report
 from condsel.report.plots import plot_curves
 from condsel.report.provenance import read_provenance, write_provenance
 from condsel.sources import source_provenance
@@ -126,8 +126,14 @@ def test_report_command_and_bad_input(tmp_path, rundir, capsys):
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "nope: not a directory" in capsys.readouterr().err
-    empty = render_report(tmp_path)
-    assert "nothing to report" in empty and "has no provenance.json" in empty
+    empty = tmp_path / "EMPTY"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("no run here")
+    assert main(["report", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("condsel report: error: ") and len(err.strip().splitlines()) == 1
+    assert "EMPTY: no run to report" in err and "summary.json" in err and "alpha_sweep.json" in err and "PNG" in err
+    assert not (empty / "report.html").exists()
     (tmp_path / "provenance.json").write_text(json.dumps({"commands": "x"}))
     with pytest.raises(ValueError, match="provenance.json"):
         read_provenance(tmp_path)

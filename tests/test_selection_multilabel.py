@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+from condsel.selection.evaluation.evaluate import SelectionConfig, affinity_labels, cross_validate, pool_order
+from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs
 from condsel.selection.data.table import PredictionTable
 
 
@@ -35,3 +36,27 @@ def test_multilabel_summary_uses_map_and_matches_sklearn():
     assert selector[0]["gflops"] == pytest.approx(1.0 + summary["selector_gflops"])
     # the selector helps: somewhere below the big model's cost it beats the mid model's mAP
     assert max(p["map"] for p in selector if p["gflops"] < 12.0) > summary["models"]["mid"]["map"]
+
+
+def _duplicated_classes(table: PredictionTable) -> PredictionTable:
+    """The same videos with every class column twice: the same task, so the same affinity."""
+    return PredictionTable(
+        table.names, np.concatenate([table.labels, table.labels], axis=1),
+        {m: np.concatenate([z, z], axis=1) for m, z in table.logits.items()}, gflops=table.gflops,
+    )
+
+
+@pytest.mark.parametrize("temperature", [None, 0.1])
+def test_duplicating_every_class_leaves_the_loss_and_the_affinity_unchanged(temperature):
+    """The BCE is averaged over classes, so the loss scale (and hence what alpha means) ignores the class count."""
+    table = _table()
+    twice = _duplicated_classes(table)
+    order = pool_order(table, "cheap")
+    losses = loss_matrix([table.logits[m] for m in order], table.labels)
+    np.testing.assert_allclose(loss_matrix([twice.logits[m] for m in order], twice.labels), losses, rtol=1e-12)
+    config = SelectionConfig(alpha=0.5, temperature=temperature)
+    labels = affinity_labels(table, order, config)
+    np.testing.assert_allclose(affinity_labels(twice, order, config), labels, rtol=1e-6, atol=0)
+    # the test can fail: a loss summed over classes (twice as large here) moves labels on this table
+    costs = normalized_costs(np.array([table.gflops[m] for m in order]))
+    assert (hard_affinity(2 * losses, costs, 0.5).argmax(1) != labels.argmax(1)).mean() > 0.05

@@ -72,9 +72,9 @@ def _serve(run_dir, tmp_path, *flags):
 @pytest.mark.parametrize("flags, says", [
     (["--target-gflops", "0.001"], "--target-gflops 0.001 is outside the run's operating range [0.002, 0.01] gflops"),
     (["--target-gflops", "0.5"], "is outside"),
-    (["--slo-ms", "-5"], "--slo-ms must be positive"),
+    (["--slo-ms", "-5"], "argument --slo-ms: must be > 0, got -5"),
     (["--target-ms", "5"], "--target-ms needs member costs in ms"),
-    (["--window", "0", "--target-gflops", "0.005"], "--window must be >= 1"),
+    (["--window", "0", "--target-gflops", "0.005"], "argument --window: must be >= 1, got 0"),
 ])
 def test_bad_controller_flags_exit_2_naming_the_flag(run_dir, tmp_path, capsys, flags, says):
     pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra")

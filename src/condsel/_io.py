@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import shutil
 import tempfile
+import tokenize
 import tomllib
 import zipfile
 import zlib
@@ -127,19 +129,30 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _check_size(f: BinaryIO, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse a header that announces more data than follows it, before numpy allocates what it announces."""
+    start = f.tell()
+    follows = f.seek(0, io.SEEK_END) - start
+    f.seek(start)
+    announced = math.prod(shape) * dtype.itemsize
+    if announced > follows:
+        raise ValueError(f"the header announces {shape} {dtype} ({announced} bytes) but {follows} bytes follow")
+
+
 def _read_npy(f: BinaryIO, source: str, encoding: str) -> np.ndarray:
     try:
         version = npy_format.read_magic(f)
         read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, _, dtype = read_header(f)
         if not dtype.hasobject:
+            _check_size(f, shape, dtype)
             f.seek(0)
             return np.load(f, allow_pickle=False)
-    except (ValueError, EOFError) as e:
+    except (ValueError, EOFError, tokenize.TokenError) as e:  # numpy parses a damaged header with tokenize
         raise ValueError(f"{source}: not a readable .npy array: {e}") from e
     try:
         array = _ArraysOnlyUnpickler(f, encoding=encoding).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as e:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, LookupError) as e:
         raise ValueError(f"{source}: cannot read pickled array safely: {e}") from e
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise ValueError(f"{source}: pickled payload is not the array its header announces")
@@ -150,10 +163,10 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
     """Load one ``.npy`` file, object arrays included, without arbitrary unpickling."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return _read_npy(f, str(path), encoding)
+        data = io.BytesIO(path.read_bytes())  # in memory: a damaged length field cannot make a read allocate more
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
+    return _read_npy(data, str(path), encoding)
 
 
 def load_pickle(path: str | Path, encoding: str = "ASCII"):
@@ -165,11 +178,12 @@ def load_pickle(path: str | Path, encoding: str = "ASCII"):
     """
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return _ArraysOnlyUnpickler(f, encoding=encoding).load()
+        data = io.BytesIO(path.read_bytes())  # a damaged length opcode then reads what is there, not what it claims
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as e:
+    try:
+        return _ArraysOnlyUnpickler(data, encoding=encoding).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, LookupError) as e:
         raise ValueError(f"{path}: cannot read pickle safely: {e}") from e
 
 

@@ -7,8 +7,11 @@ returns the process exit code. Command modules keep their heavy imports inside
 
 Errors: commands raise ``ValueError`` (or :class:`condsel.errors.CondselError`)
 for bad input and never catch it; :func:`main` alone turns it, and ``OSError``,
-into one ``condsel CMD: error: ...`` line and exit status 2. A command returns
-1 itself when it ran but some of its inputs failed.
+into one ``condsel CMD: error: ...`` line and exit status 2. A usage error
+(an unknown option, a value outside its flag's range, see
+:mod:`condsel._argtypes`) is argparse's, in the same one-line form, and
+:func:`main` returns 2 for it too. A command returns 1 itself when it ran but
+some of its inputs failed.
 """
 
 from __future__ import annotations
@@ -49,8 +52,15 @@ exit status:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the documented error form: one line ``condsel CMD: error: ...`` (no usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="condsel",
         description="Conditional model selection for video understanding. "
         "Costs are GFLOPs = 1e9 multiply-adds (the X3D/fvcore convention).",
@@ -66,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (argparse has said which) returns its status; --help still exits
+        if not e.code:
+            raise
+        return int(e.code)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -79,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as e:  # bad input: say what and where, without a traceback
-        print(f"condsel {args.command}: error: {e}", file=sys.stderr)
+        # one line, whatever a file's names hold: control characters and line separators are escaped
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))
+        print(f"condsel {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from condsel.datasets.ucf101 import BUNDLED_SCORES, UCF101_KEYS, load_ucf101_split1, ucf101_costs, ucf101_join
-from condsel.errors import CondselError
+from condsel.errors import CondselError, names_the_file
 from condsel.extract.store import load_store
 from condsel.models.costs import Costs, load_costs_toml
 from condsel.selection.data.importers import read_scores
@@ -66,7 +66,7 @@ def load_table(source: str | Path | Mapping[str, str | Path]) -> PredictionTable
         return load_store(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file or directory (and not a bundled table: {', '.join(BUNDLED)})")
-    return PredictionTable.load(path)
+    return names_the_file(PredictionTable.load)(path)
 
 
 def source_provenance(source: str | Path | Mapping[str, str | Path], table: PredictionTable) -> dict:

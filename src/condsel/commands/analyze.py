@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import fraction, int_at_least, nonnegative_float, nonnegative_int, positive_int
+
 DESCRIPTION = """\
 The analyses behind the paper's figures. Each writes OUT/<name>.json (the
 numbers) and OUT/<name>.png (the plot); `condsel report` renders them.
@@ -33,12 +35,12 @@ def _table_args(p: argparse.ArgumentParser, alpha: bool = True) -> None:
     p.add_argument("--backbone", help="model that always runs and feeds the selector (default: mv for the bundled "
                                       "UCF101 table, else the cheapest model)")
     if alpha:
-        p.add_argument("--alpha", type=float, help="cost weight of the affinity labels, Eq. 2 (default: condsel table's)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+        p.add_argument("--alpha", type=nonnegative_float, help="cost weight of the affinity labels, Eq. 2 (default: condsel table's)")
+    p.add_argument("--folds", type=int_at_least(2), default=5, help="cross-validation folds (default: 5)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and random draws (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for folds, selector training and random draws (default: 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
 
@@ -50,7 +52,7 @@ def register(sub) -> None:
 
     a = parsers["alpha-sweep"]
     _table_args(a, alpha=False)
-    a.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0], metavar="A",
+    a.add_argument("--alphas", type=nonnegative_float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0], metavar="A",
                    help="cost weights to compare (default: 0 0.5 1 2 4)")
 
     v = parsers["views"]
@@ -60,13 +62,13 @@ def register(sub) -> None:
     source.add_argument("--run", metavar="RUNDIR", help="a run directory (condsel demo's synthetic/run) whose members' "
                                                         "per-view logits are recomputed on --manifest")
     v.add_argument("--manifest", metavar="CSV", help="path,label CSV of the videos for --run (e.g. synthetic/data/test.csv)")
-    v.add_argument("--draws", type=int, default=20, help="random draws of which clips/crops per point (default: 20)")
+    v.add_argument("--draws", type=positive_int, default=20, help="random draws of which clips/crops per point (default: 20)")
 
     c = parsers["per-class"]
     _table_args(c)
-    c.add_argument("--threshold", type=float, help="selector threshold (default: the cheapest point of the "
+    c.add_argument("--threshold", type=fraction, help="selector threshold (default: the cheapest point of the "
                                                    "out-of-fold sweep that matches the best single model)")
-    c.add_argument("--named", type=int, default=5, help="how many cheapest/costliest classes to name (default: 5)")
+    c.add_argument("--named", type=positive_int, default=5, help="how many cheapest/costliest classes to name (default: 5)")
 
     b = parsers["backbones"]
     _table_args(b)
@@ -79,16 +81,16 @@ def register(sub) -> None:
 
     d = parsers["diagnostics"]
     _table_args(d)
-    d.add_argument("--threshold", type=float, help="threshold of the confusion matrix (default as for per-class)")
-    d.add_argument("--bins", type=int, default=10, help="reliability-diagram bins (default: 10)")
+    d.add_argument("--threshold", type=fraction, help="threshold of the confusion matrix (default as for per-class)")
+    d.add_argument("--bins", type=positive_int, default=10, help="reliability-diagram bins (default: 10)")
 
     loc = parsers["localization"]
-    loc.add_argument("--betas", type=float, nargs="+", default=[0.1, 0.3, 0.5], metavar="B",
+    loc.add_argument("--betas", type=fraction, nargs="+", default=[0.1, 0.3, 0.5], metavar="B",
                      help="shares of each training video's clips labelled motion (default: 0.1 0.3 0.5)")
-    loc.add_argument("--pseudo-label-betas", type=float, nargs="*", metavar="B",
+    loc.add_argument("--pseudo-label-betas", type=fraction, nargs="*", metavar="B",
                      help="betas at which to also train on the pure pseudo-labels (default: every beta)")
-    loc.add_argument("--points", type=int, default=11, help="operating points per curve (default: 11)")
-    loc.add_argument("--random-seeds", type=int, default=3, help="random-selection repeats per point (default: 3)")
+    loc.add_argument("--points", type=int_at_least(2), default=11, help="operating points per curve (default: 11)")
+    loc.add_argument("--random-seeds", type=positive_int, default=3, help="random-selection repeats per point (default: 3)")
     loc.epilog = "Runs on the synthetic untrimmed benchmark (no real per-clip features ship with condsel)."
 
     for q in parsers.values():

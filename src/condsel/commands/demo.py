@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import nonnegative_int
+
 DESCRIPTION = """\
 Run condsel end to end with nothing but the package:
 
@@ -26,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="run everything end to end (real UCF101 scores + synthetic videos)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for every random choice (default: 0)")
     p.add_argument("--skip", nargs="+", choices=["ucf101", "synthetic", "localization", "analyses", "report"], default=[],
                    help="parts to leave out")
     p.set_defaults(func=run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from condsel._argtypes import nonnegative_int, positive_float, positive_int
+
 DESCRIPTION = """\
 Run every model of a pool over the videos of a manifest and store, per video,
 each model's scores (aggregated over its test views) and the backbone's
@@ -43,14 +45,14 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, metavar="CSV", help="path,label CSV of the videos")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory (created, or resumed)")
     p.add_argument("--classes", metavar="FILE", help="class names, one a line, for a pool config (labels may then be names)")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes per rank (default: 2; 0 decodes in the main process)")
-    p.add_argument("--per-clip", type=float, metavar="SECONDS",
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="decoding processes per rank (default: 2; 0 decodes in the main process)")
+    p.add_argument("--per-clip", type=positive_float, metavar="SECONDS",
                    help="untrimmed videos: score consecutive windows of SECONDS, each with the full test views")
     p.add_argument("--aggregate", choices=["softmax", "logits"], default="softmax",
                    help="how views are combined: mean softmax as PySlowFast (default), or mean logits")
     p.add_argument("--save-views", action="store_true", help="also store every view's logits")
     p.add_argument("--device", help="torch device (default: this rank's GPU if there is one, else cpu)")
-    p.add_argument("--threads", type=int, help="intra-op threads per process (default: OMP_NUM_THREADS if set, "
+    p.add_argument("--threads", type=positive_int, help="intra-op threads per process (default: OMP_NUM_THREADS if set, "
                    "as torchrun does, else this process's share of the cores minus --workers, at least 1)")
     p.add_argument("--random-weights", action="store_true",
                    help="allow members without a checkpoint, randomly initialised (latency benchmarks only; "
@@ -66,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     from condsel.extract.distributed import distributed
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE
 
-    if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
     torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
     settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views)
     # everything that can be wrong with the inputs is found before any work starts

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import fraction, int_at_least, nonnegative_int, positive_float
+
 DESCRIPTION = """\
 Fit a selection policy on every video of STORE (written by `condsel extract
 --pool POOL.toml`) and write RUNDIR, which `condsel predict`, `condsel serve`,
@@ -46,13 +48,13 @@ def register(sub) -> None:
     p.add_argument("--policy", default="selector", metavar="NAME",
                    help="a policy of condsel.selection.method.policies (selector, cascade, ...; default: selector), or best")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--budget", type=float, metavar="COST", help="mean GFLOPs (or ms, with --costs [ms]) per video to stay within")
-    point.add_argument("--threshold", type=float, metavar="T", help="a fixed operating threshold in [0, 1]")
+    point.add_argument("--budget", type=positive_float, metavar="COST", help="mean GFLOPs (or ms, with --costs [ms]) per video to stay within")
+    point.add_argument("--threshold", type=fraction, metavar="T", help="a fixed operating threshold in [0, 1]")
     p.add_argument("--costs", metavar="F.toml",
                    help="[gflops] per member overriding the counted costs, or [ms] for every member (condsel profile): "
                         "the policy, its curve and --budget then work in ms")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the operating point (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the folds and the policy's training (default: 0)")
+    p.add_argument("--folds", type=int_at_least(2), default=5, help="cross-validation folds for the operating point (default: 5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for the folds and the policy's training (default: 0)")
     p.add_argument("--random-weights", action="store_true",
                    help="allow members without a checkpoint (latency benchmarks only; recorded in the run)")
     p.add_argument("--out", required=True, metavar="RUNDIR", help="the run directory to write")

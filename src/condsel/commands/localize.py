@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from condsel._argtypes import fraction, int_at_least, nonnegative_int, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -27,23 +29,23 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--rgb-stream", default="rgb", help="feature sub-directory of the appearance stream (default rgb)")
     p.add_argument("--motion-stream", default="flow", help="feature sub-directory of the motion stream (default flow)")
-    p.add_argument("--clip-seconds", type=float, default=16 / 25,
+    p.add_argument("--clip-seconds", type=positive_float, default=16 / 25,
                    help="seconds per feature row (default 0.64: 16-frame I3D clips at 25 fps)")
     p.add_argument("--rgb-model", default="i3d_rgb", help="zoo model whose per-clip GFLOPs the rgb stream costs")
     p.add_argument("--motion-model", default="i3d_flow", help="zoo model whose per-clip GFLOPs the motion stream costs")
-    p.add_argument("--iterations", type=int, default=100_000, help="W-TALC training steps per stream (published: 100000)")
-    p.add_argument("--lr", type=float, default=1e-4, help="W-TALC Adam learning rate (published: 1e-4)")
-    p.add_argument("--beta", type=float, default=0.3, help="share of each training video's clips labelled motion")
+    p.add_argument("--iterations", type=positive_int, default=100_000, help="W-TALC training steps per stream (published: 100000)")
+    p.add_argument("--lr", type=positive_float, default=1e-4, help="W-TALC Adam learning rate (published: 1e-4)")
+    p.add_argument("--beta", type=fraction, default=0.3, help="share of each training video's clips labelled motion")
     p.add_argument("--pseudo-labels", action="store_true",
                    help="train the selector on the pure pseudo-labels Q instead of G = Q (|D - tau| + 1)")
     p.add_argument("--fusion", choices=["min", "mean"], default="min",
                    help="CAS of clips where motion runs: per-class minimum of both streams (default: both must "
                    "agree) or their mean (classic two-stream late fusion)")
     p.add_argument("--standardize", action="store_true", help="z-score features with training statistics")
-    p.add_argument("--threshold", type=float, default=0.5, help="selector threshold of detections/selector.json")
-    p.add_argument("--points", type=int, default=21, help="operating points on the curve")
-    p.add_argument("--random-seeds", type=int, default=5, help="random-selection repeats per point")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=fraction, default=0.5, help="selector threshold of detections/selector.json")
+    p.add_argument("--points", type=int_at_least(2), default=21, help="operating points on the curve")
+    p.add_argument("--random-seeds", type=positive_int, default=5, help="random-selection repeats per point")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from condsel._argtypes import fraction, positive_float
+
 DESCRIPTION = """\
 For each VIDEO: decode it once, then let the run's policy decide which pool
 members to run (the paper's selector: the backbone, then the chosen model; a
@@ -42,8 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory from condsel fit or condsel demo (DIR/synthetic/run)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, ...)")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--threshold", type=float, metavar="T", help="policy threshold in [0, 1] (higher spends more)")
-    point.add_argument("--budget", type=float, metavar="COST",
+    point.add_argument("--threshold", type=fraction, metavar="T", help="policy threshold in [0, 1] (higher spends more)")
+    point.add_argument("--budget", type=positive_float, metavar="COST",
                        help="mean cost per video to stay within, in the run's unit (GFLOPs; ms for a run fitted on [ms] costs)")
     p.add_argument("--json", action="store_true", help="print a JSON list of per-video results")
     p.set_defaults(func=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import positive_int
+
 DESCRIPTION = """\
 Measure each member of a pool (POOL.toml, or the pool of a run directory) on
 this machine: the forward pass per video (all its test views, normalisation
@@ -36,10 +38,10 @@ def register(sub) -> None:
     source.add_argument("--pool", metavar="POOL.toml", help="a pool config")
     source.add_argument("--run", metavar="RUNDIR", help="a run directory (its pool.toml and weights)")
     p.add_argument("--batch", type=_batches, default=[1], metavar="1,4,8", help="batch sizes in videos (default: 1)")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the forward passes run (default: cpu)")
     p.add_argument("--videos", nargs="+", default=[], metavar="V", help="video files to time decoding and view sampling on")
-    p.add_argument("--repeats", type=int, default=10, metavar="N", help="timed repeats per measurement (default: 10)")
+    p.add_argument("--repeats", type=positive_int, default=10, metavar="N", help="timed repeats per measurement (default: 10)")
     p.add_argument("--random-weights", action="store_true", help="allow members without a checkpoint")
     p.add_argument("--out", required=True, metavar="costs.toml", help="the costs file to write")
     p.set_defaults(func=run)
@@ -51,13 +53,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from condsel._io import torch_threads
-    from condsel.errors import CondselError
     from condsel.pool.config import build_pool, load_pool_config
     from condsel.pool.profile import hardware, profile_pool, resolve_device, write_costs_ms
     from condsel.pool.run_dir import load_run
 
-    if args.threads < 1:
-        raise CondselError(f"--threads {args.threads}: must be >= 1")
     device = resolve_device(args.device)
     if args.run:
         loaded = load_run(args.run)

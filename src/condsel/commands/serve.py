@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from condsel._argtypes import fraction, nonnegative_float, port, positive_float, positive_int
+
 DESCRIPTION = """\
 Serve conditional inference over HTTP with Ray Serve. Each upload is decoded
 once; then the run's policy asks for members until it stops (the selector: the
@@ -53,28 +55,28 @@ def register(subparsers) -> None:
     )
     p.add_argument("--run", required=True, metavar="RUNDIR", help="run directory (condsel fit --out, or DIR/synthetic/run from condsel demo)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.add_argument("--port", type=port, default=8000, help="HTTP port (default: 8000)")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--threshold", type=float, metavar="T", help="default selector threshold in [0, 1]")
-    point.add_argument("--budget", type=float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
-    point.add_argument("--target-gflops", type=float, metavar="X",
+    point.add_argument("--threshold", type=fraction, metavar="T", help="default selector threshold in [0, 1]")
+    point.add_argument("--budget", type=positive_float, metavar="GFLOPS", help="mean GFLOPs per video to stay within")
+    point.add_argument("--target-gflops", type=positive_float, metavar="X",
                        help="hold the realised mean GFLOPs per video over the last --window answers at X (budget controller)")
-    point.add_argument("--target-ms", type=float, metavar="Y",
+    point.add_argument("--target-ms", type=positive_float, metavar="Y",
                        help="hold the realised mean profiled ms per video at Y (needs --costs with an [ms] table)")
-    p.add_argument("--window", type=int, default=64, metavar="N", help="answers the controller averages over (default: 64)")
-    p.add_argument("--slo-ms", type=float, default=None, metavar="P",
+    p.add_argument("--window", type=positive_int, default=64, metavar="N", help="answers the controller averages over (default: 64)")
+    p.add_argument("--slo-ms", type=positive_float, default=None, metavar="P",
                    help="p99 latency to keep: shed to cheaper operating points when queueing threatens it, return after")
     p.add_argument("--costs", default=None, metavar="F.toml",
                    help="[ms] per member (condsel profile): answers then carry cost.ms; needed by --target-ms")
-    p.add_argument("--max-batch", type=int, default=16, metavar="N", help="most videos per member forward batch (default: 16; 1 = no batching)")
-    p.add_argument("--batch-wait-ms", type=float, default=10.0, metavar="MS", help="longest wait to fill a batch (default: 10)")
+    p.add_argument("--max-batch", type=positive_int, default=16, metavar="N", help="most videos per member forward batch (default: 16; 1 = no batching)")
+    p.add_argument("--batch-wait-ms", type=nonnegative_float, default=10.0, metavar="MS", help="longest wait to fill a batch (default: 10)")
     p.add_argument("--replicas", nargs="+", default=[], metavar="NAME=N", help="replicas per deployment (a member or Ingress): N, or MIN-MAX to autoscale")
     p.add_argument("--address", default=None, metavar="RAY_ADDRESS", help="attach to this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
-    p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
-    p.add_argument("--torch-threads", type=int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
+    p.add_argument("--torch-threads", type=positive_int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
     p.add_argument("--ray-host", default=None, metavar="IP", help="node address of the local Ray (default: 127.0.0.1, every Ray port on loopback only; another address lets other machines reach Ray's control ports)")
-    p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
-    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="Prometheus port of the local Ray's metrics agent (default: Ray picks one)")
+    p.add_argument("--ray-cpus", type=positive_int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
+    p.add_argument("--metrics-port", type=port, default=None, metavar="PORT", help="Prometheus port of the local Ray's metrics agent (default: Ray picks one)")
     p.add_argument("--write-config", default=None, metavar="YAML", help="write a Ray Serve config for `serve deploy` and exit")
     p.set_defaults(func=run)
 

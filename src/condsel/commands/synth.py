@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import nonnegative_int, positive_int
+
 DESCRIPTION = """\
 Generate the synthetic video benchmark: N H.264 clips (16 frames, 64x48, 8 fps)
 of 12 classes, six recognisable from appearance alone (a coloured shape) and
@@ -28,8 +30,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    p.add_argument("--videos", required=True, type=int, metavar="N", help="number of videos (use at least 60 so that every class reaches every split)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--videos", required=True, type=positive_int, metavar="N", help="number of videos (use at least 60 so that every class reaches every split)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from condsel._argtypes import int_at_least, nonnegative_float, nonnegative_int, positive_float
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -56,17 +58,17 @@ def register(sub) -> None:
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml",
                    help="[gflops] table, name = GFLOPs per video, overriding defaults; or [ms] for every model (condsel profile)")
-    p.add_argument("--alpha", type=float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
-    p.add_argument("--temperature", type=float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
+    p.add_argument("--alpha", type=nonnegative_float, default=0.5, help="cost weight in the affinity labels, Eq. 2 (default: 0.5)")
+    p.add_argument("--temperature", type=positive_float, help="use soft affinity labels softmax(-(L + alpha F)/T) instead of one-hot")
     p.add_argument("--selector-input", choices=["sorted", "probs", "probs+sorted"], default="sorted",
                    help="what the selector reads: the backbone's top-10 sorted probabilities (default), its full "
                         "probability vector (the paper's choice; better with Kinetics-scale data), or both")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for folds, selector training and baselines (default: 0)")
-    p.add_argument("--budget", type=float, action="append", metavar="GFLOPS",
+    p.add_argument("--folds", type=int_at_least(2), default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for folds, selector training and baselines (default: 0)")
+    p.add_argument("--budget", type=positive_float, action="append", metavar="GFLOPS",
                    help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
                         "recommended front's budgets; repeatable")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
+    p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from condsel._argtypes import nonnegative_float
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--wtalc", required=True, help="W-TALC annotation folder (e.g. Thumos14reduced-Annotations)")
     p.add_argument("--out", required=True, help="output json (written atomically)")
     p.add_argument("--compare", metavar="GT", help="another ground truth to compare with (json or folder)")
-    p.add_argument("--tolerance", type=float, default=1e-6, help="seconds within which segment times agree (default 1e-6)")
+    p.add_argument("--tolerance", type=nonnegative_float, default=1e-6, help="seconds within which segment times agree (default 1e-6)")
     p.set_defaults(func=run)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel.errors import names_the_file
+
 
 @dataclass(frozen=True)
 class ManifestEntry:
@@ -35,6 +37,7 @@ class ManifestEntry:
     label: int | np.ndarray
 
 
+@names_the_file
 def read_class_names(path: str | Path) -> list[str]:
     """Class names, one a line, in index order (e.g. ``kinetics400.txt``)."""
     path = Path(path)
@@ -67,6 +70,7 @@ def clip_seconds(path: Path, line: int, row: dict[str, str]) -> tuple[float, flo
     return start, end
 
 
+@names_the_file
 def read_path_label_list(
     list_path: str | Path, video_root: str | Path = "", num_classes: int | None = None, frames_column: bool = False
 ) -> list[ManifestEntry]:

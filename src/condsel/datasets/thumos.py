@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import load_npy
+from condsel.errors import names_the_file
 
 # The files of a W-TALC annotation folder (sujoyp/wtalc-pytorch, Thumos14reduced-Annotations/).
 WTALC_FILES = ("videoname", "subset", "classlist", "labels", "segments", "duration", "labels_all")
@@ -165,7 +166,9 @@ def activitynet_from_dict(doc: dict, source: str) -> GroundTruth:
         raise ValueError(f"{source}: not an ActivityNet ground truth: no 'database' object")
     videos = {}
     for name, entry in database.items():
-        annotations = entry.get("annotations", [])
+        annotations = entry.get("annotations", []) if isinstance(entry, dict) else None
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise ValueError(f"{source}: database[{name!r}] must be an object whose 'annotations' is a list of objects")
         segments = [parse_segment(a.get("segment"), f"{source}: {name}") for a in annotations]
         labels = tuple(str(a.get("label")) for a in annotations)
         duration = entry.get("duration")
@@ -186,7 +189,9 @@ def load_multithumos(path: str | Path) -> GroundTruth:
     videos = {}
     for name, entry in doc.items():
         segments, labels = [], []
-        for row, action in enumerate(entry.get("actions", [])):
+        if not isinstance(entry.get("actions"), list):
+            raise ValueError(f"{path}: {name!r}: 'actions' must be a list of [class_id, start, end]")
+        for row, action in enumerate(entry["actions"]):
             where = f"{path}: {name} action {row}"
             if not isinstance(action, (list, tuple)) or len(action) != 3:
                 raise ValueError(f"{where}: expected [class_id, start, end], got {action!r}")
@@ -206,12 +211,13 @@ def load_multithumos(path: str | Path) -> GroundTruth:
 
 def read_json(path: Path):
     try:
-        with path.open() as f:
+        with path.open(encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON or UTF-8 decoding; RecursionError: deep nesting
         raise ValueError(f"{path}: cannot read json: {e}") from e
 
 
+@names_the_file
 def load_ground_truth(path: str | Path) -> GroundTruth:
     """A W-TALC folder, an ActivityNet-layout json, or MultiThumos' json, told apart by content."""
     path = Path(path)
@@ -241,6 +247,7 @@ def activitynet_document(gt: GroundTruth) -> dict:
     return {"database": database}
 
 
+@names_the_file
 def load_ambiguous(path: str | Path) -> dict[str, np.ndarray]:
     """THUMOS' Ambiguous_test.txt: ``video start end`` per line -> {video: (n, 2) seconds}."""
     path = Path(path)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condsel.datasets.manifests import ManifestEntry
+from condsel.errors import names_the_file
 
 REQUIRED_COLUMNS = ("path", "label")
 
@@ -37,6 +38,7 @@ class Manifest:
         return [e.name for e in self.entries] + [r.name for r in self.bad_rows]
 
 
+@names_the_file
 def read_manifest(path: str | Path, num_classes: int, class_names: list[str] | None = None) -> Manifest:
     path = Path(path)
     try:

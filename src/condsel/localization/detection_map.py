@@ -30,6 +30,7 @@ import numpy as np
 
 from condsel.datasets.thumos import GroundTruth, parse_segment, read_json
 from condsel._io import write_json
+from condsel.errors import names_the_file
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def parse_results(doc: dict, source: str) -> Detections:
     )
 
 
+@names_the_file
 def load_results(path: str | Path) -> Detections:
     return parse_results(read_json(Path(path)), str(path))
 

@@ -10,13 +10,14 @@ out, which is also what the published figures for these families count.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from condsel._io import read_toml
-from condsel.errors import CondselError
+from condsel.errors import CondselError, names_the_file
 
 FLOP_CONVENTION = "GFLOPs = 1e9 multiply-adds (one multiply-add counted as one FLOP, as in X3D/fvcore)"
 
@@ -57,6 +58,7 @@ class Costs(dict):
         return UNIT_LABELS[self.unit]
 
 
+@names_the_file
 def load_costs_toml(path: str | Path) -> Costs:
     """Read a costs file: exactly one table, ``[gflops]`` or ``[ms]``, of ``name = value`` per video.
 
@@ -81,7 +83,7 @@ def load_costs_toml(path: str | Path) -> Costs:
         raise CondselError(f"{path}: the [{unit}] table is empty; expected name = cost per video")
     costs = {}
     for name, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise CondselError(f"{path}: [{unit}] {name} = {value!r} is not a positive number")
         costs[name] = float(value)
     return Costs(costs, unit)

@@ -39,6 +39,7 @@ from torch import nn
 
 from condsel import models
 from condsel._io import atomic_path, read_toml
+from condsel.errors import names_the_file
 from condsel.video.sampling import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ def _member(path: Path, name: str, table: object) -> PoolMember:
     return member
 
 
+@names_the_file
 def load_pool_config(path: str | Path) -> PoolConfig:
     """Parse and validate a pool config file."""
     path = Path(path)
@@ -239,7 +241,7 @@ def load_pool_config(path: str | Path) -> PoolConfig:
         raise ValueError(f"{path}: no [models.<name>] tables")
     members = tuple(_member(path, name, table) for name, table in tables.items())
     backbone = doc.get("backbone")
-    if backbone not in tables:
+    if not isinstance(backbone, str) or backbone not in tables:
         raise ValueError(f"{path}: backbone = {backbone!r} must name one of the models ({', '.join(tables)})")
     return PoolConfig(backbone=backbone, members=members, path=path)
 

@@ -20,6 +20,7 @@ from html import escape
 from pathlib import Path
 
 from condsel._io import atomic_path
+from condsel.errors import CondselError
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
     ANALYSIS_TABLES,
@@ -234,20 +235,23 @@ def _provenance_html(rundir: Path) -> str:
 
 
 def render_report(rundir: str | Path) -> str:
-    """The report's HTML for ``rundir``."""
+    """The report's HTML for ``rundir``; a directory holding no run is an error, not an empty page."""
     rundir = Path(rundir)
     if not rundir.is_dir():
-        raise ValueError(f"{rundir}: not a directory")
+        raise CondselError(f"{rundir}: not a directory")
     sections = discover(rundir)
+    if not sections:
+        looked_for = ", ".join(f"{name}.json" for name in ANALYSIS_TABLES)
+        raise CondselError(f"{rundir}: no run to report: no summary.json, no analysis output ({looked_for}) "
+                           "and no PNG anywhere under it")
     body = [f"<h1>condsel report: {escape(rundir.resolve().name)}</h1>",
             paragraph(f"Rendered {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from {rundir.resolve()}. "
                       "GFLOPs are multiply-adds (1 multiply-add = 1 FLOP, the X3D/fvcore convention), per video for "
                       "classification and per clip for localization; accuracies in percent.", "note")]
-    if sections:
-        links = "".join(f'<li><a href="#{escape(s.directory.as_posix())}">{escape(s.directory.as_posix())}</a></li>'
-                        for s in sections)
-        body.append(f'<nav><ul><li><a href="#real-synthetic">what is real and what is synthetic</a></li>{links}'
-                    '<li><a href="#provenance">commands and versions</a></li></ul></nav>')
+    links = "".join(f'<li><a href="#{escape(s.directory.as_posix())}">{escape(s.directory.as_posix())}</a></li>'
+                    for s in sections)
+    body.append(f'<nav><ul><li><a href="#real-synthetic">what is real and what is synthetic</a></li>{links}'
+                '<li><a href="#provenance">commands and versions</a></li></ul></nav>')
     body.append('<section id="real-synthetic"><h2>What is real and what is synthetic</h2>'
                 f"{paragraph(REAL_AND_SYNTHETIC)}</section>")
     present = {s.directory.parts[0] for s in sections if s.directory.parts}
@@ -255,8 +259,6 @@ def render_report(rundir: str | Path) -> str:
         for part in PARTS:
             if part not in present:
                 body.append(paragraph(f"Not in this run: {part}/ ({PARTS[part]}); its section is skipped.", "note missing"))
-    if not sections:
-        body.append(paragraph(f"{rundir} holds no summary.json, analysis output or PNG: nothing to report.", "note missing"))
     body += [_section_html(s, rundir) for s in sections]
     body.append(_provenance_html(rundir))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

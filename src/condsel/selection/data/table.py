@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel._io import atomic_path
+from condsel._io import atomic_path, load_npz
 
 
 @dataclass
@@ -139,11 +139,9 @@ class PredictionTable:
     def load(cls, path: str | Path) -> PredictionTable:
         """Read a table written by :meth:`save`, or a plain npz with ``names``, ``labels``, ``logits``."""
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable pickle-free .npz table: {e}") from e
+        arrays = load_npz(path)  # checked reads: a corrupt or lying archive is a ValueError naming the file
+        if any(a.dtype.hasobject for a in arrays.values()):
+            raise ValueError(f"{path}: not a pickle-free .npz table: it holds object arrays")
         for key in ("names", "labels"):
             if key not in arrays:
                 raise ValueError(f"{path}: missing array {key!r}")

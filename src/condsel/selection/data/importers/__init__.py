@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from condsel.errors import names_the_file
 from condsel.selection.data.importers.join import join_scores, sample_key
 from condsel.selection.data.importers.listed import read_listed_scores, read_sample_list
 from condsel.selection.data.importers.named import read_csv, read_dense_trajectories, read_npz_with_names
@@ -42,6 +43,7 @@ def split_source(source: str | Path) -> tuple[Path, Path | None]:
     return Path(scores), Path(listing)
 
 
+@names_the_file
 def read_scores(source: str | Path, list_file: str | Path | None = None) -> ModelScores:
     """One model's scores from a file in any accepted layout.
 

@@ -27,12 +27,14 @@ import numpy as np
 
 from condsel._io import load_npy, load_npz, load_pickle
 from condsel.datasets.manifests import read_path_label_list
+from condsel.errors import names_the_file
 from condsel.selection.data.importers.named import check_row_labels
 from condsel.selection.data.importers.records import ModelScores, checked, reading, stack_rows
 
 log = logging.getLogger(__name__)
 
 
+@names_the_file
 def read_sample_list(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Sample names and labels of a TSN / mmaction2 list, in file order.
 
@@ -51,6 +53,7 @@ def read_sample_list(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([e.name for e in entries]), np.asarray([e.label for e in entries], dtype=np.int64)
 
 
+@names_the_file
 def read_listed_scores(scores_path: str | Path, list_path: str | Path) -> ModelScores:
     """One model's scores whose row i is line i of ``list_path``.
 

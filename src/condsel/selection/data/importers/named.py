@@ -103,8 +103,13 @@ def read_dense_trajectories(path: Path) -> ModelScores:
     follow that pattern.
     """
     from scipy.io import loadmat  # scipy is only needed for this layout
+    from scipy.io.matlab import MatReadError
 
-    mat = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+    try:
+        loaded = loadmat(path)
+    except (MatReadError, NotImplementedError) as e:  # NotImplementedError: a v7.3 (HDF5) file
+        raise ValueError(f"{path}: not a readable MATLAB file: {e}") from e
+    mat = {k: v for k, v in loaded.items() if not k.startswith("__")}
     methods = {k[len("scores_"):] for k in mat if k.startswith("scores_")}
     if len(methods) != 1:
         raise ValueError(f"{path}: expected exactly one scores_<method> array, found keys {sorted(mat)}")

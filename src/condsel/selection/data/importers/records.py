@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel.selection.data.table import PredictionTable
+
 
 @dataclass
 class ModelScores:
@@ -94,6 +96,10 @@ def checked(path: Path, names, labels, logits, features=None, class_names=None) 
     unique, counts = np.unique(names, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"{path}: duplicate sample name {unique[counts > 1][0]}")
+    try:  # the table's own checks: label range, a 0/1 multi-label matrix as wide as the scores
+        PredictionTable(names, labels, {"scores": logits})
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
     if class_names is None:
         class_names = folder_class_names(names, labels)
     if class_names is not None and len(class_names) != logits.shape[1]:

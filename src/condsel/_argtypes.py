@@ -1,0 +1,48 @@
+"""Valid ranges of the numeric command-line flags, as argparse ``type=`` converters.
+
+Every numeric flag of every command goes through one of these, so a value that
+cannot work (``--alpha -1`` inverts the affinity, ``--folds 1`` has no held-out
+fold, ``--threshold 1.5`` never routes) is a usage error before any work starts:
+argparse prints ``condsel CMD: error: argument --FLAG: ...`` and exits 2, as
+``condsel --help`` documents. NaN and infinities are never accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _checked(kind: type, ok: Callable[[float], bool], rule: str) -> Callable[[str], int | float]:
+    def convert(text: str) -> int | float:
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    convert.__name__ = rule  # argparse names the converter in some messages
+    return convert
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An integer >= ``minimum``: 1 for counts, 2 for cross-validation folds and curve points."""
+    return _checked(int, lambda v: v >= minimum, f">= {minimum}")
+
+
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)  # seeds, worker processes
+positive_float = _checked(float, lambda v: v > 0, "> 0")  # budgets, durations, rates, sizes
+nonnegative_float = _checked(float, lambda v: v >= 0, ">= 0")  # cost weights, waits, tolerances
+fraction = _checked(float, lambda v: 0 <= v <= 1, "in [0, 1]")  # thresholds, shares
+port = _checked(int, lambda v: 1 <= v <= 65535, "a port in [1, 65535]")
