@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+from condsel.selection.method.policies import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 
 
@@ -24,7 +25,7 @@ def _table(n=600, c=8, seed=0) -> PredictionTable:
 
 def test_multilabel_summary_uses_map_and_matches_sklearn():
     table = _table()
-    summary = cross_validate(table, "cheap", SelectionConfig(folds=3, bootstrap=0, random_seeds=3))
+    summary = cross_validate(SelectorPolicy(backbone="cheap"), table, SelectionConfig(folds=3, bootstrap=0, random_seeds=3))
     assert summary["metric"] == "map"
     for name, model in summary["models"].items():
         expected = 100 * average_precision_score(table.labels, table.logits[name], average="macro")

@@ -74,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
 def _ucf101(out, seed: int) -> dict:
     from condsel.datasets.ucf101 import load_ucf101_split1, ucf101_costs
     from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+    from condsel.selection.method.policies import SelectorPolicy
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
 
     costs, derivation = ucf101_costs()
     print("\n".join(derivation))
     table = load_ucf101_split1().with_costs(costs)
-    summary = cross_validate(table, "mv", SelectionConfig(seed=seed))
+    summary = cross_validate(SelectorPolicy(backbone="mv", seed=seed), table, SelectionConfig(seed=seed))
     summary["data"] = "real: UCF101 split 1 test videos, published DMC-Net/CoViAR scores (bundled float16 copy)"
     summary["cost_derivation"] = derivation
     target = out / "ucf101"

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
-    from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
+    from condsel.selection.evaluation.comparison import SELECTOR_FAMILY, evaluate_policies, parse_policies
+    from condsel.selection.method.policies import POLICIES
     from condsel.selection.data.sources import default_costs, load_table
     from condsel.selection.evaluation.text_summary import format_summary
 
@@ -91,17 +92,16 @@ def run(args: argparse.Namespace) -> int:
         costs.update(load_costs_toml(args.costs))
     table = table.with_costs({m: c for m, c in costs.items() if m in table.logits})
     names = parse_policies(",".join(args.policies))
-    config = SelectionConfig(
-        alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
-        bootstrap=args.bootstrap, budgets=args.budget or [],
-    )
+    config = SelectionConfig(folds=args.folds, seed=args.seed, bootstrap=args.bootstrap, budgets=args.budget or [])
+    selector_params = dict(alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, seed=args.seed)
+    policies = [POLICIES[n](**selector_params) if n in SELECTOR_FAMILY else n for n in names]
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
-    with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
-        summary = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
+    with tqdm(total=0, desc="policy fits", unit="fit") as bar:
+        summary = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params))
     if summary["backbone_chosen"]:
         print(f"backbone chosen on the training folds: {summary['backbone']}")
     for member, why in summary["pruned"].items():

@@ -103,11 +103,9 @@ def run_synthetic_demo(out_dir: Path, seed: int, progress: bool) -> dict:
     backbone = min(gflops, key=gflops.get)
     # the selector reads the backbone's class probabilities (the paper's input): here which
     # class, and so which pair of classes, the cheap model sees decides which model is needed
-    config = SelectionConfig(seed=seed, selector_input="probs")
-    summary, _ = evaluate_holdout(tables["val"], tables["test"], backbone, config)
+    summary, policy = evaluate_holdout(SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed), tables["val"], tables["test"], SelectionConfig(seed=seed))
     order = summary["pool"]
-    # the same selector as a policy (same fit, same seed), for predict and serve
-    policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(tables["val"])
+    # the same fitted selector serves predict and serve
     calibration = policy.sweep(tables["val"])
     threshold = policy.default_threshold_
     point = next(p for p in calibration if p["threshold"] == threshold)

@@ -27,6 +27,7 @@ import numpy as np
 from condsel._io import write_json
 from condsel.errors import NotFittedError
 from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.operating import default_point
 from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
 
@@ -79,6 +80,19 @@ class Policy:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self._param_names()}
 
+    def set_params(self, **params) -> Policy:
+        """Set hyperparameters by name (scikit-learn style); unknown names raise."""
+        unknown = sorted(set(params) - set(self._param_names()))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameters {unknown}; it has {self._param_names()}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def clone(self, **params) -> Policy:
+        """An unfitted copy with the same hyperparameters, ``params`` overriding some."""
+        return type(self)(**{**self.get_params(), **params})
+
     @classmethod
     def _param_names(cls) -> list[str]:
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
@@ -112,13 +126,8 @@ class Policy:
 
     def _default_threshold(self, table: PredictionTable) -> float:
         """The cheapest training point that reaches the best single member, else the most accurate one."""
-        metric = metric_name(table)
-        points = self.sweep(table)
         best_single = max(single_values(table, self.members_).values())
-        reaching = [p for p in points if p[metric] >= best_single - 1e-9]
-        if reaching:
-            return min(reaching, key=lambda p: (p["gflops"], p["threshold"]))["threshold"]
-        return max(points, key=lambda p: (p[metric], -p["gflops"]))["threshold"]
+        return default_point(self.sweep(table), best_single, metric_name(table))["threshold"]
 
     # ---- cost ------------------------------------------------------------------
     def routed_gflops(self, ran: np.ndarray) -> np.ndarray:

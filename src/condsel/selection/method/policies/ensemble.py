@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.method.affinity import hard_affinity, normalized_costs, soft_affinity
+from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.evaluation.curves import choose_models, pareto_indices
 from condsel.selection.method.fusion import MemberOutputs, fused_loss
 from condsel.selection.method.policies.base import Routing, metric_value
 from condsel.selection.method.policies.selector import SelectorPolicy
-from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
 
 
@@ -42,9 +41,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         return ["max_size"] + SelectorPolicy._param_names()
 
     def _fit(self, table: PredictionTable) -> None:
-        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
-        if backbone not in table.logits:
-            raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
+        backbone = pool_order(table.models, self._backbone(table))[0]
         outputs = MemberOutputs(table.logits, table.multilabel)
         others = [m for m in table.models if m != backbone]
         entries, costs, values = [], [], []
@@ -61,14 +58,8 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         self.entries_ = [entries[i] for i in keep]
         losses = np.stack([fused_loss(outputs.fuse(e["fuse"]), table.labels) for e in self.entries_], axis=1)
         relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
-        if self.temperature is None:
-            targets = hard_affinity(losses, relative, self.alpha)
-        else:
-            targets = soft_affinity(losses, relative, self.alpha, self.temperature)
-        self.selector_ = Selector(
-            hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size,
-            seed=self.seed, inputs=self.selector_input, multilabel=table.multilabel,
-        )
+        targets = affinity_targets(losses, relative, self.alpha, self.temperature)
+        self.selector_ = self.network(table.multilabel)
         self.selector_.fit(self.selector_.features(table.logits[backbone]), targets)
         used = {m for e in self.entries_ for m in e["run"]}
         self.members_ = [backbone] + [m for m in table.models if m in used and m != backbone]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel.errors import CondselError
 from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
 from condsel.selection.method.fusion import probabilities
 from condsel.selection.method.policies.base import Policy, Routing
 from condsel.selection.method.network import Selector
@@ -16,9 +18,10 @@ from condsel.selection.data.table import PredictionTable
 class SelectorPolicy(Policy):
     """The paper's selector (Eq. 1-2, §3.4): the backbone always runs, an MLP on its outputs picks one member.
 
-    With ``backbone=None`` the backbone is the member whose selector curve is
-    best on the training samples (see :meth:`_choose_backbone`). The final
-    scores are those of the chosen member alone, as in the paper.
+    ``backbone`` names the member that always runs; fitting needs one. The
+    evaluation engine chooses it on training folds when the user does not
+    (:mod:`condsel.selection.evaluation.backbone`) and passes it down. The
+    final scores are those of the chosen member alone, as in the paper.
     """
 
     name = "selector"
@@ -48,27 +51,36 @@ class SelectorPolicy(Policy):
         self.batch_size = batch_size
         self.seed = seed
 
-    def _config(self):
-        from condsel.selection.evaluation.evaluate import SelectionConfig
-
-        return SelectionConfig(
-            alpha=self.alpha, temperature=self.temperature, selector_input=self.selector_input, hidden=tuple(self.hidden),
-            epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size, seed=self.seed,
+    def network(self, multilabel: bool) -> Selector:
+        """The unfitted selector MLP these hyperparameters describe (the one place it is built)."""
+        return Selector(
+            hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size,
+            seed=self.seed, inputs=self.selector_input, multilabel=multilabel,
         )
 
-    def _fit(self, table: PredictionTable) -> None:
-        from condsel.selection.evaluation.evaluate import fit_selector, pool_order
+    def _backbone(self, table: PredictionTable) -> str:
+        if self.backbone is None:
+            raise CondselError(
+                f"{type(self).__name__} needs a backbone; name one, or let condsel.evaluate_policies choose it on training folds"
+            )
+        return self.backbone
 
-        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
-        self.members_ = pool_order(table, backbone)
+    def _fit(self, table: PredictionTable) -> None:
+        self.members_ = pool_order(table.models, self._backbone(table))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
-        self.selector_ = fit_selector(table, self.members_, self._config())
+        self.selector_ = self.network(table.multilabel)
+        self.selector_.fit(self.selector_.features(table.logits[self.members_[0]]), self.affinity(table, self.members_))
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _choose_backbone(self, table: PredictionTable) -> str:
-        from condsel.selection.method.backbone import choose_backbone
+    def affinity(self, table: PredictionTable, order: list[str]) -> np.ndarray:
+        """Eq. 2's (N, K) affinity labels of ``table``'s samples over the members in ``order`` (the backbone first)."""
+        losses = loss_matrix([table.logits[m] for m in order], table.labels)
+        return affinity_targets(losses, normalized_costs(np.array([table.gflops[m] for m in order])), self.alpha, self.temperature)
 
-        return choose_backbone(table, self.selector_input, self.seed)
+    def confidences(self, table: PredictionTable) -> np.ndarray:
+        """P(choice k | x), (N, K), for every sample of ``table`` (its labels are not read)."""
+        self._check_fitted()
+        return self._confidences(table.logits[self.members_[0]])
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
