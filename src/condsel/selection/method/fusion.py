@@ -44,16 +44,24 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
 
 
 class MemberOutputs:
-    """Members' logits with their probabilities computed once, for fusing many subsets of them."""
+    """Members' logits with their probabilities (float32) computed once, for fusing many subsets of them.
 
-    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool) -> None:
+    With ``shared`` (the outputs of a larger table) and ``rows`` (this
+    table's rows there), probabilities are read from the shared ones instead
+    of computed again: see :func:`member_outputs`.
+    """
+
+    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None) -> None:
         self.logits = logits
         self.multilabel = multilabel
+        self.shared, self.rows = shared, rows
         self._probs: dict[str, np.ndarray] = {}
 
     def probs(self, member: str) -> np.ndarray:
+        if self.shared is not None:
+            return self.shared.probs(member)[self.rows]  # a transient copy: subsets keep nothing
         if member not in self._probs:
-            self._probs[member] = probabilities(self.logits[member], self.multilabel)
+            self._probs[member] = probabilities(self.logits[member], self.multilabel).astype(np.float32)
         return self._probs[member]
 
     def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
@@ -62,6 +70,33 @@ class MemberOutputs:
         if weights is None:
             return np.mean([self.probs(m)[rows] for m in members], axis=0)
         return fuse([self.logits[m][rows] for m in members], self.multilabel, weights)
+
+
+class BoundedCache:
+    """``make(key)`` memoised while the kept arrays total at most ``max_bytes``; beyond it, made again on each call."""
+
+    def __init__(self, make, max_bytes: int = 256 * 2**20) -> None:
+        self.make, self.max_bytes = make, max_bytes
+        self._kept: dict = {}
+        self._bytes = 0
+
+    def __call__(self, key):
+        if key in self._kept:
+            return self._kept[key]
+        value = self.make(key)
+        if self._bytes + value.nbytes <= self.max_bytes:
+            self._kept[key] = value
+            self._bytes += value.nbytes
+        return value
+
+
+def member_outputs(table) -> MemberOutputs:
+    """``table``'s member probabilities, computed once on its root table and shared by every subset (folds, policies, fits)."""
+    root, rows = table.origin
+    shared = root.__dict__.get("_member_outputs")
+    if shared is None:
+        shared = root.__dict__["_member_outputs"] = MemberOutputs(root.logits, root.multilabel)
+    return shared if root is table else MemberOutputs(table.logits, table.multilabel, shared, rows)
 
 
 def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:

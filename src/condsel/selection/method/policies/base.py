@@ -26,7 +26,7 @@ import numpy as np
 
 from condsel._io import write_json
 from condsel.errors import NotFittedError
-from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.operating import default_point
 from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
@@ -61,7 +61,8 @@ def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def single_values(table: PredictionTable, members: list[str] | None = None) -> dict[str, float]:
     """Top-1 (or mAP) % of each member run alone (default: every model of the table)."""
-    return {m: metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in (table.models if members is None else members)}
+    outputs = member_outputs(table)
+    return {m: metric_value(outputs.probs(m), table.labels) for m in (table.models if members is None else members)}
 
 
 class Policy:
@@ -172,11 +173,27 @@ class Policy:
         self._check_fitted()
         prepared = self._prepare(table)
         metric = metric_name(table)
+        thresholds = self._sweep_thresholds()
+        per_sample = self._per_sample(prepared, thresholds) if not table.multilabel else None
+        if per_sample is not None:
+            gflops, predicted = per_sample
+            values = 100 * (predicted == table.labels).mean(axis=1)
+            return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))}
+                    for t, c, v in zip(thresholds, gflops.mean(axis=1), values)]
         points = []
-        for t in self._sweep_thresholds():
+        for t in thresholds:
             r = self._route(prepared, float(t))
             points.append({"threshold": float(t), "gflops": float(r.gflops.mean()), metric: metric_value(r.scores, table.labels), **self._settings(float(t))})
         return points
+
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(T, N) GFLOPs and top-1 class of every sample at every threshold, when a policy can give them without routing scores.
+
+        Equal to what :meth:`_route` gives (its ``gflops`` and ``scores.argmax``);
+        sweeps and held-out curves of single-label tables then skip building
+        the (N, C) scores. None: route threshold by threshold.
+        """
+        return None
 
     def _prepare(self, table: PredictionTable):
         missing = [m for m in self.members_ if m not in table.logits]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.evaluation.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
+from condsel.selection.method.fusion import FUSIONS, MemberOutputs, member_outputs, fit_stacking, fused_loss
 from condsel.selection.method.policies.base import Policy, Routing
 from condsel.selection.data.table import PredictionTable
 
@@ -155,7 +155,7 @@ class CascadePolicy(Policy):
             for subset in sorted(prefixes):
                 w = fit_stacking([table.logits[m] for m in subset], table.labels)
                 self.weights_[subset_key(subset)] = {m: float(x) for m, x in zip(subset, w)}
-        cache: dict = {"outputs": MemberOutputs(table.logits, table.multilabel)}
+        cache: dict = {"outputs": member_outputs(table)}
         settings, costs, values = [], [], []
         for order in orders:
             for th, cost, value in self._search(table, order, cache):
@@ -216,7 +216,7 @@ class CascadePolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return MemberOutputs(table.logits, table.multilabel), {}
+        return member_outputs(table), {}
 
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, cache = prepared

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
-from condsel.selection.evaluation.curves import choose_models, pareto_indices
-from condsel.selection.method.fusion import MemberOutputs, fused_loss
-from condsel.selection.method.policies.base import Routing, metric_value
+from condsel.selection.evaluation.curves import pareto_indices
+from condsel.selection.method.fusion import BoundedCache, MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.policies.base import metric_value
 from condsel.selection.method.policies.selector import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 
@@ -42,7 +42,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
 
     def _fit(self, table: PredictionTable) -> None:
         backbone = pool_order(table.models, self._backbone(table))[0]
-        outputs = MemberOutputs(table.logits, table.multilabel)
+        outputs = member_outputs(table)
         others = [m for m in table.models if m != backbone]
         entries, costs, values = [], [], []
         for size in range(0, self.max_size + 1):
@@ -66,20 +66,16 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
-        outputs = MemberOutputs(table.logits, table.multilabel)
-        return np.stack([outputs.fuse(e["fuse"]) for e in self.entries_])  # (E, N, C)
+    def _choice_probs(self, table: PredictionTable):
+        outputs = member_outputs(table)
+        return BoundedCache(lambda e: outputs.fuse(self.entries_[e]["fuse"]).astype(np.float32))
 
-    def _route(self, prepared, threshold: float) -> Routing:
-        probs, proba = prepared
-        n = proba.shape[0]
-        picks = choose_models(proba, threshold)
+    def _ran(self, picks: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}
         runs = np.zeros((len(self.entries_), len(self.members_)), dtype=bool)
         for e, entry in enumerate(self.entries_):
             runs[e, [column[m] for m in entry["run"]]] = True
-        ran = runs[picks]
-        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
+        return runs[picks]
 
     def _members_for(self, pick: int) -> list[str]:
         return [m for m in self.entries_[pick]["run"] if m != self.members_[0]]

@@ -9,10 +9,21 @@ import numpy as np
 from condsel.errors import CondselError
 from condsel.selection.evaluation.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
-from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.fusion import member_outputs, probabilities
 from condsel.selection.method.policies.base import Policy, Routing
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
+
+
+def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
+    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k)`` gives choice k's (N, C), only for picked k."""
+    out = None
+    for k in np.unique(picks):
+        rows = picks == k
+        probs = choice_probs(int(k))
+        out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
+        out[rows] = probs[rows]
+    return out
 
 
 class SelectorPolicy(Policy):
@@ -86,26 +97,38 @@ class SelectorPolicy(Policy):
         table = super()._prepare(table)
         return self._choice_probs(table), self._confidences(table.logits[self.members_[0]])
 
-    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
-        """(K, N, C): the class probabilities each video ends with when the selector picks choice k."""
-        return np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])
+    def _choice_probs(self, table: PredictionTable):
+        """Choice k -> (N, C) class probabilities each video ends with when the selector picks k (made on demand)."""
+        outputs = member_outputs(table)
+        return lambda k: outputs.probs(self.members_[k])
 
     def _confidences(self, backbone_logits: np.ndarray) -> np.ndarray:
         """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
         return self.selector_.predict_proba(self.selector_.features(backbone_logits))
 
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, proba = prepared
+        picks = np.stack([choose_models(proba, float(t)) for t in thresholds])  # (T, N)
+        ran = self._ran(picks)
+        predicted = np.stack([probs(k).argmax(axis=1) for k in range(proba.shape[1])])  # (K, N)
+        return self.routed_gflops(ran), np.take_along_axis(predicted, picks, axis=0)
+
     def _members_for(self, pick: int) -> list[str]:
         """The members still to run once the backbone has run and the selector picked choice ``pick``."""
         return [] if pick == 0 else [self.members_[pick]]
 
+    def _ran(self, picks: np.ndarray) -> np.ndarray:
+        """(..., K) bool over ``members_``: what runs when the selector picks ``picks`` (the backbone always)."""
+        ran = np.zeros(picks.shape + (len(self.members_),), dtype=bool)
+        ran[..., 0] = True
+        np.put_along_axis(ran, picks[..., None], True, axis=-1)
+        return ran
+
     def _route(self, prepared, threshold: float) -> Routing:
         probs, proba = prepared
-        n = proba.shape[0]
         picks = choose_models(proba, threshold)
-        ran = np.zeros(proba.shape, dtype=bool)
-        ran[:, 0] = True
-        ran[np.arange(n), picks] = True
-        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
+        ran = self._ran(picks)
+        return Routing(ran, gather(probs, picks), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         backbone = self.members_[0]
