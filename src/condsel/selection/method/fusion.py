@@ -20,6 +20,7 @@ from condsel._io import torch_threads
 from condsel.selection.method.affinity import softmax
 
 FUSIONS = ("mean", "stacked")
+FUSED_BYTES = 1 << 30  # fused subsets kept per table (see MemberOutputs)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -47,8 +48,10 @@ class MemberOutputs:
     """Members' logits with their probabilities (float32) computed once, for fusing many subsets of them.
 
     With ``shared`` (the outputs of a larger table) and ``rows`` (this
-    table's rows there), probabilities are read from the shared ones instead
-    of computed again: see :func:`member_outputs`.
+    table's rows there), probabilities and mean-fused subsets are read from
+    the shared ones instead of computed again: see :func:`member_outputs`.
+    Fused subsets are kept while they total at most ``FUSED_BYTES``, and
+    made again on each call beyond it.
     """
 
     def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None) -> None:
@@ -56,6 +59,7 @@ class MemberOutputs:
         self.multilabel = multilabel
         self.shared, self.rows = shared, rows
         self._probs: dict[str, np.ndarray] = {}
+        self._fused: dict[tuple[str, ...], np.ndarray] = {}
 
     def probs(self, member: str) -> np.ndarray:
         if self.shared is not None:
@@ -66,28 +70,20 @@ class MemberOutputs:
 
     def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """As :func:`fuse` on these members' logits (on ``rows`` only, when given)."""
+        if weights is None and self.shared is not None:
+            return self.shared.fuse(members, rows=self.rows if rows is None else self.rows[rows])
+        if weights is None and len(members) > 1:
+            key = tuple(sorted(members))
+            if key not in self._fused:
+                fused = np.mean([self.probs(m) for m in key], axis=0)
+                if sum(a.nbytes for a in self._fused.values()) + fused.nbytes > FUSED_BYTES:
+                    return fused if rows is None else fused[rows]
+                self._fused[key] = fused
+            return self._fused[key] if rows is None else self._fused[key][rows]
         rows = slice(None) if rows is None else rows
         if weights is None:
-            return np.mean([self.probs(m)[rows] for m in members], axis=0)
+            return self.probs(members[0])[rows]
         return fuse([self.logits[m][rows] for m in members], self.multilabel, weights)
-
-
-class BoundedCache:
-    """``make(key)`` memoised while the kept arrays total at most ``max_bytes``; beyond it, made again on each call."""
-
-    def __init__(self, make, max_bytes: int = 256 * 2**20) -> None:
-        self.make, self.max_bytes = make, max_bytes
-        self._kept: dict = {}
-        self._bytes = 0
-
-    def __call__(self, key):
-        if key in self._kept:
-            return self._kept[key]
-        value = self.make(key)
-        if self._bytes + value.nbytes <= self.max_bytes:
-            self._kept[key] = value
-            self._bytes += value.nbytes
-        return value
 
 
 def member_outputs(table) -> MemberOutputs:

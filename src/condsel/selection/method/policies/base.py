@@ -48,6 +48,17 @@ class Routing:
     gflops: np.ndarray
 
 
+def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
+    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k)`` gives choice k's (N, C), only for picked k."""
+    out = None
+    for k in np.unique(picks):
+        rows = picks == k
+        probs = choice_probs(int(k))
+        out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
+        out[rows] = probs[rows]
+    return out
+
+
 def metric_name(table: PredictionTable) -> str:
     return "map" if table.multilabel else "top1"
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from condsel.selection.evaluation.curves import pareto_indices
 from condsel.selection.method.fusion import FUSIONS, MemberOutputs, member_outputs, fit_stacking, fused_loss
-from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.data.table import PredictionTable
 
 STOP_RULES = ("maxprob", "margin")
@@ -223,19 +223,17 @@ class CascadePolicy(Policy):
         setting = self._setting(threshold)
         order = tuple(setting["members"])
         n = len(outputs.logits[order[0]])
-        for k in range(1, len(order) + 1):
+        for k in range(1, len(order)):  # stage confidences are kept per prepared table; fused scores are made on demand
             key = frozenset(order[:k])
             if key not in cache:
-                fused = self._fused(outputs, tuple(sorted(key)))
-                cache[key] = (fused, stage_confidence(fused, self.multilabel_, self.stop))
-        probs = [cache[frozenset(order[:k])][0] for k in range(1, len(order) + 1)]
-        conf = np.stack([cache[frozenset(order[:k])][1] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
+                cache[key] = stage_confidence(self._fused(outputs, tuple(sorted(key))), self.multilabel_, self.stop)
+        conf = np.stack([cache[frozenset(order[:k])] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
         stop = stop_stages(conf, np.asarray(setting["thresholds"]))
         column = {m: i for i, m in enumerate(self.members_)}
         ran = np.zeros((n, len(self.members_)), dtype=bool)
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
-        return Routing(ran, np.stack(probs)[stop, np.arange(n)], self.routed_gflops(ran))
+        return Routing(ran, gather(lambda k: self._fused(outputs, tuple(sorted(order[: k + 1]))), stop), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         setting = self._setting(threshold)

@@ -17,7 +17,7 @@ import numpy as np
 
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.evaluation.curves import pareto_indices
-from condsel.selection.method.fusion import BoundedCache, MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
 from condsel.selection.method.policies.base import metric_value
 from condsel.selection.method.policies.selector import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
@@ -68,7 +68,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
 
     def _choice_probs(self, table: PredictionTable):
         outputs = member_outputs(table)
-        return BoundedCache(lambda e: outputs.fuse(self.entries_[e]["fuse"]).astype(np.float32))
+        return lambda e: outputs.fuse(self.entries_[e]["fuse"])
 
     def _ran(self, picks: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}

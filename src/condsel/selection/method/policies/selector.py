@@ -10,20 +10,9 @@ from condsel.errors import CondselError
 from condsel.selection.evaluation.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
 from condsel.selection.method.fusion import member_outputs, probabilities
-from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
-
-
-def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
-    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k)`` gives choice k's (N, C), only for picked k."""
-    out = None
-    for k in np.unique(picks):
-        rows = picks == k
-        probs = choice_probs(int(k))
-        out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
-        out[rows] = probs[rows]
-    return out
 
 
 class SelectorPolicy(Policy):
