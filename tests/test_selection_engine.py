@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,12 @@ def test_ensemble_selector_scores_are_the_fused_probabilities_of_the_entry_it_fu
             np.testing.assert_allclose(routing.scores[rows], expected[tuple(entry["fuse"])][rows], rtol=1e-6)
             assert routing.ran[rows].sum(axis=1).tolist() == [len(entry["run"])] * int(rows.sum())
     assert (choose_models(policy.confidences(table), 1.0) == 1).any()  # the fused entry is exercised
+
+
+@pytest.mark.slow
+def test_the_summary_is_byte_identical_whatever_the_worker_count():
+    table = ucf101_slice(4, videos=300).select_models(["mv", "flow", "iframe"])
+    selector = SelectorPolicy(hidden=(8,), epochs=2)
+    runs = [evaluate_policies(table, None, [selector, "cascade"], CONFIG, selector=selector, workers=w) for w in (1, 2)]
+    assert runs[0]["backbone_chosen"] and runs[0]["policies"]["selector"]
+    assert json.dumps(runs[0]) == json.dumps(runs[1])

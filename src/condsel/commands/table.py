@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def register(sub) -> None:
                    help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
                         "recommended front's budgets; repeatable")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes fitting policies in parallel (default: every core); the output is the same whatever the count")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
 
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from condsel._io import atomic_dir, write_json
+    from condsel.errors import CondselError
     from condsel.models.costs import FLOP_CONVENTION, load_costs_toml
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
@@ -84,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from condsel.selection.data.sources import default_costs, load_table
     from condsel.selection.evaluation.text_summary import format_summary
 
+    if args.workers < 1:
+        raise CondselError(f"--workers must be at least 1, got {args.workers}")
     table = load_table(_source(args))
     costs, derivation = default_costs(table)
     if args.models:
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if args.costs:
         print(f"  costs from {args.costs} override the defaults")
     with tqdm(total=0, desc="policy fits", unit="fit") as bar:
-        summary = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params))
+        summary = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params),
+                                    workers=args.workers)
     if summary["backbone_chosen"]:
         print(f"backbone chosen on the training folds: {summary['backbone']}")
     for member, why in summary["pruned"].items():

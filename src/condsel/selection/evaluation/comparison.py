@@ -123,6 +123,7 @@ def evaluate_policies(
     config: SelectionConfig | None = None,
     progress=None,
     selector: SelectorPolicy | None = None,
+    workers: int = 1,
 ) -> dict:
     """The whole ``condsel table`` procedure: every policy, the paper's selector summary, the baselines and the recommended front.
 
@@ -148,6 +149,8 @@ def evaluate_policies(
         Its ``total`` grows by the fits planned and ``update(1)`` follows each fit.
     selector : SelectorPolicy, optional
         The paper's selector (its hyperparameters); ``SelectorPolicy()`` by default.
+    workers : int
+        Processes that fit in parallel; the summary is the same whatever the count.
 
     Returns
     -------
@@ -183,18 +186,18 @@ def evaluate_policies(
         selector = selector.clone(backbone=backbone)
     with torch_threads(1):
         if given:
-            fits = fit_all(table, folds, {**makers, "paper": selector}, nested, progress)
+            fits = fit_all(table, folds, {**makers, "paper": selector}, nested, progress, workers)
             paper = fits.pop("paper")
         else:
             if not nested:
                 raise CondselError(f"choosing the backbone on training folds needs at least 3 folds, got {config.folds}; name one (--backbone)")
             choice = choose_backbone(lambda b: selector.clone(backbone=b), table, folds,
-                                     lambda requests: fit_all(table, folds, requests, True, progress), THRESHOLDS)
+                                     lambda requests: fit_all(table, folds, requests, True, progress, workers), THRESHOLDS)
             backbone, chosen = choice.majority, choice.chosen
             log.info("backbone chosen on the training folds: %s (per fold: %s)", backbone, [chosen[k] for k in sorted(chosen)])
             requests = {n: ({k: p.clone(backbone=b) for k, b in chosen.items()} if n in SELECTOR_FAMILY and n != "selector" else p)
                         for n, p in makers.items() if n != "selector"}
-            fits = fit_all(table, folds, requests, nested, progress)
+            fits = fit_all(table, folds, requests, nested, progress, workers)
             if "selector" in makers:
                 fits = {n: choice.fits if n == "selector" else fits[n] for n in makers}
             paper = choice.candidates[backbone]

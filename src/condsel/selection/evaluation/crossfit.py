@@ -14,12 +14,16 @@ Fits with equal hyperparameters and equal excluded folds are made once.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from condsel._io import torch_threads
 from condsel.selection.data.table import PredictionTable
+from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.base import Policy, Routing, metric_value
 
 
@@ -43,10 +47,39 @@ class CrossFits:
     inner: dict[tuple[int, int], HeldOutFit]
 
 
-def fit_without(policy: Policy, table: PredictionTable, folds: np.ndarray, excluded: tuple[int, ...]) -> HeldOutFit:
-    """A clone of ``policy`` fitted on the samples outside ``excluded``, with its view of each excluded fold."""
-    fitted = policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))))
+def held_out(fitted: Policy, table: PredictionTable, folds: np.ndarray, excluded: tuple[int, ...]) -> HeldOutFit:
+    """``fitted`` (trained without ``excluded``) with its prepared view of each excluded fold."""
     return HeldOutFit(fitted, {k: fitted._prepare(table.subset(np.flatnonzero(folds == k))) for k in excluded})
+
+
+_WORK: tuple = ()  # (table, folds) of the running fit_all, inherited by forked workers
+
+
+def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
+    table, folds = _WORK
+    policy, excluded = job
+    with torch_threads(1):
+        return policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))))
+
+
+def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):
+    """Fitted clones of the jobs' policies, in job order, made here or by ``workers`` forked processes.
+
+    Each fit is seeded by its policy and runs one torch thread, so results do
+    not depend on the worker count (only the order they are collected in, which is fixed).
+    """
+    global _WORK
+    _WORK = (table, folds)
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            yield from map(_fit_job, jobs)
+            return
+        for member in table.models:  # derived once before forking: every worker reads the same arrays
+            member_outputs(table).probs(member)
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_fit_job, jobs)
+    finally:
+        _WORK = ()
 
 
 def fit_jobs(policy: Policy | Mapping[int, Policy], folds: np.ndarray, nested: bool) -> list[tuple[Policy, tuple[int, ...]]]:
@@ -70,13 +103,19 @@ def fit_key(policy: Policy, excluded: tuple[int, ...]) -> tuple:
 
 
 def fit_all(
-    table: PredictionTable, folds: np.ndarray, requests: Mapping[str, Policy | Mapping[int, Policy]], nested: bool = True, progress=None
+    table: PredictionTable,
+    folds: np.ndarray,
+    requests: Mapping[str, Policy | Mapping[int, Policy]],
+    nested: bool = True,
+    progress=None,
+    workers: int = 1,
 ) -> dict[str, CrossFits]:
     """Cross-fit every request by name, each distinct (hyperparameters, excluded folds) fit made once across all.
 
     A request is a prototype (cloned for every fit) or one prototype per
     outer fold. ``progress`` (tqdm-like) has its ``total`` raised by the fits
-    planned and is updated after each.
+    planned and is updated after each. ``workers`` > 1 fits in that many
+    forked processes; the result is the same whatever the count.
     """
     jobs, seen = [], set()
     for policy in requests.values():
@@ -88,8 +127,8 @@ def fit_all(
         progress.total = (progress.total or 0) + len(jobs)
         progress.refresh()
     fitted = {}
-    for policy, excluded in jobs:
-        fitted[fit_key(policy, excluded)] = fit_without(policy, table, folds, excluded)
+    for (policy, excluded), fit in zip(jobs, _fits(jobs, table, folds, workers)):
+        fitted[fit_key(policy, excluded)] = held_out(fit, table, folds, excluded)
         if progress is not None:
             progress.update(1)
     return {name: assemble(policy, folds, nested, fitted) for name, policy in requests.items()}
