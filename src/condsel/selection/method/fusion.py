@@ -92,7 +92,23 @@ def member_outputs(table) -> MemberOutputs:
     shared = root.__dict__.get("_member_outputs")
     if shared is None:
         shared = root.__dict__["_member_outputs"] = MemberOutputs(root.logits, root.multilabel)
-    return shared if root is table else MemberOutputs(table.logits, table.multilabel, shared, rows)
+    return shared if root is table else MemberOutputs(_Rows(root.logits, rows), table.multilabel, shared, rows)
+
+
+class _Rows(Mapping):
+    """A mapping's arrays restricted to ``rows``, sliced on access: a view that keeps no copy."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
+        self.arrays, self.rows = arrays, rows
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key][self.rows]
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
 
 
 def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:

@@ -60,7 +60,8 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
         targets = affinity_targets(losses, relative, self.alpha, self.temperature)
         self.selector_ = self.network(table.multilabel)
-        self.selector_.fit(self.selector_.features(table.logits[backbone]), targets)
+        self.members_ = [backbone]  # the backbone first, as _features reads it
+        self.selector_.fit(self._features(table), targets)
         used = {m for e in self.entries_ for m in e["run"]}
         self.members_ = [backbone] + [m for m in table.models if m in used and m != backbone]
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}

@@ -11,7 +11,7 @@ from condsel.selection.evaluation.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
 from condsel.selection.method.fusion import member_outputs, probabilities
 from condsel.selection.method.policies.base import Policy, Routing, gather
-from condsel.selection.method.network import Selector
+from condsel.selection.method.network import Selector, selector_inputs
 from condsel.selection.data.table import PredictionTable
 
 
@@ -69,7 +69,7 @@ class SelectorPolicy(Policy):
         self.members_ = pool_order(table.models, self._backbone(table))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
         self.selector_ = self.network(table.multilabel)
-        self.selector_.fit(self.selector_.features(table.logits[self.members_[0]]), self.affinity(table, self.members_))
+        self.selector_.fit(self._features(table), self.affinity(table, self.members_))
         self.overhead_gflops_ = float(self.selector_.gflops())
 
     def affinity(self, table: PredictionTable, order: list[str]) -> np.ndarray:
@@ -80,16 +80,25 @@ class SelectorPolicy(Policy):
     def confidences(self, table: PredictionTable) -> np.ndarray:
         """P(choice k | x), (N, K), for every sample of ``table`` (its labels are not read)."""
         self._check_fitted()
-        return self._confidences(table.logits[self.members_[0]])
+        return self.selector_.predict_proba(self._features(table))
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return self._choice_probs(table), self._confidences(table.logits[self.members_[0]])
+        return self._choice_probs(table), self.confidences(table)
 
     def _choice_probs(self, table: PredictionTable):
         """Choice k -> (N, C) class probabilities each video ends with when the selector picks k (made on demand)."""
         outputs = member_outputs(table)
         return lambda k: outputs.probs(self.members_[k])
+
+    def _features(self, table: PredictionTable) -> np.ndarray:
+        """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets."""
+        root, rows = table.origin
+        cache = root.__dict__.setdefault("_selector_features", {})
+        key = (self.members_[0], self.selector_input, table.multilabel)
+        if key not in cache:
+            cache[key] = selector_inputs(root.logits[key[0]], table.multilabel, self.selector_input)
+        return cache[key][rows]
 
     def _confidences(self, backbone_logits: np.ndarray) -> np.ndarray:
         """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
