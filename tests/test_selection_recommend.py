@@ -12,7 +12,7 @@ from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
 from condsel.selection.method.prune import candidate_orders, prune_members
-from condsel.selection.evaluation.recommend import choose, inner_curves, nested_front
+from condsel.selection.evaluation.recommend import choose, inner_curves
 from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 

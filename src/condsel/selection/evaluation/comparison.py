@@ -8,7 +8,7 @@ curve (grouped k-fold), so their points compare sample for sample.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
