@@ -223,17 +223,24 @@ class CascadePolicy(Policy):
         setting = self._setting(threshold)
         order = tuple(setting["members"])
         n = len(outputs.logits[order[0]])
-        for k in range(1, len(order)):  # stage confidences are kept per prepared table; fused scores are made on demand
+        for k in range(1, len(order) + 1):
             key = frozenset(order[:k])
             if key not in cache:
-                cache[key] = stage_confidence(self._fused(outputs, tuple(sorted(key))), self.multilabel_, self.stop)
-        conf = np.stack([cache[frozenset(order[:k])] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
+                fused = self._fused(outputs, tuple(sorted(key)))
+                # mean fusion is sliced from the table's shared cache on demand; stacked fusion is kept here, once per prepared table
+                cache[key] = (fused if self.fusion == "stacked" else None, stage_confidence(fused, self.multilabel_, self.stop))
+        conf = np.stack([cache[frozenset(order[:k])][1] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
+
+        def stage_probs(k: int) -> np.ndarray:
+            kept = cache[frozenset(order[: k + 1])][0]
+            return kept if kept is not None else self._fused(outputs, tuple(sorted(order[: k + 1])))
+
         stop = stop_stages(conf, np.asarray(setting["thresholds"]))
         column = {m: i for i, m in enumerate(self.members_)}
         ran = np.zeros((n, len(self.members_)), dtype=bool)
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
-        return Routing(ran, gather(lambda k: self._fused(outputs, tuple(sorted(order[: k + 1]))), stop), self.routed_gflops(ran))
+        return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         setting = self._setting(threshold)
