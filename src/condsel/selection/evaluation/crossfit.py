@@ -14,7 +14,9 @@ Fits with equal hyperparameters and equal excluded folds are made once.
 from __future__ import annotations
 
 import itertools
+import logging
 import multiprocessing
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from condsel._io import torch_threads
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.base import Policy, Routing, metric_value
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,11 +130,12 @@ def fit_all(
     if progress is not None:
         progress.total = (progress.total or 0) + len(jobs)
         progress.refresh()
-    fitted = {}
+    fitted, start = {}, time.perf_counter()
     for (policy, excluded), fit in zip(jobs, _fits(jobs, table, folds, workers)):
         fitted[fit_key(policy, excluded)] = held_out(fit, table, folds, excluded)
         if progress is not None:
             progress.update(1)
+    log.info("cross-fitted %s in %.1f s (%d fits, %d workers)", ", ".join(requests), time.perf_counter() - start, len(jobs), workers)
     return {name: assemble(policy, folds, nested, fitted) for name, policy in requests.items()}
 
 
