@@ -72,7 +72,7 @@ def test_larger_alpha_never_raises_the_mean_cost_of_the_labels(runs):
 
 def test_alpha_sweep_curves_are_the_cross_validated_selectors(runs):
     out = alpha_sweep(runs, SELECTOR, [0.0, SELECTOR.alpha], CONFIG)
-    assert [c["alpha"] for c in out["curves"]] == [0.0, CONFIG.alpha]
+    assert [c["alpha"] for c in out["curves"]] == [0.0, SELECTOR.alpha]
     zero, default = (c["selector"] for c in out["curves"])
     assert zero != default  # different labels, different selectors
     _, summary = runs(SELECTOR, CONFIG)
