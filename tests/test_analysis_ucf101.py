@@ -22,10 +22,12 @@ from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
 from condsel.selection.evaluation.curves import choose_models
-from condsel.selection.evaluation.evaluate import SelectionConfig, affinity_labels
+from condsel.selection.evaluation.evaluate import SelectionConfig
+from condsel.selection.method.policies import SelectorPolicy
 from condsel.selection.evaluation.metrics import topk_correct
 
 CONFIG = SelectionConfig(folds=3, bootstrap=0, thresholds=201)
+SELECTOR = SelectorPolicy(backbone="mv")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def runs():
 
 @pytest.fixture(scope="module")
 def mv(runs):
-    return runs("mv", CONFIG)
+    return runs(SELECTOR, CONFIG)
 
 
 def hits_of(table, order):
@@ -71,11 +73,11 @@ def test_larger_alpha_never_raises_the_mean_cost_of_the_labels(runs):
 
 
 def test_alpha_sweep_curves_are_the_cross_validated_selectors(runs):
-    out = alpha_sweep(runs, "mv", [0.0, CONFIG.alpha], CONFIG)
-    assert [c["alpha"] for c in out["curves"]] == [0.0, CONFIG.alpha]
+    out = alpha_sweep(runs, SELECTOR, [0.0, SELECTOR.alpha], CONFIG)
+    assert [c["alpha"] for c in out["curves"]] == [0.0, SELECTOR.alpha]
     zero, default = (c["selector"] for c in out["curves"])
     assert zero != default  # different labels, different selectors
-    _, doc = runs("mv", CONFIG)
+    _, doc = runs(SELECTOR, CONFIG)
     assert default == [{k: p[k] for k in ("threshold", "gflops", "top1")} for p in doc.curves.selector]
 
 
@@ -124,7 +126,7 @@ def test_classes_the_backbone_gets_right_cost_less(runs, mv):
 # --- backbones -----------------------------------------------------------------------------------
 
 def test_each_backbone_curve_runs_from_its_backbone_to_the_costliest_model(runs):
-    out = backbone_comparison(runs, ["mv", "residual"], CONFIG)
+    out = backbone_comparison(runs, SELECTOR, ["mv", "residual"], CONFIG)
     table = runs.table
     for name, b in out["backbones"].items():
         first, last = b["selector"][0], b["selector"][-1]
@@ -156,8 +158,8 @@ def test_reliability_matches_scikit_learn_and_a_hand_ece():
 def test_diagnostics_on_ucf101(runs, mv):
     oof, summary = mv
     t = default_operating_point(summary)["threshold"]
-    out = selector_diagnostics(runs.table, oof, CONFIG, t)
-    label = affinity_labels(runs.table, oof.order, CONFIG).argmax(axis=1)
+    out = selector_diagnostics(runs.table, oof, t)
+    label = SELECTOR.affinity(runs.table, oof.order).argmax(axis=1)
     chosen = choose_models(oof.proba, t)
     np.testing.assert_array_equal(out["confusion"], confusion_matrix(label, chosen, labels=range(len(oof.order))))
     assert [out["label_share"][m] for m in oof.order] == pytest.approx(np.bincount(label, minlength=5) / len(label))

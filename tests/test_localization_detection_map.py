@@ -128,6 +128,6 @@ def test_an_exact_tiou_tie_goes_to_the_segment_listed_first(tmp_path, capsys, fi
     annotations = [{"segment": list(first), "label": "a"}, {"segment": list(second), "label": "a"}]
     gt.write_text(json.dumps({"database": {"v1": {"subset": "test", "annotations": annotations}}}))
     pred = tmp_path / "pred.json"
-    pred.write_text(json.dumps(results_document(_detections([("v1", "a", 5.0, 15.0, 0.9), ("v1", "a", 0.0, 9.0, 0.8)]))))
+    pred.write_text(json.dumps(results_document(detections_from_rows([("v1", "a", 5.0, 15.0, 0.9), ("v1", "a", 0.0, 9.0, 0.8)]))))
     assert main(["detection-map", "--gt", str(gt), "--pred", str(pred), "--tiou", "0.3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["map"] == [pytest.approx(expected_map)]

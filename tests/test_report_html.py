@@ -23,6 +23,7 @@ from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
 from condsel.cli import main
 from condsel.selection.evaluation.evaluate import SelectionConfig
+from condsel.selection.method.policies import SelectorPolicy
 from condsel.report.html import write_report
 from condsel.report.plots import plot_curves
 from condsel.report.provenance import read_provenance, write_provenance
@@ -42,7 +43,7 @@ def rundir(tmp_path_factory):
     table = ucf101_table()
     table = table.subset(np.arange(0, table.num_samples, 3))
     runs = OutOfFoldRuns(table)
-    oof, summary = runs("mv", CONFIG)
+    oof, summary = runs(SelectorPolicy(backbone="mv"), CONFIG)
     summary = replace(summary, provenance=Provenance.from_json(source_provenance("ucf101-split1", table)))
     write_json(root / "ucf101" / "summary.json", summary.to_json())
     plot_curves(summary, root / "ucf101" / "curve.png", title="UCF101, every third video")
@@ -56,7 +57,7 @@ def rundir(tmp_path_factory):
     write_json(root / "synthetic" / "summary.json", synthetic.to_json())
     threshold = default_operating_point(summary)["threshold"]
     report = run_analyses(root / "analyses", {
-        "alpha_sweep": lambda: alpha_sweep(runs, "mv", [0.0, CONFIG.alpha], replace(CONFIG, bootstrap=0)),
+        "alpha_sweep": lambda: alpha_sweep(runs, SelectorPolicy(backbone="mv"), [0.0, 0.5], replace(CONFIG, bootstrap=0)),
         "per_class": lambda: {**per_class_compute(table, oof, threshold), "data": "UCF101 split 1 (every third video)"},
         "latency": lambda: latency_points(synthetic),
         "diagnostics": lambda: 1 / 0,  # a broken analysis: recorded, the others still written

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.evaluation.evaluate import SelectionConfig, affinity_labels, cross_validate, pool_order
-from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs
+from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+from condsel.selection.method.affinity import affinity_targets, hard_affinity, loss_matrix, normalized_costs, pool_order
+from condsel.selection.method.policies import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 
 
@@ -25,7 +26,7 @@ def _table(n=600, c=8, seed=0) -> PredictionTable:
 
 def test_multilabel_summary_uses_map_and_matches_sklearn():
     table = _table()
-    summary = cross_validate(table, "cheap", SelectionConfig(folds=3, bootstrap=0, random_seeds=3))
+    summary = cross_validate(SelectorPolicy(backbone="cheap"), table, SelectionConfig(folds=3, bootstrap=0, random_seeds=3))
     assert summary["metric"] == "map"
     for name, model in summary["models"].items():
         expected = 100 * average_precision_score(table.labels, table.logits[name], average="macro")
@@ -51,12 +52,12 @@ def test_duplicating_every_class_leaves_the_loss_and_the_affinity_unchanged(temp
     """The BCE is averaged over classes, so the loss scale (and hence what alpha means) ignores the class count."""
     table = _table()
     twice = _duplicated_classes(table)
-    order = pool_order(table, "cheap")
+    order = pool_order(table.models, "cheap")
     losses = loss_matrix([table.logits[m] for m in order], table.labels)
     np.testing.assert_allclose(loss_matrix([twice.logits[m] for m in order], twice.labels), losses, rtol=1e-12)
-    config = SelectionConfig(alpha=0.5, temperature=temperature)
-    labels = affinity_labels(table, order, config)
-    np.testing.assert_allclose(affinity_labels(twice, order, config), labels, rtol=1e-6, atol=0)
-    # the test can fail: a loss summed over classes (twice as large here) moves labels on this table
     costs = normalized_costs(np.array([table.gflops[m] for m in order]))
+    labels = affinity_targets(losses, costs, 0.5, temperature)
+    twice_losses = loss_matrix([twice.logits[m] for m in order], twice.labels)
+    np.testing.assert_allclose(affinity_targets(twice_losses, costs, 0.5, temperature), labels, rtol=1e-6, atol=0)
+    # the test can fail: a loss summed over classes (twice as large here) moves labels on this table
     assert (hard_affinity(2 * losses, costs, 0.5).argmax(1) != labels.argmax(1)).mean() > 0.05

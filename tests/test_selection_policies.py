@@ -10,6 +10,7 @@ import pytest
 from conftest import ucf101_slice
 
 from condsel.selection.method.fusion import MemberOutputs
+from condsel.selection.evaluation.crossfit import cross_fit
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold
 from condsel.selection.evaluation.curves import choose_models
 from condsel.selection.method.policies import (
@@ -138,9 +139,9 @@ def test_a_pool_of_one_model_is_rejected(ucf):
 
 def test_selector_policy_reproduces_the_papers_selector(ucf):
     """Same folds, same config: the policy routes exactly as the existing out-of-fold selector."""
-    config = SelectionConfig(folds=3, epochs=2)
-    oof = out_of_fold(ucf, "mv", config)
+    config = SelectionConfig(folds=3)
     folds = fold_ids(ucf, 3, 0)
+    oof = out_of_fold(cross_fit(SelectorPolicy(backbone="mv", epochs=2), ucf, folds, nested=False), ucf, config)
     for k in range(3):
         policy = SelectorPolicy(backbone="mv", epochs=2).fit(ucf.subset(np.flatnonzero(folds != k)))
         test = np.flatnonzero(folds == k)

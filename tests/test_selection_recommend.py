@@ -7,12 +7,12 @@ import pytest
 
 from conftest import ucf101_slice
 
-from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, fit_all, held_out_curve, held_out_routes
 from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
-from condsel.selection.method.policies import CascadePolicy
+from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
 from condsel.selection.method.prune import candidate_orders, prune_members
-from condsel.selection.evaluation.recommend import choose, nested_front
+from condsel.selection.evaluation.recommend import choose, inner_curves
 from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 
@@ -23,38 +23,52 @@ def ucf() -> PredictionTable:
     return ucf101_slice(1)
 
 
-def _cascade():
-    return CascadePolicy(members=["flow", "residual", "iframe"])
+CASCADE = CascadePolicy(members=["flow", "residual", "iframe"])
 
 
 def test_held_out_routes_cover_every_sample_once_with_a_fit_that_never_saw_it(ucf):
     folds = fold_ids(ucf, 3, 0)
-    fits = cross_fit(_cascade, ucf, folds)
+    fits = cross_fit(CASCADE, ucf, folds)
     routes = held_out_routes(fits, 0.5)
     assert sorted(routes.rows) == list(range(ucf.num_samples))
     inner = held_out_routes(fits, 0.5, outer_fold=1)
     assert set(inner.rows) == set(np.flatnonzero(folds != 1))
     # the inner fit for fold 0 inside outer fold 1 was trained on fold 2 alone
-    fit = fits.inner[frozenset((0, 1))]
-    alone = _cascade().fit(ucf.subset(np.flatnonzero(folds == 2)))
+    fit = fits.inner[(1, 0)]
+    alone = CASCADE.clone().fit(ucf.subset(np.flatnonzero(folds == 2)))
     assert fit.policy.front_ == alone.front_
 
 
-def test_nested_choices_never_read_held_out_labels(ucf):
-    """Permuting the labels of fold k changes nothing about what is chosen for fold k."""
-    folds = fold_ids(ucf, 3, 0)
-    makers = {"cascade": _cascade, "other": lambda: CascadePolicy(members=["mv", "gen_flow", "iframe"], stop="margin")}
-    budgets = np.array([50.0, 80.0, 150.0])
-    base = nested_front({n: cross_fit(m, ucf, folds) for n, m in makers.items()}, ucf, budgets, THRESHOLDS)
-    k = 2
-    labels = ucf.labels.copy()
-    held = np.flatnonzero(folds == k)
-    labels[held] = np.random.default_rng(5).permutation(labels[held])
-    shuffled = PredictionTable(ucf.names, labels, ucf.logits, gflops=ucf.gflops)
-    again = nested_front({n: cross_fit(m, shuffled, folds) for n, m in makers.items()}, shuffled, budgets, THRESHOLDS)
-    for a, b in zip(base, again):
-        assert a.choices[k] == b.choices[k]
-        np.testing.assert_allclose(a.gflops[a.rows == held[0]], b.gflops[b.rows == held[0]])
+def _leaky(fits: CrossFits) -> CrossFits:
+    """Routes the nested estimate for outer fold k with the outer fits, which trained on fold k."""
+    return CrossFits(fits.folds, fits.outer, {(k, i): fits.outer[i] for k, i in fits.inner})
+
+
+def _inner_curves_ignore_held_out_labels(table: PredictionTable, makers: dict, seed: int, transform=lambda f: f) -> None:
+    """For each outer fold k: permuting fold k's labels leaves every inner curve, and so every choice for k, unchanged."""
+    folds = fold_ids(table, 3, seed)
+    base = inner_curves({n: transform(cross_fit(m, table, folds)) for n, m in makers.items()}, table, THRESHOLDS)
+    for k in range(3):
+        labels = table.labels.copy()
+        held = np.flatnonzero(folds == k)
+        labels[held] = np.random.default_rng(seed + 5).permutation(labels[held])
+        shuffled = PredictionTable(table.names, labels, table.logits, gflops=table.gflops)
+        again = inner_curves({n: transform(cross_fit(m, shuffled, folds)) for n, m in makers.items()}, shuffled, THRESHOLDS)
+        for name in makers:
+            np.testing.assert_allclose(again[k][name][0], base[k][name][0])  # estimated GFLOPs
+            np.testing.assert_allclose(again[k][name][1], base[k][name][1])  # estimated top-1
+
+
+@pytest.mark.slow
+def test_nested_choices_never_read_held_out_labels():
+    """Over several folds and seeds; a variant that estimates with the outer fits (which saw fold k) fails the same check."""
+    makers = {"cascade": CascadePolicy(members=["flow", "iframe"], fusion="stacked"),
+              "selector": SelectorPolicy(backbone="mv", hidden=(8,), epochs=1)}
+    for seed in (0, 1):
+        table = ucf101_slice(seed, videos=450).select_models(["mv", "flow", "iframe"])
+        _inner_curves_ignore_held_out_labels(table, makers, seed)
+    with pytest.raises(AssertionError):
+        _inner_curves_ignore_held_out_labels(table, makers, 1, transform=_leaky)
 
 
 def test_choose_takes_the_best_affordable_point():
@@ -100,14 +114,14 @@ def test_pruning_drops_dominated_members_and_says_why():
 
 def test_compare_policies_sections(ucf):
     folds = fold_ids(ucf, 3, 0)
-    out = compare_policies(ucf, folds, candidates(["cascade"], None, {}), bootstrap=20, budgets=np.array([50.0, 100.0]))
+    out = compare_policies(ucf, folds, fit_all(ucf, folds, candidates(["cascade"])), bootstrap=20, budgets=np.array([50.0, 100.0]))
     assert set(out["policies"]) == {"cascade", "cascade_stacked"}
     assert all({"gflops", "top1", "threshold"} <= set(p) for p in out["policies"]["cascade"])
     assert len(out["static"]) == 5 + 10 + 10
     for point in out["recommended"]:
         assert {"budget", "policy", "gflops", "top1", "ci95"} <= set(point)
         assert point["ci95"]["low"] <= point["top1"] <= point["ci95"]["high"]
-    costs, values = held_out_curve(cross_fit(_cascade, ucf, folds, nested=False), ucf, np.array([0.0, 1.0]))
+    costs, values = held_out_curve(cross_fit(CASCADE, ucf, folds, nested=False), ucf, np.array([0.0, 1.0]))
     assert costs[0] == pytest.approx(44.36) and costs[1] > costs[0]
 
 
@@ -118,7 +132,7 @@ def test_multilabel_tables_get_map_everywhere():
     logits = {name: (3 * labels - 1.5 + rng.normal(size=(n, c)) * noise).astype(np.float32) for name, noise in (("cheap", 2.5), ("mid", 1.2), ("big", 0.5))}
     table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
     folds = fold_ids(table, 3, 0)
-    out = compare_policies(table, folds, candidates(["cascade", "learned_cascade"], None, {}), bootstrap=10, budgets=np.array([2.0, 8.0]))
+    out = compare_policies(table, folds, fit_all(table, folds, candidates(["cascade", "learned_cascade"])), bootstrap=10, budgets=np.array([2.0, 8.0]))
     assert all("map" in p for pts in out["policies"].values() for p in pts)
     assert all("map" in p for p in out["static"] + out["static_hull"] + out["fusion_oracle"] + out["recommended"])
     assert out["recommended"][0]["ci95"] is None  # no bootstrap for mAP

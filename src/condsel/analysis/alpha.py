@@ -9,14 +9,14 @@ the curve side is one cross-validation per alpha.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-
 import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.selection.evaluation.curves import selection_costs
-from condsel.selection.evaluation.evaluate import SelectionConfig, pool_order
+from condsel.selection.evaluation.evaluate import SelectionConfig
+from condsel.selection.method.affinity import pool_order
+from condsel.selection.method.policies import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 
 
@@ -27,7 +27,7 @@ def label_shift(table: PredictionTable, backbone: str, alphas: Sequence[float]) 
     weighs); ``mean_routed_gflops`` adds the backbone, which runs anyway, as
     routing every video to its label would cost (no selector).
     """
-    order = pool_order(table, backbone)
+    order = pool_order(table.models, backbone)
     gflops = np.array([table.gflops[m] for m in order])
     routed = selection_costs(gflops, 0.0)
     losses = loss_matrix([table.logits[m] for m in order], table.labels)
@@ -47,14 +47,15 @@ def label_shift(table: PredictionTable, backbone: str, alphas: Sequence[float]) 
     return {"pool": order, "gflops": {m: float(g) for m, g in zip(order, gflops)}, "labels": rows}
 
 
-def alpha_sweep(runs: OutOfFoldRuns, backbone: str, alphas: Sequence[float], config: SelectionConfig) -> dict:
-    """Label shift for every alpha, and the selector's cross-validated curve trained on each alpha's labels."""
+def alpha_sweep(runs: OutOfFoldRuns, selector: SelectorPolicy, alphas: Sequence[float], config: SelectionConfig) -> dict:
+    """Label shift for every alpha, and the cross-validated curve of ``selector`` (with its backbone) trained on each alpha's labels."""
+    backbone = selector.backbone
     if not alphas:
         raise ValueError("give at least one alpha")
     out = label_shift(runs.table, backbone, alphas)
     curves = []
     for alpha in alphas:
-        _, doc = runs(backbone, replace(config, alpha=float(alpha)))
+        _, doc = runs(selector.clone(alpha=float(alpha)), config)
         metric = doc.metric
         curves.append(
             {

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 
 from condsel.analysis.oof import OutOfFoldRuns
 from condsel.selection.evaluation.evaluate import SelectionConfig
+from condsel.selection.method.policies import SelectorPolicy
 
 
-def backbone_comparison(runs: OutOfFoldRuns, backbones: Sequence[str], config: SelectionConfig) -> dict:
-    """Per backbone: the selector's curve and headline figures; the single models once."""
+def backbone_comparison(runs: OutOfFoldRuns, selector: SelectorPolicy, backbones: Sequence[str], config: SelectionConfig) -> dict:
+    """Per backbone: the curve and headline figures of ``selector`` with that backbone; the single models once."""
     if not backbones:
         raise ValueError("give at least one backbone")
     out = {"backbones": {}}
     for backbone in backbones:
-        _, doc = runs(backbone, config)
+        _, doc = runs(selector.clone(backbone=backbone), config)
         metric = doc.metric
         out["backbones"][backbone] = {
             "gflops": doc.models[backbone]["gflops"],
@@ -30,6 +31,6 @@ def backbone_comparison(runs: OutOfFoldRuns, backbones: Sequence[str], config: S
         }
     out["metric"] = metric
     out["models"] = {m: {"gflops": v["gflops"], metric: v[metric]} for m, v in doc.models.items()}
-    out["alpha"] = config.alpha
+    out["alpha"] = selector.alpha
     out["protocol"] = doc.protocol
     return out

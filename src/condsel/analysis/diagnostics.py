@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from condsel.selection.evaluation.curves import choose_models
-from condsel.selection.evaluation.evaluate import OutOfFold, SelectionConfig, affinity_labels
+from condsel.selection.evaluation.evaluate import OutOfFold
 from condsel.selection.data.table import PredictionTable
 
 
@@ -53,11 +53,11 @@ def reliability(confidence: np.ndarray, hit: np.ndarray, bins: int = 10) -> dict
 
 
 def selector_diagnostics(
-    table: PredictionTable, oof: OutOfFold, config: SelectionConfig, threshold: float, bins: int = 10
+    table: PredictionTable, oof: OutOfFold, threshold: float, bins: int = 10
 ) -> dict:
     """Reliability diagrams, the label-vs-chosen confusion at ``threshold`` and the label distribution."""
     k = len(oof.order)
-    label = affinity_labels(table, oof.order, config).argmax(axis=1)
+    label = oof.policy.affinity(table, oof.order).argmax(axis=1)
     top = oof.proba.argmax(axis=1)
     confidence = oof.proba.max(axis=1)
     correct = None if table.multilabel else oof.hits(table)[np.arange(len(top)), top]
@@ -66,7 +66,7 @@ def selector_diagnostics(
     np.add.at(confusion, (label, chosen), 1)
     return {
         "pool": oof.order,
-        "alpha": config.alpha,
+        "alpha": oof.policy.alpha,
         "threshold": float(threshold),
         "reliability_vs_label": reliability(confidence, top == label, bins),
         "reliability_vs_correct": None if correct is None else reliability(confidence, correct, bins),

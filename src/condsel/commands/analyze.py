@@ -132,21 +132,27 @@ def _table(args):
     return table, backbone, (f"table {args.table}" if args.table else UCF101_DATA)
 
 
-def _config(args, alpha: float | None = None):
-    """The selection recipe of `condsel table`, without bootstrap CIs (the analyses do not report them)."""
+def _config(args):
+    """The protocol of `condsel table`, without bootstrap CIs (the analyses do not report them)."""
     from condsel.selection.evaluation.evaluate import SelectionConfig
 
+    return SelectionConfig(folds=args.folds, seed=args.seed, bootstrap=0)
+
+
+def _selector(args, backbone: str, alpha: float | None = None):
+    """The paper's selector of `condsel table` (its defaults, ``--alpha`` and ``--seed``) on ``backbone``."""
+    from condsel.selection.method.policies import SelectorPolicy
+
     alpha = alpha if alpha is not None else getattr(args, "alpha", None)
-    chosen = {"alpha": alpha} if alpha is not None else {}
-    return SelectionConfig(folds=args.folds, seed=args.seed, bootstrap=0, **chosen)
+    return SelectorPolicy(backbone=backbone, seed=args.seed, **({"alpha": alpha} if alpha is not None else {}))
 
 
 def _runs_with_progress(runs, jobs: list[tuple[str, object]]) -> None:
     """Fill the memo of cross-validation runs with a progress bar; the analyses then read it."""
     from tqdm import tqdm
 
-    for backbone, config in tqdm(jobs, desc="cross-validation runs", unit="run"):
-        runs(backbone, config)
+    for selector, config in tqdm(jobs, desc="cross-validation runs", unit="run"):
+        runs(selector, config)
 
 
 def _alpha_sweep(args) -> dict:
@@ -155,8 +161,8 @@ def _alpha_sweep(args) -> dict:
 
     table, backbone, data = _table(args)
     runs = OutOfFoldRuns(table)
-    _runs_with_progress(runs, [(backbone, _config(args, a)) for a in args.alphas])
-    out = alpha_sweep(runs, backbone, args.alphas, _config(args, 0.0))
+    _runs_with_progress(runs, [(_selector(args, backbone, a), _config(args)) for a in args.alphas])
+    out = alpha_sweep(runs, _selector(args, backbone), args.alphas, _config(args))
     for row in out["labels"]:
         shares = ", ".join(f"{m} {100 * s:.1f}%" for m, s in row["share"].items())
         print(f"alpha {row['alpha']:g}: labels {shares}; {row['mean_routed_gflops']:.2f} GFLOPs/video if routed to them")
@@ -168,8 +174,8 @@ def _operating(args, table, backbone):
     from condsel.analysis.operating import default_operating_point
 
     runs = OutOfFoldRuns(table)
-    _runs_with_progress(runs, [(backbone, _config(args))])
-    oof, summary = runs(backbone, _config(args))
+    _runs_with_progress(runs, [(_selector(args, backbone), _config(args))])
+    oof, summary = runs(_selector(args, backbone), _config(args))
     threshold = args.threshold if args.threshold is not None else default_operating_point(summary)["threshold"]
     return oof, threshold
 
@@ -192,8 +198,8 @@ def _backbones(args) -> dict:
     table, _, data = _table(args)
     names = args.backbones or (["mv", "residual", "flow"] if not args.table else table.models)
     runs = OutOfFoldRuns(table)
-    _runs_with_progress(runs, [(b, _config(args)) for b in names])
-    out = backbone_comparison(runs, names, _config(args))
+    _runs_with_progress(runs, [(_selector(args, b), _config(args)) for b in names])
+    out = backbone_comparison(runs, _selector(args, names[0]), names, _config(args))
     for name, b in out["backbones"].items():
         match = b["headline"]["gflops_to_match_best"]
         print(f"{name}: reaches the best single model at {'not reached' if match is None else f'{match:.1f}'} GFLOPs/video")
@@ -205,7 +211,7 @@ def _diagnostics(args) -> dict:
 
     table, backbone, data = _table(args)
     oof, threshold = _operating(args, table, backbone)
-    out = selector_diagnostics(table, oof, _config(args), threshold, args.bins)
+    out = selector_diagnostics(table, oof, threshold, args.bins)
     print(f"top model = affinity label for {100 * out['top_model_agreement']:.1f}% of videos; "
           f"ECE {out['reliability_vs_label']['ece']:.3f}")
     return {**out, "data": data}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
-from condsel._argtypes import int_at_least, nonnegative_float, nonnegative_int, positive_float
+from condsel._argtypes import int_at_least, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def register(sub) -> None:
                    help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
                         "recommended front's budgets; repeatable")
     p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                   help="processes fitting policies in parallel (default: every core); the output is the same whatever the count")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
 
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.report.plots import plot_curves
     from condsel.selection.evaluation.evaluate import SelectionConfig
-    from condsel.selection.evaluation.comparison import count_fits, evaluate_policies, parse_policies
+    from condsel.selection.evaluation.comparison import SELECTOR_FAMILY, evaluate_policies, parse_policies
+    from condsel.selection.method.policies import POLICIES
     from condsel.sources import resolve_table, source_provenance
     from condsel.selection.evaluation.document import Provenance, build_document
     from condsel.selection.evaluation.text_summary import format_summary
@@ -91,17 +95,17 @@ def run(args: argparse.Namespace) -> int:
     table, derivation, unit = resolve_table(source, args.models, args.costs)
     provenance = Provenance.from_json(source_provenance(source, table))
     names = parse_policies(",".join(args.policies))
-    config = SelectionConfig(
-        alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, folds=args.folds, seed=args.seed,
-        bootstrap=args.bootstrap, budgets=args.budget or [],
-    )
+    config = SelectionConfig(folds=args.folds, seed=args.seed, bootstrap=args.bootstrap, budgets=args.budget or [])
+    selector_params = dict(alpha=args.alpha, temperature=args.temperature, selector_input=args.selector_input, seed=args.seed)
+    policies = [POLICIES[n](**selector_params) if n in SELECTOR_FAMILY else n for n in names]
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
     if unit == "ms":
         print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
-    with tqdm(total=count_fits(names, config.folds), desc="policies", unit="fit") as bar:
-        sections = evaluate_policies(table, args.backbone, names, config, progress=bar.update)
+    with tqdm(total=0, desc="policy fits", unit="fit") as bar:
+        sections = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params),
+                                     workers=args.workers)
     doc = build_document(sections, provenance, derivation, unit)
     if doc.backbone_chosen:
         print(f"backbone chosen on the training folds: {doc.backbone}")

@@ -15,13 +15,14 @@ import hashlib
 import inspect
 import logging
 from dataclasses import dataclass, replace
+
 import numpy as np
 
-from condsel.analysis.operating import best_point, matching_point
 from condsel.pool.config import PoolConfig
 from condsel.pool.run_dir import point_within_budget
 from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, held_out_curve
 from condsel.selection.evaluation.evaluate import fold_ids
+from condsel.selection.method.operating import default_point
 from condsel.selection.method.policies import POLICIES, Policy, metric_name, single_values
 from condsel.selection.evaluation.recommend import choose, nested_front
 from condsel.selection.data.table import PredictionTable
@@ -71,7 +72,7 @@ def _make(name: str, pool: PoolConfig, seed: int):
         kwargs["backbone"] = pool.backbone
     if "seed" in params:
         kwargs["seed"] = seed
-    return lambda: cls(**kwargs)
+    return cls(**kwargs)
 
 
 def _points(costs: np.ndarray, values: np.ndarray, thresholds: np.ndarray, metric: str) -> list[dict]:
@@ -86,7 +87,7 @@ def _operating_point(curve: list[dict], table: PredictionTable, settings: FitSet
     if settings.budget is not None:
         return point_within_budget(curve, settings.budget)
     best_single = max(single_values(table).values())
-    return matching_point(curve, best_single, metric) or best_point(curve, metric)
+    return default_point(curve, best_single, metric)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
         fits = cross_fit(_make(settings.policy, pool, settings.seed), table, folds, nested=False)
         curve = _points(*held_out_curve(fits, table, THRESHOLDS), THRESHOLDS, metric)
         point = _operating_point(curve, table, settings, fits)
-        return FitResult(_make(settings.policy, pool, settings.seed)().fit(table), curve, point, {}, settings.folds)
+        return FitResult(_make(settings.policy, pool, settings.seed).clone().fit(table), curve, point, {}, settings.folds)
     fits, curves = {}, {}
     for name in sorted(POLICIES):
         log.info("cross-fitting the %s policy, nested (%d folds)", name, settings.folds)
@@ -139,7 +140,7 @@ def fit_policy(pool: PoolConfig, table: PredictionTable, settings: FitSettings) 
                   for name, (c, v) in curves.items() if float(c.min()) <= settings.budget}
     curve = _points(*curves[choice.policy], THRESHOLDS, metric)
     log.info("fitting the %s policy on all %d videos", choice.policy, table.num_samples)
-    return FitResult(_make(choice.policy, pool, settings.seed)().fit(table), curve, point, candidates, settings.folds)
+    return FitResult(_make(choice.policy, pool, settings.seed).clone().fit(table), curve, point, candidates, settings.folds)
 
 
 def describe_fit(table: PredictionTable, settings: FitSettings, result: FitResult, label: str = "GFLOPs") -> tuple[dict, dict]:

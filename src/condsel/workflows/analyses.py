@@ -27,6 +27,7 @@ from condsel._io import write_json
 from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA, ucf101_table
 from condsel.report.analysis_plots import PLOTS
 from condsel.selection.evaluation.evaluate import SelectionConfig
+from condsel.selection.method.policies import SelectorPolicy
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ def ucf101_analyses(seed: int = 0, folds: int = DEMO_FOLDS) -> dict[str, Callabl
     """The UCF101 analyses, by name, as thunks sharing one memo of cross-validation runs."""
     runs = OutOfFoldRuns(ucf101_table())
     config = SelectionConfig(seed=seed, folds=folds, bootstrap=0)
+    selector = SelectorPolicy(backbone=UCF101_BACKBONE, seed=seed)
 
     def operating():
-        oof, summary = runs(UCF101_BACKBONE, config)
+        oof, summary = runs(selector, config)
         return oof, default_operating_point(summary)["threshold"]
 
     def per_class():
@@ -59,11 +61,11 @@ def ucf101_analyses(seed: int = 0, folds: int = DEMO_FOLDS) -> dict[str, Callabl
 
     def diagnostics():
         oof, threshold = operating()
-        return selector_diagnostics(runs.table, oof, config, threshold)
+        return selector_diagnostics(runs.table, oof, threshold)
 
     thunks = {
-        "alpha_sweep": lambda: alpha_sweep(runs, UCF101_BACKBONE, sorted({0.0, config.alpha, 4.0}), config),
-        "backbones": lambda: backbone_comparison(runs, DEMO_BACKBONES, config),
+        "alpha_sweep": lambda: alpha_sweep(runs, selector, sorted({0.0, selector.alpha, 4.0}), config),
+        "backbones": lambda: backbone_comparison(runs, selector, DEMO_BACKBONES, config),
         "per_class": per_class,
         "diagnostics": diagnostics,
     }

@@ -98,14 +98,14 @@ def select(val: PredictionTable, test: PredictionTable, models: dict[str, nn.Mod
     backbone = min(gflops, key=gflops.get)
     # the selector reads the backbone's class probabilities (the paper's input): here which
     # class, and so which pair of classes, the cheap model sees decides which model is needed
-    sections, _ = evaluate_holdout(val, test, backbone, SelectionConfig(seed=seed, selector_input="probs"))
+    sections, policy = evaluate_holdout(SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed), val, test,
+                                        SelectionConfig(seed=seed))
     provenance = Provenance("synthetic", [f"{out_dir / 'val_table.npz'} (selector training, calibration)",
                                           f"{out_dir / 'test_table.npz'} (reported)"])
     derivation = [f"{m.name}: {m.gflops_per_video:.4g} GFLOPs/video, counted from its graph ({m.views} views)"
                   for m in SYNTHETIC_POOL.members]
     summary = build_document(sections, provenance, derivation)
-    # the same selector as a policy (same fit, same seed), for predict and serve
-    policy = SelectorPolicy(backbone=backbone, selector_input="probs", seed=seed).fit(val)
+    # the same fitted selector serves predict and serve
     calibration = policy.sweep(val)
     threshold = policy.default_threshold_
     point = next(p for p in calibration if p["threshold"] == threshold)

@@ -92,7 +92,8 @@ class PredictionTable:
         return self._replace(gflops={m: merged[m] for m in self.logits})
 
     def subset(self, index: np.ndarray) -> PredictionTable:
-        return PredictionTable(
+        """The rows ``index``; the subset remembers its root table and rows there, so arrays derived once from the root are shared."""
+        sub = PredictionTable(
             names=self.names[index],
             labels=self.labels[index],
             logits={m: v[index] for m, v in self.logits.items()},
@@ -101,6 +102,18 @@ class PredictionTable:
             class_names=self.class_names,
             groups=None if self.groups is None else self.groups[index],
         )
+        root, rows = self.origin
+        sub.origin = (root, rows[np.arange(self.num_samples)[index]])
+        return sub
+
+    @property
+    def origin(self) -> tuple[PredictionTable, np.ndarray]:
+        """(root table, this table's rows in it): itself and every row unless made by :meth:`subset`."""
+        return self.__dict__.get("_origin") or (self, np.arange(self.num_samples))
+
+    @origin.setter
+    def origin(self, value: tuple[PredictionTable, np.ndarray]) -> None:
+        self.__dict__["_origin"] = value
 
     def select_models(self, models: list[str]) -> PredictionTable:
         missing = [m for m in models if m not in self.logits]

@@ -8,18 +8,16 @@ curve (grouped k-fold), so their points compare sample for sample.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from math import comb
+from collections.abc import Sequence
 
 import numpy as np
 
 from condsel._io import torch_threads
-from condsel.selection.method.backbone import choose_backbone
-from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve
-from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
-from condsel.selection.method.policies import POLICIES, Policy
+from condsel.errors import CondselError
+from condsel.selection.evaluation.backbone import choose_backbone
+from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve
+from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
+from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
 from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
 from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
@@ -27,23 +25,29 @@ from condsel.selection.data.table import PredictionTable
 log = logging.getLogger(__name__)
 
 POLICY_NAMES = ("selector", "cascade", "learned_cascade", "ensemble_selector")
+SELECTOR_FAMILY = ("selector", "ensemble_selector")
 THRESHOLDS = np.linspace(0.0, 1.0, 51)
 
 
-def candidates(names: list[str], backbone: str | None, selector_params: dict) -> dict[str, Callable[[], Policy]]:
-    """Factories of the policies to compare, by summary name; ``cascade`` brings its stacked-fusion variant."""
-    unknown = sorted(set(names) - set(POLICY_NAMES))
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; choose from {list(POLICY_NAMES)} or 'all'")
-    makers: dict[str, Callable[[], Policy]] = {}
-    for name in names:
-        if name in ("selector", "ensemble_selector"):
-            makers[name] = lambda cls=POLICIES[name]: cls(backbone=backbone, **selector_params)
-        elif name == "cascade":
-            makers["cascade"] = lambda: POLICIES["cascade"]()
-            makers["cascade_stacked"] = lambda: POLICIES["cascade"](fusion="stacked")
+def candidates(policies: Sequence[str | Policy], selector: SelectorPolicy | None = None) -> dict[str, Policy]:
+    """Prototypes of the policies to compare, by summary name; ``cascade`` brings its stacked-fusion variant.
+
+    A name gets the policy's defaults (``selector`` gets ``selector`` when
+    given); a :class:`Policy` instance is used as it is, under its ``name``.
+    """
+    makers: dict[str, Policy] = {}
+    for entry in policies:
+        if isinstance(entry, Policy):
+            makers[entry.name] = entry
+        elif entry not in POLICY_NAMES:
+            raise ValueError(f"unknown policies {[entry]}; choose from {list(POLICY_NAMES)} or 'all'")
+        elif entry == "selector":
+            makers["selector"] = selector if selector is not None else SelectorPolicy()
+        elif entry == "cascade":
+            makers["cascade"] = POLICIES["cascade"]()
+            makers["cascade_stacked"] = POLICIES["cascade"](fusion="stacked")
         else:
-            makers[name] = POLICIES[name]
+            makers[entry] = POLICIES[entry]()
     return makers
 
 
@@ -53,34 +57,28 @@ def parse_policies(text: str) -> list[str]:
     names = list(POLICY_NAMES) if "all" in names else list(dict.fromkeys(names))
     if not names:
         raise ValueError(f"no policies named; choose from {list(POLICY_NAMES)} or 'all'")
-    candidates(names, None, {})  # validates
+    candidates(names)  # validates
     return names
 
 
 def compare_policies(
     table: PredictionTable,
     folds: np.ndarray,
-    makers: dict[str, Callable[[], Policy]],
+    fits: dict[str, CrossFits],
     seed: int = 0,
     bootstrap: int = 200,
     budgets: np.ndarray | None = None,
-    progress: Callable[[], None] | None = None,
 ) -> dict:
     """The summary sections ``policies``, ``static``, ``static_hull``, ``fusion_oracle``, ``recommended`` and ``pruned``.
 
-    With the selector among ``makers``, also ``selector_budgets`` (the paper's
-    selector alone under the same nested protocol) and ``selector_backbones``
-    (each outer fit's backbone).
+    ``fits`` holds each policy's cross-fits (nested from 3 folds on). With
+    the selector among them, also ``selector_budgets`` (the paper's selector
+    alone under the same nested protocol).
     """
     metric = "map" if table.multilabel else "top1"
     nested_ok = len(np.unique(folds)) >= 3  # inner fits leave out two folds and need a third to train on
     if not nested_ok:
         log.warning("the recommended front needs at least 3 folds; with %d it is left empty", len(np.unique(folds)))
-    fits = {}
-    for name, make in makers.items():
-        start = time.perf_counter()
-        fits[name] = cross_fit(make, table, folds, nested=nested_ok, progress=progress)
-        log.info("cross-fitted %s in %.1f s", name, time.perf_counter() - start)
     fronts = {}
     for name, f in fits.items():
         costs, values = held_out_curve(f, table, THRESHOLDS)
@@ -115,40 +113,44 @@ def compare_policies(
     }
     if "selector" in fits:
         out["selector_budgets"] = nested(["selector"])  # the paper's selector alone, thresholds chosen the same nested way
-        out["selector_backbones"] = [fits["selector"].outer[k].policy.members_[0] for k in sorted(fits["selector"].outer)]
     return out
-
-
-def count_fits(names: Sequence[str], folds: int) -> int:
-    """How many policy fits :func:`evaluate_policies` makes (outer folds, plus the nested pairs from 3 folds on)."""
-    return len(candidates(list(names), None, {})) * (folds + (comb(folds, 2) if folds >= 3 else 0))
 
 
 def evaluate_policies(
     table: PredictionTable,
     backbone: str | None = None,
-    policies: str | Sequence[str] = "all",
+    policies: str | Sequence[str | Policy] = "all",
     config: SelectionConfig | None = None,
-    progress: Callable[[], None] | None = None,
+    progress=None,
+    selector: SelectorPolicy | None = None,
+    workers: int = 1,
 ) -> dict:
-    """The whole ``condsel table`` procedure: every policy, the baselines and the recommended front.
+    """The whole ``condsel table`` procedure: every policy, the paper's selector summary, the baselines and the recommended front.
 
-    Every choice (backbone, pool order, thresholds, the policy per budget) is
-    made on training folds only; held-out folds are only reported.
+    One engine: every curve, the paper's selector included, comes from
+    cross-fitting policies on the same folds. Every choice (backbone, pool
+    order, thresholds, the policy per budget) is made on training folds
+    only; held-out folds are only reported.
 
     Parameters
     ----------
     table : PredictionTable
         Per-model outputs with costs attached (``table.with_costs``).
     backbone : str, optional
-        The paper's selector's backbone; by default the one most outer folds
-        choose on their training folds.
-    policies : "all" or list of str
-        Among ``selector``, ``cascade``, ``learned_cascade``, ``ensemble_selector``.
+        The selector family's backbone; by default each outer fold chooses
+        one on its training folds (:mod:`condsel.selection.evaluation.backbone`)
+        and the paper's curve uses the one most folds chose.
+    policies : "all" or list of str or Policy
+        Names among ``selector``, ``cascade``, ``learned_cascade``,
+        ``ensemble_selector``, or policy instances (their hyperparameters).
     config : SelectionConfig, optional
-        Folds, seed, alpha, bootstrap replicates and budgets (defaults otherwise).
-    progress : callable, optional
-        Called once per policy fit (see :func:`count_fits`).
+        The protocol: folds, seed, thresholds, bootstrap replicates, budgets.
+    progress : tqdm-like, optional
+        Its ``total`` grows by the fits planned and ``update(1)`` follows each fit.
+    selector : SelectorPolicy, optional
+        The paper's selector (its hyperparameters); ``SelectorPolicy()`` by default.
+    workers : int
+        Processes that fit in parallel; the summary is the same whatever the count.
 
     Returns
     -------
@@ -163,30 +165,45 @@ def evaluate_policies(
     >>> from condsel import load_table, default_costs, SelectionConfig
     >>> table = load_table("ucf101-split1")
     >>> table = table.with_costs(default_costs(table)[0]).select_models(["mv", "flow", "iframe"])
-    >>> summary = evaluate_policies(table, policies=["cascade"], config=SelectionConfig(folds=3, bootstrap=0))
+    >>> summary = evaluate_policies(table, "mv", policies=["cascade"], config=SelectionConfig(folds=3, bootstrap=0))
     >>> sorted(summary["policies"])
     ['cascade', 'cascade_stacked']
     """
     config = SelectionConfig() if config is None else config
-    names = parse_policies(policies if isinstance(policies, str) else ",".join(policies))
+    selector = SelectorPolicy() if selector is None else selector
+    if isinstance(policies, str):
+        policies = parse_policies(policies)
+    makers = candidates(policies, selector)
     if len(table.logits) < 2:
         raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
     if backbone is not None and backbone not in table.logits:
         raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
     folds = fold_ids(table, config.folds, config.seed)
-    selector_params = dict(alpha=config.alpha, temperature=config.temperature, selector_input=config.selector_input, seed=config.seed)
+    nested = config.folds >= 3
     given = backbone is not None
+    if backbone is not None:
+        makers = {n: p.clone(backbone=backbone) if n in SELECTOR_FAMILY else p for n, p in makers.items()}
+        selector = selector.clone(backbone=backbone)
     with torch_threads(1):
+        if given:
+            fits = fit_all(table, folds, {**makers, "paper": selector}, nested, progress, workers)
+            paper = fits.pop("paper")
+        else:
+            if not nested:
+                raise CondselError(f"choosing the backbone on training folds needs at least 3 folds, got {config.folds}; name one (--backbone)")
+            choice = choose_backbone(lambda b: selector.clone(backbone=b), table, folds,
+                                     lambda requests: fit_all(table, folds, requests, True, progress, workers), THRESHOLDS)
+            backbone, chosen = choice.majority, choice.chosen
+            log.info("backbone chosen on the training folds: %s (per fold: %s)", backbone, [chosen[k] for k in sorted(chosen)])
+            requests = {n: ({k: p.clone(backbone=b) for k, b in chosen.items()} if n in SELECTOR_FAMILY and n != "selector" else p)
+                        for n, p in makers.items() if n != "selector"}
+            fits = fit_all(table, folds, requests, nested, progress, workers)
+            if "selector" in makers:
+                fits = {n: choice.fits if n == "selector" else fits[n] for n in makers}
+            paper = choice.candidates[backbone]
         budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
-        compared = compare_policies(table, folds, candidates(names, backbone, selector_params), config.seed,
-                                    config.bootstrap, budgets, progress=progress)
-        chosen = compared.pop("selector_backbones", None)
-        if not given:  # the paper's curve uses the backbone most outer folds chose on their training folds
-            chosen = chosen or [choose_backbone(table.subset(folds != k), config.selector_input, config.seed)
-                                for k in range(config.folds)]
-            backbone = Counter(chosen).most_common(1)[0][0]
-            log.info("backbone chosen on the training folds: %s (per fold: %s)", backbone, chosen)
-        summary = cross_validate(table, backbone, config)
+        summary = summary_of(table, out_of_fold(paper, table, config), config)
+        compared = compare_policies(table, folds, fits, config.seed, config.bootstrap, budgets)
     summary["backbone_chosen"] = not given
     summary.update(compared)
     return summary

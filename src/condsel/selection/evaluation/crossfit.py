@@ -5,18 +5,30 @@ which give out-of-fold predictions) and once without each pair of folds (the
 inner fits). For outer fold k, the samples of fold i != k are then routed by
 the fit that saw neither i nor k: an out-of-fold estimate made from the
 outer training folds alone, so choices made on it never read fold k.
+
+A policy may differ per outer fold (e.g. a backbone chosen on that fold's
+training folds): its inner fits for outer fold k then use fold k's policy.
+Fits with equal hyperparameters and equal excluded folds are made once.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import logging
+import multiprocessing
+import time
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.method.policies.base import Policy, Routing, metric_value
+from condsel._io import torch_threads
 from condsel.selection.data.table import PredictionTable
+from condsel.selection.method.fusion import member_outputs
+from condsel.selection.method.policies.base import Policy, Routing, metric_value
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,31 +44,112 @@ class HeldOutFit:
 
 @dataclass(frozen=True)
 class CrossFits:
-    """Every fit one policy needs: ``outer[k]`` lacks fold k, ``inner[{i, k}]`` lacks folds i and k."""
+    """Every fit one policy needs: ``outer[k]`` lacks fold k; ``inner[(k, i)]`` lacks folds k and i and routes fold i for outer fold k."""
 
     folds: np.ndarray
     outer: dict[int, HeldOutFit]
-    inner: dict[frozenset, HeldOutFit]
+    inner: dict[tuple[int, int], HeldOutFit]
 
 
-def fit_without(make_policy: Callable[[], Policy], table: PredictionTable, folds: np.ndarray, excluded: tuple[int, ...]) -> HeldOutFit:
-    policy = make_policy().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))))
-    return HeldOutFit(policy, {k: policy._prepare(table.subset(np.flatnonzero(folds == k))) for k in excluded})
+def held_out(fitted: Policy, table: PredictionTable, folds: np.ndarray, excluded: tuple[int, ...]) -> HeldOutFit:
+    """``fitted`` (trained without ``excluded``) with its prepared view of each excluded fold."""
+    return HeldOutFit(fitted, {k: fitted._prepare(table.subset(np.flatnonzero(folds == k))) for k in excluded})
 
 
-def cross_fit(make_policy: Callable[[], Policy], table: PredictionTable, folds: np.ndarray, nested: bool = True, progress=None) -> CrossFits:
-    """Outer fits, and inner fits when ``nested``; ``progress`` is called once per fit."""
+_WORK: tuple = ()  # (table, folds) of the running fit_all, inherited by forked workers
+
+
+def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
+    table, folds = _WORK
+    policy, excluded = job
+    with torch_threads(1):
+        return policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))))
+
+
+def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):
+    """Fitted clones of the jobs' policies, in job order, made here or by ``workers`` forked processes.
+
+    Each fit is seeded by its policy and runs one torch thread, so results do
+    not depend on the worker count (only the order they are collected in, which is fixed).
+    """
+    global _WORK
+    _WORK = (table, folds)
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            yield from map(_fit_job, jobs)
+            return
+        for member in table.models:  # derived once before forking: every worker reads the same arrays
+            member_outputs(table).probs(member)
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_fit_job, jobs)
+    finally:
+        _WORK = ()
+
+
+def fit_jobs(policy: Policy | Mapping[int, Policy], folds: np.ndarray, nested: bool) -> list[tuple[Policy, tuple[int, ...]]]:
+    """The distinct (policy, excluded folds) fits a cross-fit needs, in a fixed order."""
     ids = [int(k) for k in np.unique(folds)]
-    outer, inner = {}, {}
-    for k in ids:
-        outer[k] = fit_without(make_policy, table, folds, (k,))
-        if progress:
-            progress()
+    per_fold = policy if isinstance(policy, Mapping) else {k: policy for k in ids}
+    wanted = [(per_fold[k], (k,)) for k in ids]
     if nested:
-        for i, j in itertools.combinations(ids, 2):
-            inner[frozenset((i, j))] = fit_without(make_policy, table, folds, (i, j))
-            if progress:
-                progress()
+        wanted += [(per_fold[k], tuple(sorted((k, i)))) for k, i in itertools.permutations(ids, 2)]
+    jobs, seen = [], set()
+    for p, excluded in wanted:
+        key = fit_key(p, excluded)
+        if key not in seen:
+            seen.add(key)
+            jobs.append((p, excluded))
+    return jobs
+
+
+def fit_key(policy: Policy, excluded: tuple[int, ...]) -> tuple:
+    return type(policy).__name__, repr(sorted(policy.get_params().items())), tuple(sorted(excluded))
+
+
+def fit_all(
+    table: PredictionTable,
+    folds: np.ndarray,
+    requests: Mapping[str, Policy | Mapping[int, Policy]],
+    nested: bool = True,
+    progress=None,
+    workers: int = 1,
+) -> dict[str, CrossFits]:
+    """Cross-fit every request by name, each distinct (hyperparameters, excluded folds) fit made once across all.
+
+    A request is a prototype (cloned for every fit) or one prototype per
+    outer fold. ``progress`` (tqdm-like) has its ``total`` raised by the fits
+    planned and is updated after each. ``workers`` > 1 fits in that many
+    forked processes; the result is the same whatever the count.
+    """
+    jobs, seen = [], set()
+    for policy in requests.values():
+        for job in fit_jobs(policy, folds, nested):
+            if fit_key(*job) not in seen:
+                seen.add(fit_key(*job))
+                jobs.append(job)
+    if progress is not None:
+        progress.total = (progress.total or 0) + len(jobs)
+        progress.refresh()
+    fitted, start = {}, time.perf_counter()
+    for (policy, excluded), fit in zip(jobs, _fits(jobs, table, folds, workers)):
+        fitted[fit_key(policy, excluded)] = held_out(fit, table, folds, excluded)
+        if progress is not None:
+            progress.update(1)
+    log.info("cross-fitted %s in %.1f s (%d fits, %d workers)", ", ".join(requests), time.perf_counter() - start, len(jobs), workers)
+    return {name: assemble(policy, folds, nested, fitted) for name, policy in requests.items()}
+
+
+def cross_fit(policy: Policy | Mapping[int, Policy], table: PredictionTable, folds: np.ndarray, nested: bool = True) -> CrossFits:
+    """Outer fits of ``policy``, and inner fits when ``nested`` (see :func:`fit_all`)."""
+    return fit_all(table, folds, {"policy": policy}, nested)["policy"]
+
+
+def assemble(policy: Policy | Mapping[int, Policy], folds: np.ndarray, nested: bool, fitted: dict[tuple, HeldOutFit]) -> CrossFits:
+    """The :class:`CrossFits` of ``policy`` from fits made elsewhere, keyed as :func:`fit_jobs` names them."""
+    ids = [int(k) for k in np.unique(folds)]
+    per_fold = policy if isinstance(policy, Mapping) else {k: policy for k in ids}
+    outer = {k: fitted[fit_key(per_fold[k], (k,))] for k in ids}
+    inner = {(k, i): fitted[fit_key(per_fold[k], (k, i))] for k, i in itertools.permutations(ids, 2)} if nested else {}
     return CrossFits(folds, outer, inner)
 
 
@@ -80,16 +173,34 @@ def held_out_routes(fits: CrossFits, threshold: float, outer_fold: int | None = 
         if outer_fold is None:
             parts.append((i, fits.outer[i].route(i, threshold)))
         elif i != outer_fold:
-            parts.append((i, fits.inner[frozenset((i, outer_fold))].route(i, threshold)))
+            parts.append((i, fits.inner[(outer_fold, i)].route(i, threshold)))
     rows = np.concatenate([np.flatnonzero(fits.folds == i) for i, _ in parts])
     return HeldOutRoutes(rows, np.concatenate([r.scores for _, r in parts]), np.concatenate([r.gflops for _, r in parts]))
 
 
 def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(mean GFLOPs, metric) at each threshold over the samples :func:`held_out_routes` covers."""
+    fast = None if table.multilabel else _per_sample_curve(fits, table, thresholds, outer_fold)
+    if fast is not None:
+        return fast
     costs, values = [], []
     for t in thresholds:
         r = held_out_routes(fits, t, outer_fold)
         costs.append(r.gflops.mean())
         values.append(metric_value(r.scores, table.labels[r.rows]))
     return np.array(costs), np.array(values)
+
+
+def _per_sample_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None):
+    """:func:`held_out_curve` from the fits' per-sample GFLOPs and top-1 classes (None when a fit cannot give them)."""
+    gflops, hits = [], []
+    for i in fits.outer:
+        if i == outer_fold:
+            continue
+        fit = fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]
+        per_sample = fit.policy._per_sample(fit.prepared[i], thresholds)
+        if per_sample is None:
+            return None
+        gflops.append(per_sample[0])
+        hits.append(per_sample[1] == table.labels[fits.folds == i])
+    return np.hstack(gflops).mean(axis=1), 100 * np.hstack(hits).mean(axis=1)

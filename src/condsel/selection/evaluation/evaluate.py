@@ -1,9 +1,12 @@
-"""Evaluation protocols: out-of-fold cross-validation and train/test hold-out.
+"""The paper's selector summary (``summary.json``'s curves, headline figures, CIs, budgets) from the one engine.
 
-Both end in the same summary dict (the schema of ``summary.json``): single
-models, the selector's threshold sweep, random selection at matched cost, the
-single-model hull and the oracle, with headline figures, bootstrap CIs and
-budget calibration. Accuracies are in percent; costs are GFLOPs per sample
+Every figure comes from a :class:`~condsel.selection.method.policies.SelectorPolicy`
+cross-fitted by :mod:`condsel.selection.evaluation.crossfit` (or fitted on a
+training table and measured on a test table): single models, the selector's
+threshold sweep, random selection at matched cost, the single-model hull and
+the oracle, with headline figures, bootstrap CIs and budget calibration.
+:class:`SelectionConfig` is the protocol only; hyperparameters live on the
+policy. Accuracies are in percent; costs are GFLOPs per sample
 (multiply-adds), including the backbone and the selector where they run.
 """
 
@@ -14,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs, soft_affinity
+from condsel.errors import CondselError
 from condsel.models.costs import FLOP_CONVENTION
+from condsel.selection.data.table import PredictionTable
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit
 from condsel.selection.evaluation.curves import (
     choice_fractions,
     choose_models,
@@ -27,51 +32,23 @@ from condsel.selection.evaluation.curves import (
 )
 from condsel.selection.evaluation.headline import headline_figures
 from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
-from condsel.selection.method.network import Selector
-from condsel.selection.data.table import PredictionTable
+from condsel.selection.method.affinity import loss_matrix
+from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
+from condsel.selection.method.policies.selector import SelectorPolicy
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class SelectionConfig:
-    alpha: float = 0.5
-    temperature: float | None = None  # soft affinity when set
+    """The evaluation protocol: folds, seed, threshold grid, random-selection seeds, bootstrap replicates, budgets."""
+
     folds: int = 5
     seed: int = 0
     thresholds: int = 1001
     random_seeds: int = 10
     bootstrap: int = 200
     budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
-    selector_input: str = "sorted"  # see condsel.selection.method.network.selector_inputs
-    hidden: tuple[int, ...] = (256,)
-    epochs: int = 5
-    lr: float = 1e-3
-    batch_size: int | None = None
-    milestones: tuple[int, ...] = (2, 4)  # epochs where the learning rate drops x0.1
-
-
-def pool_order(table: PredictionTable, backbone: str) -> list[str]:
-    """The backbone first (it always runs), then the other models by ascending cost."""
-    if backbone not in table.logits:
-        raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
-    return [backbone] + [m for m in table.models if m != backbone]
-
-
-def affinity_labels(table: PredictionTable, order: list[str], config: SelectionConfig) -> np.ndarray:
-    losses = loss_matrix([table.logits[m] for m in order], table.labels)
-    costs = normalized_costs(np.array([table.gflops[m] for m in order]))
-    if config.temperature is None:
-        return hard_affinity(losses, costs, config.alpha)
-    return soft_affinity(losses, costs, config.alpha, config.temperature)
-
-
-def fit_selector(table: PredictionTable, order: list[str], config: SelectionConfig) -> Selector:
-    selector = Selector(
-        hidden=config.hidden, epochs=config.epochs, lr=config.lr, milestones=config.milestones, batch_size=config.batch_size, seed=config.seed,
-        inputs=config.selector_input, multilabel=table.multilabel,
-    )
-    return selector.fit(selector.features(table.logits[order[0]]), affinity_labels(table, order, config))
 
 
 def fold_ids(table: PredictionTable, folds: int, seed: int) -> np.ndarray:
@@ -92,6 +69,7 @@ def fold_ids(table: PredictionTable, folds: int, seed: int) -> np.ndarray:
 class OutOfFold:
     """Each sample's selector probabilities, from the fold model that held it out."""
 
+    policy: SelectorPolicy  # the hyperparameters (unfitted prototype)
     order: list[str]  # pool order: the backbone, then the others by ascending cost
     proba: np.ndarray  # (N, K)
     selector_gflops: float
@@ -107,55 +85,71 @@ class OutOfFold:
         return top_k_hits(table, self.order, 1)
 
 
-def out_of_fold(table: PredictionTable, backbone: str, config: SelectionConfig) -> OutOfFold:
-    """Selector trained on k-1 folds and applied to the held-out fold, for every fold."""
-    order = pool_order(table, backbone)
-    folds = fold_ids(table, config.folds, config.seed)
-    backbone_logits = table.logits[order[0]]
-    proba = np.zeros((table.num_samples, len(order)), dtype=np.float64)
+def _paper_selector(policy) -> SelectorPolicy:
+    if not isinstance(policy, SelectorPolicy) or isinstance(policy, EnsembleSelectorPolicy):
+        raise CondselError(f"the paper's selector summary needs a SelectorPolicy, not {type(policy).__name__}")
+    return policy
+
+
+def out_of_fold(fits: CrossFits, table: PredictionTable, config: SelectionConfig) -> OutOfFold:
+    """The selector probabilities of every sample from the outer fit that held it out (one backbone for all folds)."""
+    first = _paper_selector(fits.outer[min(fits.outer)].policy)
+    order = first.members_
+    if any(f.policy.members_ != order for f in fits.outer.values()):
+        raise CondselError("the paper's selector curve needs one backbone for every fold; name it (--backbone)")
+    proba = np.zeros((table.num_samples, len(order)), dtype=np.float32)
     calibration = []
-    selector_gflops = 0.0
-    for k in range(config.folds):
-        train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        log.debug("fold %d/%d: training the selector on %d samples", k + 1, config.folds, len(train))
-        selector = fit_selector(table.subset(train), order, config)
-        proba[test] = selector.predict_proba(selector.features(backbone_logits[test]))
-        calibration.append((train, selector.predict_proba(selector.features(backbone_logits[train])), test))
-        selector_gflops = selector.gflops()
+    for k in sorted(fits.outer):
+        policy = fits.outer[k].policy
+        train, test = np.flatnonzero(fits.folds != k), np.flatnonzero(fits.folds == k)
+        proba[test] = policy.confidences(table.subset(test))
+        calibration.append((train, policy.confidences(table.subset(train)), test))
     protocol = {
-        "kind": f"{config.folds}-fold cross-validation, out-of-fold predictions",
+        "kind": f"{len(fits.outer)}-fold cross-validation, out-of-fold predictions",
         "grouped_by": "group" if table.groups is not None else "sample",  # the document names the grouping
-        "folds": config.folds,
+        "folds": len(fits.outer),
         "seed": config.seed,
         "samples": table.num_samples,
     }
-    return OutOfFold(order, proba, selector_gflops, calibration, protocol)
+    return OutOfFold(first.clone(), order, proba, first.overhead_gflops_, calibration, protocol)
 
 
 def summary_of(table: PredictionTable, oof: OutOfFold, config: SelectionConfig) -> dict:
     """The ``summary.json`` dict of out-of-fold predictions (curves, baselines, CIs, budgets)."""
-    return build_summary(table, oof.order, oof.proba, oof.selector_gflops, config, oof.calibration, oof.protocol)
+    return build_summary(table, oof.policy, oof.order, oof.proba, oof.selector_gflops, config, oof.calibration, oof.protocol)
 
 
-def cross_validate(table: PredictionTable, backbone: str, config: SelectionConfig) -> dict:
-    """Every curve point out-of-fold: the summary of :func:`out_of_fold`."""
-    return summary_of(table, out_of_fold(table, backbone, config), config)
+def cross_validate(policy: SelectorPolicy, table: PredictionTable, config: SelectionConfig) -> dict:
+    """Cross-fit ``policy`` (a clone per fold) and summarise its out-of-fold predictions, as ``summary.json`` does.
+
+    Examples
+    --------
+    >>> from condsel import load_table, default_costs, SelectorPolicy, SelectionConfig
+    >>> table = load_table("ucf101-split1")
+    >>> table = table.with_costs(default_costs(table)[0]).select_models(["mv", "iframe"])
+    >>> summary = cross_validate(SelectorPolicy(backbone="mv", epochs=1), table, SelectionConfig(folds=3, bootstrap=0))
+    >>> summary["pool"]
+    ['mv', 'iframe']
+    """
+    fits = cross_fit(_paper_selector(policy), table, fold_ids(table, config.folds, config.seed), nested=False)
+    return summary_of(table, out_of_fold(fits, table, config), config)
 
 
-def evaluate_holdout(train: PredictionTable, test: PredictionTable, backbone: str, config: SelectionConfig) -> tuple[dict, Selector]:
-    """Selector trained on ``train``; every curve point is measured on ``test``."""
-    order = pool_order(train, backbone)
-    selector = fit_selector(train, order, config)
-    proba = selector.predict_proba(selector.features(test.logits[order[0]]))
-    train_proba = selector.predict_proba(selector.features(train.logits[order[0]]))
+def evaluate_holdout(policy: SelectorPolicy, train: PredictionTable, test: PredictionTable, config: SelectionConfig) -> tuple[dict, SelectorPolicy]:
+    """``policy`` fitted on ``train``; every curve point is measured on ``test``."""
+    fitted = _paper_selector(policy).clone().fit(train)
+    order = fitted.members_
+    proba, train_proba = fitted.confidences(test), fitted.confidences(train)
     # calibration indices refer to a stacked train+test table
     stacked = _stack(train, test)
     n = train.num_samples
     calibration = [(np.arange(n), train_proba, n + np.arange(test.num_samples))]
     full_proba = np.vstack([train_proba, proba])
     protocol = {"kind": "train/test hold-out", "seed": config.seed, "train_samples": n, "samples": test.num_samples}
-    summary = build_summary(stacked, order, full_proba, selector.gflops(), config, calibration, protocol, evaluate_on=n + np.arange(test.num_samples))
-    return summary, selector
+    summary = build_summary(
+        stacked, fitted, order, full_proba, fitted.overhead_gflops_, config, calibration, protocol, evaluate_on=n + np.arange(test.num_samples)
+    )
+    return summary, fitted
 
 
 def _stack(a: PredictionTable, b: PredictionTable) -> PredictionTable:
@@ -243,6 +237,7 @@ def _map_curve(table, order, p, idx, costs, selector_gflops, config) -> Selector
 
 def build_summary(
     table: PredictionTable,
+    policy: SelectorPolicy,
     order: list[str],
     proba: np.ndarray,
     selector_gflops: float,
@@ -279,9 +274,9 @@ def build_summary(
         "metric": metric,
         "backbone": order[0],
         "pool": order,
-        "alpha": config.alpha,
-        "selector_input": config.selector_input,
-        "affinity": f"hard (Eq. 2{loss})" if config.temperature is None else f"soft{' (BCE)' if loss else ''}, T={config.temperature}",
+        "alpha": policy.alpha,
+        "selector_input": policy.selector_input,
+        "affinity": f"hard (Eq. 2{loss})" if policy.temperature is None else f"soft{' (BCE)' if loss else ''}, T={policy.temperature}",
         "protocol": protocol,
         "selector_gflops": selector_gflops,
         "models": {m: {"gflops": float(gflops[k]), **{n: float(curve.single[n][k]) for n in names}} for k, m in enumerate(order)},

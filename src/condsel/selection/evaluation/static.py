@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from condsel.selection.evaluation.curves import oracle_curve, upper_hull
-from condsel.selection.method.fusion import MemberOutputs, fused_loss
+from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
 from condsel.selection.evaluation.metrics import mean_average_precision
 from condsel.selection.data.table import PredictionTable
 
@@ -50,7 +50,7 @@ def static_choices(table: PredictionTable, max_size: int = 3, members: list[str]
     chosen = subsets(members, max_size)
     costs = np.array([sum(table.gflops[m] for m in c) for c in chosen])
     order = np.argsort(costs, kind="stable")
-    outputs = MemberOutputs(table.logits, table.multilabel)
+    outputs = member_outputs(table)
     values, per_sample = [], []
     for i in order:
         p = outputs.fuse(chosen[i])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from condsel.selection.evaluation.document import SummaryDocument
 
+
 def _fmt(value, spec: str, none: str = "not reached") -> str:
     return none if value is None else format(value, spec)
 
@@ -13,7 +14,16 @@ def format_summary(doc: SummaryDocument) -> str:
     metric = doc.metric
     label = {"top1": "top-1", "map": "mAP"}.get(metric, metric)
     head = doc.headline
-    lines = [f"{'model':<14}{'GFLOPs/video':>14}{label + ' %':>10}"]
+    head_lines: list[str] = []
+    recommended = doc.recommended or []
+    if recommended:
+        head_lines.append(f"recommended front (policy and setting chosen on the training folds, held-out {label}):")
+        shown = sorted(set(range(0, len(recommended), max(1, len(recommended) // 6))) | {len(recommended) - 1})
+        for point in (recommended[i] for i in shown):
+            head_lines.append(
+                f"  budget {point['budget']:7.1f} GFLOPs: {point['policy']:<18} reached {point['gflops']:7.1f} GFLOPs, {label} {point[metric]:.2f}%"
+            )
+    lines = head_lines + [f"{'model':<14}{'GFLOPs/video':>14}{label + ' %':>10}"]
     for name, m in doc.models.items():
         tag = "  (backbone)" if name == doc.backbone else ""
         lines.append(f"{name:<14}{m['gflops']:>14.4g}{m[metric]:>10.2f}{tag}")
@@ -42,12 +52,4 @@ def format_summary(doc: SummaryDocument) -> str:
             f"  budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
             f"reached {b['reached_gflops']:.1f} GFLOPs, {label} {b['accuracy']:.2f}%"
         )
-    recommended = doc.recommended or []
-    if recommended:
-        lines.append(f"recommended front (policy and setting chosen on the training folds, held-out {label}):")
-        shown = sorted(set(range(0, len(recommended), max(1, len(recommended) // 6))) | {len(recommended) - 1})
-        for point in (recommended[i] for i in shown):
-            lines.append(
-                f"  budget {point['budget']:7.1f} GFLOPs: {point['policy']:<18} reached {point['gflops']:7.1f} GFLOPs, {label} {point[metric]:.2f}%"
-            )
     return "\n".join(lines)

@@ -55,3 +55,17 @@ def soft_affinity(losses: np.ndarray, costs: np.ndarray, alpha: float, temperatu
         raise ValueError("temperature must be positive")
     penalized = losses + alpha * np.asarray(costs)[None, :]
     return softmax(-penalized / temperature, axis=1).astype(np.float32)
+
+
+def affinity_targets(losses: np.ndarray, costs: np.ndarray, alpha: float, temperature: float | None) -> np.ndarray:
+    """Eq. 2's labels: hard (one-hot) without a temperature, soft with one."""
+    if temperature is None:
+        return hard_affinity(losses, costs, alpha)
+    return soft_affinity(losses, costs, alpha, temperature)
+
+
+def pool_order(models: list[str], backbone: str) -> list[str]:
+    """The backbone first (it always runs), then the other ``models`` in their given (ascending cost) order."""
+    if backbone not in models:
+        raise ValueError(f"backbone {backbone!r} is not among the models {sorted(models)}")
+    return [backbone] + [m for m in models if m != backbone]

@@ -20,6 +20,7 @@ from condsel._io import torch_threads
 from condsel.selection.method.affinity import softmax
 
 FUSIONS = ("mean", "stacked")
+FUSED_BYTES = 1 << 30  # fused subsets kept per table (see MemberOutputs)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -44,24 +45,70 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
 
 
 class MemberOutputs:
-    """Members' logits with their probabilities computed once, for fusing many subsets of them."""
+    """Members' logits with their probabilities (float32) computed once, for fusing many subsets of them.
 
-    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool) -> None:
+    With ``shared`` (the outputs of a larger table) and ``rows`` (this
+    table's rows there), probabilities and mean-fused subsets are read from
+    the shared ones instead of computed again: see :func:`member_outputs`.
+    Fused subsets are kept while they total at most ``FUSED_BYTES``, and
+    made again on each call beyond it.
+    """
+
+    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None) -> None:
         self.logits = logits
         self.multilabel = multilabel
+        self.shared, self.rows = shared, rows
         self._probs: dict[str, np.ndarray] = {}
+        self._fused: dict[tuple[str, ...], np.ndarray] = {}
 
     def probs(self, member: str) -> np.ndarray:
+        if self.shared is not None:
+            return self.shared.probs(member)[self.rows]  # a transient copy: subsets keep nothing
         if member not in self._probs:
-            self._probs[member] = probabilities(self.logits[member], self.multilabel)
+            self._probs[member] = probabilities(self.logits[member], self.multilabel).astype(np.float32)
         return self._probs[member]
 
     def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """As :func:`fuse` on these members' logits (on ``rows`` only, when given)."""
+        if weights is None and self.shared is not None:
+            return self.shared.fuse(members, rows=self.rows if rows is None else self.rows[rows])
+        if weights is None and len(members) > 1:
+            key = tuple(sorted(members))
+            if key not in self._fused:
+                fused = np.mean([self.probs(m) for m in key], axis=0)
+                if sum(a.nbytes for a in self._fused.values()) + fused.nbytes > FUSED_BYTES:
+                    return fused if rows is None else fused[rows]
+                self._fused[key] = fused
+            return self._fused[key] if rows is None else self._fused[key][rows]
         rows = slice(None) if rows is None else rows
         if weights is None:
-            return np.mean([self.probs(m)[rows] for m in members], axis=0)
+            return self.probs(members[0])[rows]
         return fuse([self.logits[m][rows] for m in members], self.multilabel, weights)
+
+
+def member_outputs(table) -> MemberOutputs:
+    """``table``'s member probabilities, computed once on its root table and shared by every subset (folds, policies, fits)."""
+    root, rows = table.origin
+    shared = root.__dict__.get("_member_outputs")
+    if shared is None:
+        shared = root.__dict__["_member_outputs"] = MemberOutputs(root.logits, root.multilabel)
+    return shared if root is table else MemberOutputs(_Rows(root.logits, rows), table.multilabel, shared, rows)
+
+
+class _Rows(Mapping):
+    """A mapping's arrays restricted to ``rows``, sliced on access: a view that keeps no copy."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
+        self.arrays, self.rows = arrays, rows
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key][self.rows]
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
 
 
 def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:

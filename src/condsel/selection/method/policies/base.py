@@ -26,7 +26,8 @@ import numpy as np
 
 from condsel._io import write_json
 from condsel.errors import NotFittedError
-from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.fusion import member_outputs
+from condsel.selection.method.operating import default_point
 from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
 
@@ -47,6 +48,17 @@ class Routing:
     gflops: np.ndarray
 
 
+def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
+    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k)`` gives choice k's (N, C), only for picked k."""
+    out = None
+    for k in np.unique(picks):
+        rows = picks == k
+        probs = choice_probs(int(k))
+        out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
+        out[rows] = probs[rows]
+    return out
+
+
 def metric_name(table: PredictionTable) -> str:
     return "map" if table.multilabel else "top1"
 
@@ -60,7 +72,8 @@ def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def single_values(table: PredictionTable, members: list[str] | None = None) -> dict[str, float]:
     """Top-1 (or mAP) % of each member run alone (default: every model of the table)."""
-    return {m: metric_value(probabilities(table.logits[m], table.multilabel), table.labels) for m in (table.models if members is None else members)}
+    outputs = member_outputs(table)
+    return {m: metric_value(outputs.probs(m), table.labels) for m in (table.models if members is None else members)}
 
 
 class Policy:
@@ -78,6 +91,19 @@ class Policy:
     # ---- estimator plumbing -------------------------------------------------
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params) -> Policy:
+        """Set hyperparameters by name (scikit-learn style); unknown names raise."""
+        unknown = sorted(set(params) - set(self._param_names()))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameters {unknown}; it has {self._param_names()}")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def clone(self, **params) -> Policy:
+        """An unfitted copy with the same hyperparameters, ``params`` overriding some."""
+        return type(self)(**{**self.get_params(), **params})
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -112,13 +138,8 @@ class Policy:
 
     def _default_threshold(self, table: PredictionTable) -> float:
         """The cheapest training point that reaches the best single member, else the most accurate one."""
-        metric = metric_name(table)
-        points = self.sweep(table)
         best_single = max(single_values(table, self.members_).values())
-        reaching = [p for p in points if p[metric] >= best_single - 1e-9]
-        if reaching:
-            return min(reaching, key=lambda p: (p["gflops"], p["threshold"]))["threshold"]
-        return max(points, key=lambda p: (p[metric], -p["gflops"]))["threshold"]
+        return default_point(self.sweep(table), best_single, metric_name(table))["threshold"]
 
     # ---- cost ------------------------------------------------------------------
     def routed_gflops(self, ran: np.ndarray) -> np.ndarray:
@@ -163,11 +184,27 @@ class Policy:
         self._check_fitted()
         prepared = self._prepare(table)
         metric = metric_name(table)
+        thresholds = self._sweep_thresholds()
+        per_sample = self._per_sample(prepared, thresholds) if not table.multilabel else None
+        if per_sample is not None:
+            gflops, predicted = per_sample
+            values = 100 * (predicted == table.labels).mean(axis=1)
+            return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))}
+                    for t, c, v in zip(thresholds, gflops.mean(axis=1), values)]
         points = []
-        for t in self._sweep_thresholds():
+        for t in thresholds:
             r = self._route(prepared, float(t))
             points.append({"threshold": float(t), "gflops": float(r.gflops.mean()), metric: metric_value(r.scores, table.labels), **self._settings(float(t))})
         return points
+
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(T, N) GFLOPs and top-1 class of every sample at every threshold, when a policy can give them without routing scores.
+
+        Equal to what :meth:`_route` gives (its ``gflops`` and ``scores.argmax``);
+        sweeps and held-out curves of single-label tables then skip building
+        the (N, C) scores. None: route threshold by threshold.
+        """
+        return None
 
     def _prepare(self, table: PredictionTable):
         missing = [m for m in self.members_ if m not in table.logits]

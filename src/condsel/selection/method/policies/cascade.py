@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.evaluation.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, MemberOutputs, fit_stacking, fused_loss
-from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.fusion import FUSIONS, MemberOutputs, member_outputs, fit_stacking, fused_loss
+from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.data.table import PredictionTable
 
 STOP_RULES = ("maxprob", "margin")
@@ -155,7 +155,7 @@ class CascadePolicy(Policy):
             for subset in sorted(prefixes):
                 w = fit_stacking([table.logits[m] for m in subset], table.labels)
                 self.weights_[subset_key(subset)] = {m: float(x) for m, x in zip(subset, w)}
-        cache: dict = {"outputs": MemberOutputs(table.logits, table.multilabel)}
+        cache: dict = {"outputs": member_outputs(table)}
         settings, costs, values = [], [], []
         for order in orders:
             for th, cost, value in self._search(table, order, cache):
@@ -216,7 +216,7 @@ class CascadePolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return MemberOutputs(table.logits, table.multilabel), {}
+        return member_outputs(table), {}
 
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, cache = prepared
@@ -227,15 +227,20 @@ class CascadePolicy(Policy):
             key = frozenset(order[:k])
             if key not in cache:
                 fused = self._fused(outputs, tuple(sorted(key)))
-                cache[key] = (fused, stage_confidence(fused, self.multilabel_, self.stop))
-        probs = [cache[frozenset(order[:k])][0] for k in range(1, len(order) + 1)]
+                # mean fusion is sliced from the table's shared cache on demand; stacked fusion is kept here, once per prepared table
+                cache[key] = (fused if self.fusion == "stacked" else None, stage_confidence(fused, self.multilabel_, self.stop))
         conf = np.stack([cache[frozenset(order[:k])][1] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
+
+        def stage_probs(k: int) -> np.ndarray:
+            kept = cache[frozenset(order[: k + 1])][0]
+            return kept if kept is not None else self._fused(outputs, tuple(sorted(order[: k + 1])))
+
         stop = stop_stages(conf, np.asarray(setting["thresholds"]))
         column = {m: i for i, m in enumerate(self.members_)}
         ran = np.zeros((n, len(self.members_)), dtype=bool)
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
-        return Routing(ran, np.stack(probs)[stop, np.arange(n)], self.routed_gflops(ran))
+        return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         setting = self._setting(threshold)

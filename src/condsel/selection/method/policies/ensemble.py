@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.method.affinity import hard_affinity, normalized_costs, soft_affinity
-from condsel.selection.evaluation.curves import choose_models, pareto_indices
-from condsel.selection.method.fusion import MemberOutputs, fused_loss
-from condsel.selection.method.policies.base import Routing, metric_value
+from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
+from condsel.selection.evaluation.curves import pareto_indices
+from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.policies.base import metric_value
 from condsel.selection.method.policies.selector import SelectorPolicy
-from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
 
 
@@ -42,10 +41,8 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         return ["max_size"] + SelectorPolicy._param_names()
 
     def _fit(self, table: PredictionTable) -> None:
-        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
-        if backbone not in table.logits:
-            raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
-        outputs = MemberOutputs(table.logits, table.multilabel)
+        backbone = pool_order(table.models, self._backbone(table))[0]
+        outputs = member_outputs(table)
         others = [m for m in table.models if m != backbone]
         entries, costs, values = [], [], []
         for size in range(0, self.max_size + 1):
@@ -61,34 +58,25 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         self.entries_ = [entries[i] for i in keep]
         losses = np.stack([fused_loss(outputs.fuse(e["fuse"]), table.labels) for e in self.entries_], axis=1)
         relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
-        if self.temperature is None:
-            targets = hard_affinity(losses, relative, self.alpha)
-        else:
-            targets = soft_affinity(losses, relative, self.alpha, self.temperature)
-        self.selector_ = Selector(
-            hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size,
-            seed=self.seed, inputs=self.selector_input, multilabel=table.multilabel,
-        )
-        self.selector_.fit(self.selector_.features(table.logits[backbone]), targets)
+        targets = affinity_targets(losses, relative, self.alpha, self.temperature)
+        self.selector_ = self.network(table.multilabel)
+        self.members_ = [backbone]  # the backbone first, as _features reads it
+        self.selector_.fit(self._features(table), targets)
         used = {m for e in self.entries_ for m in e["run"]}
         self.members_ = [backbone] + [m for m in table.models if m in used and m != backbone]
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
-        outputs = MemberOutputs(table.logits, table.multilabel)
-        return np.stack([outputs.fuse(e["fuse"]) for e in self.entries_])  # (E, N, C)
+    def _choice_probs(self, table: PredictionTable):
+        outputs = member_outputs(table)
+        return lambda e: outputs.fuse(self.entries_[e]["fuse"])
 
-    def _route(self, prepared, threshold: float) -> Routing:
-        probs, proba = prepared
-        n = proba.shape[0]
-        picks = choose_models(proba, threshold)
+    def _ran(self, picks: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}
         runs = np.zeros((len(self.entries_), len(self.members_)), dtype=bool)
         for e, entry in enumerate(self.entries_):
             runs[e, [column[m] for m in entry["run"]]] = True
-        ran = runs[picks]
-        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
+        return runs[picks]
 
     def _members_for(self, pick: int) -> list[str]:
         return [m for m in self.entries_[pick]["run"] if m != self.members_[0]]

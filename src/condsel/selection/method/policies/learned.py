@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, normalized_costs
-from condsel.selection.method.fusion import MemberOutputs, fused_loss
-from condsel.selection.method.policies.base import Policy, Routing
+from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
 
@@ -91,11 +91,11 @@ class LearnedCascadePolicy(Policy):
                 order = table.models
         self.members_ = order
         self.gflops_ = {m: float(table.gflops[m]) for m in order}
-        fused = self._prefixes(MemberOutputs(table.logits, table.multilabel))
+        fused = self._prefixes(member_outputs(table))
         losses = np.stack([fused_loss(p, table.labels) for p in fused], axis=1)
         best = prefix_targets(losses, np.cumsum([self.gflops_[m] for m in order]), self.alpha)
         stages = len(order) - 1
-        outputs = MemberOutputs(table.logits, table.multilabel)
+        outputs = member_outputs(table)
         X = np.vstack([self._features(fused, outputs, k) for k in range(stages)])
         stop = np.concatenate([best <= k for k in range(stages)])
         self.model_ = Selector(hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, seed=self.seed)
@@ -112,18 +112,18 @@ class LearnedCascadePolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        outputs = MemberOutputs(table.logits, table.multilabel)
+        outputs = member_outputs(table)
         fused = self._prefixes(outputs)
         p_stop = np.stack([self.model_.predict_proba(self._features(fused, outputs, k))[:, 1] for k in range(len(self.members_) - 1)], axis=1)
-        return np.stack(fused), p_stop
+        return outputs, p_stop
 
     def _route(self, prepared, threshold: float) -> Routing:
-        fused, p_stop = prepared
-        n, k = p_stop.shape[0], fused.shape[0]
+        outputs, p_stop = prepared  # fused prefixes are made on demand (shared, see member_outputs)
+        n, k = p_stop.shape[0], len(self.members_)
         stops = np.hstack([p_stop > threshold, np.ones((n, 1), dtype=bool)])
         stage = stops.argmax(axis=1)
         ran = np.arange(k)[None, :] <= stage[:, None]
-        return Routing(ran, fused[stage, np.arange(n)], self.routed_gflops(ran))
+        return Routing(ran, gather(lambda j: outputs.fuse(self.members_[: j + 1]), stage), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         k = len(outputs)

@@ -6,19 +6,22 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel.errors import CondselError
 from condsel.selection.evaluation.curves import choose_models
-from condsel.selection.method.fusion import probabilities
-from condsel.selection.method.policies.base import Policy, Routing
-from condsel.selection.method.network import Selector
+from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
+from condsel.selection.method.fusion import member_outputs, probabilities
+from condsel.selection.method.policies.base import Policy, Routing, gather
+from condsel.selection.method.network import Selector, selector_inputs
 from condsel.selection.data.table import PredictionTable
 
 
 class SelectorPolicy(Policy):
     """The paper's selector (Eq. 1-2, §3.4): the backbone always runs, an MLP on its outputs picks one member.
 
-    With ``backbone=None`` the backbone is the member whose selector curve is
-    best on the training samples (see :meth:`_choose_backbone`). The final
-    scores are those of the chosen member alone, as in the paper.
+    ``backbone`` names the member that always runs; fitting needs one. The
+    evaluation engine chooses it on training folds when the user does not
+    (:mod:`condsel.selection.evaluation.backbone`) and passes it down. The
+    final scores are those of the chosen member alone, as in the paper.
     """
 
     name = "selector"
@@ -48,52 +51,82 @@ class SelectorPolicy(Policy):
         self.batch_size = batch_size
         self.seed = seed
 
-    def _config(self):
-        from condsel.selection.evaluation.evaluate import SelectionConfig
-
-        return SelectionConfig(
-            alpha=self.alpha, temperature=self.temperature, selector_input=self.selector_input, hidden=tuple(self.hidden),
-            epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size, seed=self.seed,
+    def network(self, multilabel: bool) -> Selector:
+        """The unfitted selector MLP these hyperparameters describe (the one place it is built)."""
+        return Selector(
+            hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, milestones=tuple(self.milestones), batch_size=self.batch_size,
+            seed=self.seed, inputs=self.selector_input, multilabel=multilabel,
         )
 
-    def _fit(self, table: PredictionTable) -> None:
-        from condsel.selection.evaluation.evaluate import fit_selector, pool_order
+    def _backbone(self, table: PredictionTable) -> str:
+        if self.backbone is None:
+            raise CondselError(
+                f"{type(self).__name__} needs a backbone; name one, or let condsel.evaluate_policies choose it on training folds"
+            )
+        return self.backbone
 
-        backbone = self.backbone if self.backbone is not None else self._choose_backbone(table)
-        self.members_ = pool_order(table, backbone)
+    def _fit(self, table: PredictionTable) -> None:
+        self.members_ = pool_order(table.models, self._backbone(table))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
-        self.selector_ = fit_selector(table, self.members_, self._config())
+        self.selector_ = self.network(table.multilabel)
+        self.selector_.fit(self._features(table), self.affinity(table, self.members_))
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _choose_backbone(self, table: PredictionTable) -> str:
-        from condsel.selection.method.backbone import choose_backbone
+    def affinity(self, table: PredictionTable, order: list[str]) -> np.ndarray:
+        """Eq. 2's (N, K) affinity labels of ``table``'s samples over the members in ``order`` (the backbone first)."""
+        losses = loss_matrix([table.logits[m] for m in order], table.labels)
+        return affinity_targets(losses, normalized_costs(np.array([table.gflops[m] for m in order])), self.alpha, self.temperature)
 
-        return choose_backbone(table, self.selector_input, self.seed)
+    def confidences(self, table: PredictionTable) -> np.ndarray:
+        """P(choice k | x), (N, K), for every sample of ``table`` (its labels are not read)."""
+        self._check_fitted()
+        return self.selector_.predict_proba(self._features(table))
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return self._choice_probs(table), self._confidences(table.logits[self.members_[0]])
+        return self._choice_probs(table), self.confidences(table)
 
-    def _choice_probs(self, table: PredictionTable) -> np.ndarray:
-        """(K, N, C): the class probabilities each video ends with when the selector picks choice k."""
-        return np.stack([probabilities(table.logits[m], self.multilabel_) for m in self.members_])
+    def _choice_probs(self, table: PredictionTable):
+        """Choice k -> (N, C) class probabilities each video ends with when the selector picks k (made on demand)."""
+        outputs = member_outputs(table)
+        return lambda k: outputs.probs(self.members_[k])
+
+    def _features(self, table: PredictionTable) -> np.ndarray:
+        """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets."""
+        root, rows = table.origin
+        cache = root.__dict__.setdefault("_selector_features", {})
+        key = (self.members_[0], self.selector_input, table.multilabel)
+        if key not in cache:
+            cache[key] = selector_inputs(root.logits[key[0]], table.multilabel, self.selector_input)
+        return cache[key][rows]
 
     def _confidences(self, backbone_logits: np.ndarray) -> np.ndarray:
         """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
         return self.selector_.predict_proba(self.selector_.features(backbone_logits))
 
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, proba = prepared
+        picks = np.stack([choose_models(proba, float(t)) for t in thresholds])  # (T, N)
+        ran = self._ran(picks)
+        predicted = np.stack([probs(k).argmax(axis=1) for k in range(proba.shape[1])])  # (K, N)
+        return self.routed_gflops(ran), np.take_along_axis(predicted, picks, axis=0)
+
     def _members_for(self, pick: int) -> list[str]:
         """The members still to run once the backbone has run and the selector picked choice ``pick``."""
         return [] if pick == 0 else [self.members_[pick]]
 
+    def _ran(self, picks: np.ndarray) -> np.ndarray:
+        """(..., K) bool over ``members_``: what runs when the selector picks ``picks`` (the backbone always)."""
+        ran = np.zeros(picks.shape + (len(self.members_),), dtype=bool)
+        ran[..., 0] = True
+        np.put_along_axis(ran, picks[..., None], True, axis=-1)
+        return ran
+
     def _route(self, prepared, threshold: float) -> Routing:
         probs, proba = prepared
-        n = proba.shape[0]
         picks = choose_models(proba, threshold)
-        ran = np.zeros(proba.shape, dtype=bool)
-        ran[:, 0] = True
-        ran[np.arange(n), picks] = True
-        return Routing(ran, probs[picks, np.arange(n)], self.routed_gflops(ran))
+        ran = self._ran(picks)
+        return Routing(ran, gather(probs, picks), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
         backbone = self.members_[0]

@@ -1,0 +1,107 @@
+"""Wall time and peak memory of the public `condsel table` on generated tables at the paper's scale.
+
+    python benchmarks/table_scale.py [--sizes 10000 20000 40000 100000] [--models 10] [--classes 400]
+                                     [--multilabel] [--policies all] [--keep DIR]
+
+Each table is written in the plain npz layout (``names``, ``labels``,
+``logits`` per model) with a ``[gflops]`` costs file, then
+``condsel table --scores ... --costs ... --out ...`` runs as a child process
+with its defaults (all policies, 5 folds). Members have rising accuracy and
+cost, and every video has a difficulty shared by all members, so selection
+has something to find (a hard video needs a strong member). ``--multilabel``
+writes 0/1 label matrices (HVU-like). Prints wall time, peak RSS of the child
+(polled every 0.2 s with psutil) and, over two or more sizes, the exponent of
+wall time against N (least squares on log-log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+
+def generate(directory: Path, n: int, models: int, classes: int, multilabel: bool, seed: int = 0) -> list[str]:
+    """Write ``models`` plain-npz score files and ``costs.toml``; returns the ``--scores`` arguments."""
+    rng = np.random.default_rng(seed)
+    names = np.array([f"video_{i:07d}" for i in range(n)])
+    difficulty = rng.random(n)  # shared by every member
+    if multilabel:
+        labels = (rng.random((n, classes)) < 3.0 / classes).astype(np.uint8)
+        labels[np.arange(n), rng.integers(0, classes, n)] = 1
+    else:
+        labels = rng.integers(0, classes, n)
+    strengths = np.linspace(1.5, 5.0, models)
+    costs = np.geomspace(4.0, 300.0, models)
+    scores, lines = [], ["[gflops]"]
+    for m, (strength, cost) in enumerate(zip(strengths, costs)):
+        # a member sees a video's class more clearly the stronger it is and the easier the video
+        margin = (strength * (1.2 - difficulty)).astype(np.float32)[:, None]
+        logits = rng.normal(size=(n, classes)).astype(np.float32)
+        if multilabel:
+            logits += margin * (2.0 * labels - 1.0) - 2.0
+        else:
+            logits[np.arange(n), labels] += margin[:, 0]
+        path = directory / f"m{m}.npz"
+        np.savez(path, names=names, labels=labels, logits=logits)
+        scores += ["--scores", f"m{m}={path}"]
+        lines.append(f"m{m} = {cost:.3f}")
+    (directory / "costs.toml").write_text("\n".join(lines) + "\n")
+    return scores
+
+
+def run_table(scores: list[str], costs: Path, out: Path, policies: str) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (GiB, the child and its children) and exit code of one `condsel table` run."""
+    cmd = [sys.executable, "-m", "condsel", "table", *scores, "--costs", str(costs), "--policies", policies, "--out", str(out)]
+    start = time.perf_counter()
+    child = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak = 0
+    while child.poll() is None:
+        try:
+            procs = [child, *child.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    return time.perf_counter() - start, peak / 2**30, child.returncode
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 40_000, 100_000])
+    p.add_argument("--models", type=int, default=10)
+    p.add_argument("--classes", type=int, default=400)
+    p.add_argument("--multilabel", action="store_true")
+    p.add_argument("--policies", default="all")
+    p.add_argument("--keep", type=Path, help="write tables and outputs here instead of a temporary folder")
+    args = p.parse_args()
+    print(f"load average at start: {psutil.getloadavg()[0]:.1f} (1 min), {psutil.cpu_count()} cores")
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        for n in args.sizes:
+            folder = root / f"n{n}"
+            folder.mkdir(parents=True, exist_ok=True)
+            scores = generate(folder, n, args.models, args.classes, args.multilabel)
+            size = sum(f.stat().st_size for f in folder.glob("m*.npz")) / 2**20
+            wall, rss, code = run_table(scores, folder / "costs.toml", folder / "out", args.policies)
+            walls.append(wall)
+            kind = "multi-label" if args.multilabel else "single-label"
+            print(f"{n} videos x {args.models} models x {args.classes} classes ({kind}, {size:.0f} MB of npz): "
+                  f"wall {wall:.1f} s, peak RSS {rss:.2f} GiB, exit {code}, load {psutil.getloadavg()[0]:.1f}", flush=True)
+            if code != 0:
+                return code
+    if len(walls) >= 2:
+        slope = np.polyfit(np.log(args.sizes), np.log(walls), 1)[0]
+        print(f"wall time grows as N^{slope:.2f} over N = {args.sizes} (target <= 1.15)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
