@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from condsel.selection.evaluation.curves import selection_costs, sweep
+from condsel.selection.method.curves import selection_costs, sweep
 
 
 def main() -> None:

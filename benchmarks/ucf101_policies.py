@@ -30,7 +30,7 @@ import numpy as np
 
 from condsel.cli import main as condsel
 from condsel.datasets.ucf101 import ucf101_more_sources, ucf101_score_files
-from condsel.selection.evaluation.curves import curve_at
+from condsel.selection.method.curves import curve_at
 from condsel.selection.evaluation.document import SummaryDocument, load_summary
 
 ROOT = Path(__file__).resolve().parents[1]

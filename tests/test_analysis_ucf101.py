@@ -21,10 +21,10 @@ from condsel.analysis.oof import OutOfFoldRuns
 from condsel.analysis.operating import default_operating_point
 from condsel.analysis.per_class import per_class_compute
 from condsel.datasets.ucf101 import ucf101_table
-from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.curves import choose_models
 from condsel.selection.evaluation.evaluate import SelectionConfig
 from condsel.selection.method.policies import SelectorPolicy
-from condsel.selection.evaluation.metrics import topk_correct
+from condsel.selection.method.metrics import topk_correct
 
 CONFIG = SelectionConfig(folds=3, bootstrap=0, thresholds=201)
 SELECTOR = SelectorPolicy(backbone="mv")

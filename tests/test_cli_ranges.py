@@ -21,6 +21,7 @@ BAD_VALUES = [
     ("table", "--seed", "-1"),
     ("table", "--budget", "0"),
     ("table", "--bootstrap", "-5"),
+    ("table", "--workers", "0"),
     ("fit", "--budget", "-3"),
     ("fit", "--threshold", "1.5"),
     ("fit", "--folds", "0"),

@@ -26,7 +26,7 @@ from condsel.datasets.ucf101 import (
     ucf101_score_files,
 )
 from condsel.selection.data.importers import join_scores, read_scores
-from condsel.selection.evaluation.metrics import topk_correct
+from condsel.selection.method.metrics import topk_correct
 
 
 # split 1 top-1 as stated in the data README (DMC-Net authors' logs, gulvarol/ltc's IDT)

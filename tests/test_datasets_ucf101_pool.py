@@ -17,7 +17,7 @@ from conftest import shared_data
 
 from condsel.datasets.ucf101 import UCF101_POOL7, load_ucf101_pool, ucf101_score_files
 from condsel.models.costs import load_costs_toml
-from condsel.selection.evaluation.static import static_choices
+from condsel.selection.method.static import static_choices
 
 POOL7_COSTS = Path(__file__).resolve().parents[1] / "benchmarks" / "ucf101_pool7_costs.toml"
 

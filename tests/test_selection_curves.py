@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condsel.selection.evaluation.curves import (
+from condsel.selection.method.curves import (
     choice_fractions,
     choose_models,
     oracle_curve,

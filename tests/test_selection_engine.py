@@ -11,7 +11,7 @@ from conftest import ucf101_slice
 
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.comparison import evaluate_policies
-from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.curves import choose_models
 from condsel.selection.evaluation.evaluate import SelectionConfig
 from condsel.selection.method.fusion import probabilities
 from condsel.selection.method.policies import EnsembleSelectorPolicy, SelectorPolicy

@@ -14,7 +14,7 @@ from conftest import FIXTURES, shared_data
 
 from condsel.datasets.ucf101 import UCF101_MODELS, load_ucf101_split1, ucf101_score_files
 from condsel.selection.data.importers import join_scores, read_scores
-from condsel.selection.evaluation.metrics import topk_correct
+from condsel.selection.method.metrics import topk_correct
 from condsel._io import load_npy
 from condsel.selection.data.table import PredictionTable
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.evaluation.metrics import average_precision, mean_average_precision, topk_correct
+from condsel.selection.method.metrics import average_precision, mean_average_precision, topk_correct
 
 
 def test_average_precision_equals_sklearn_with_ties():

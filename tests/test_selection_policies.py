@@ -12,7 +12,7 @@ from conftest import ucf101_slice
 from condsel.selection.method.fusion import MemberOutputs
 from condsel.selection.evaluation.crossfit import cross_fit
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold
-from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.curves import choose_models
 from condsel.selection.method.policies import (
     CascadePolicy,
     EnsembleSelectorPolicy,

@@ -13,7 +13,7 @@ from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, comp
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
 from condsel.selection.method.prune import candidate_orders, prune_members
 from condsel.selection.evaluation.recommend import choose, inner_curves
-from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
+from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

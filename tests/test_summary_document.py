@@ -183,10 +183,11 @@ def test_a_hold_out_run_is_a_document_without_the_policy_sections():
     from conftest import ucf101_slice
     from condsel.selection.evaluation.document import build_document
     from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
+    from condsel.selection.method.policies import SelectorPolicy
 
     table = ucf101_slice(0, 400).select_models(["mv", "iframe"])
     half = table.num_samples // 2
-    sections, _ = evaluate_holdout(table.subset(slice(0, half)), table.subset(slice(half, None)), "mv",
+    sections, _ = evaluate_holdout(SelectorPolicy(backbone="mv"), table.subset(slice(0, half)), table.subset(slice(half, None)),
                                    SelectionConfig(bootstrap=0, random_seeds=2, thresholds=101))
     doc = build_document(sections, Provenance("synthetic", ["val.npz", "test.npz"]), ["mv: 44.36"])
     assert doc.policies is None and doc.recommended is None and "grouped_by" not in doc.protocol
@@ -198,8 +199,9 @@ def test_a_hold_out_run_is_a_document_without_the_policy_sections():
 def test_a_multilabel_run_spells_the_headline_after_map():
     from test_selection_multilabel import _table
     from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+    from condsel.selection.method.policies import SelectorPolicy
 
-    data = cross_validate(_table(300), "cheap", SelectionConfig(folds=3, bootstrap=0, random_seeds=2, thresholds=51))
+    data = cross_validate(SelectorPolicy(backbone="cheap"), _table(300), SelectionConfig(folds=3, bootstrap=0, random_seeds=2, thresholds=51))
     doc = SummaryDocument.from_json(data)
     assert doc.metric == "map" and doc.headline.best_accuracy == data["summary"]["best_map"]
     assert doc.headline.accuracy_gain_at_best_gflops == data["summary"]["map_gain_at_best_gflops"]

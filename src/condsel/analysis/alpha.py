@@ -13,7 +13,7 @@ import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, loss_matrix, normalized_costs
 from condsel.analysis.oof import OutOfFoldRuns
-from condsel.selection.evaluation.curves import selection_costs
+from condsel.selection.method.curves import selection_costs
 from condsel.selection.evaluation.evaluate import SelectionConfig
 from condsel.selection.method.affinity import pool_order
 from condsel.selection.method.policies import SelectorPolicy

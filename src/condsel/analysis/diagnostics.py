@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.curves import choose_models
 from condsel.selection.evaluation.evaluate import OutOfFold
 from condsel.selection.data.table import PredictionTable
 

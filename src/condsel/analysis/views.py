@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from condsel._io import atomic_path
-from condsel.selection.evaluation.metrics import topk_correct
+from condsel.selection.method.metrics import topk_correct
 
 
 @dataclass

@@ -8,7 +8,7 @@ Used by ``condsel localize`` (real per-clip features) and ``condsel demo``
 3. the selector (``condsel.selection.method.network.Selector``) learns G from the RGB stream's clip
    features: the RGB backbone always runs, so its features are free at inference;
 4. on the test videos, threshold t routes a clip to the motion stream when the
-   selector's P(rgb) < t (``condsel.selection.evaluation.curves.choose_models``: the cheapest model whose
+   selector's P(rgb) < t (``condsel.selection.method.curves.choose_models``: the cheapest model whose
    confidence reaches t). Where motion runs, the clip's CAS fuses both streams'
    (``fusion``: by default their per-class minimum, so both streams must agree and
    motion vetoes what appearance alone fires on; or their mean); elsewhere it is the
@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from condsel.models.costs import FLOP_CONVENTION, count_gflops
-from condsel.selection.evaluation.curves import choose_models, curve_at
+from condsel.selection.method.curves import choose_models, curve_at
 from condsel.localization import plots
 from condsel.datasets.thumos import GroundTruth
 from condsel.localization.detection_map import (

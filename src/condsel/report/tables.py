@@ -13,7 +13,7 @@ from html import escape
 import numpy as np
 
 from condsel.analysis.operating import best_point, matching_point
-from condsel.selection.evaluation.curves import curve_at
+from condsel.selection.method.curves import curve_at
 from condsel.selection.evaluation.document import SummaryDocument
 
 METRIC_NAMES = {"top1": "top-1 %", "map": "mAP %"}

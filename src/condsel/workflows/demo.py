@@ -33,7 +33,7 @@ from condsel.report.text import format_latency
 from condsel.selection.evaluation.document import Provenance, SummaryDocument, build_document
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.evaluate import SelectionConfig, evaluate_holdout
-from condsel.selection.evaluation.metrics import topk_correct
+from condsel.selection.method.metrics import topk_correct
 from condsel.selection.method.policies import SelectorPolicy
 from condsel.synthetic import CLASS_NAMES, SPLITS, SyntheticSet, generate
 from condsel.video.decode import DecodedVideo, decode_video

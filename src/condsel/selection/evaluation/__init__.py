@@ -1,1 +1,1 @@
-"""Evaluation: cross-fitting any policy, curves and bounds, baselines, the recommended front, summary.json."""
+"""Evaluation: the one cross-fitting engine over policies, backbone choice, the recommended front, summary.json."""

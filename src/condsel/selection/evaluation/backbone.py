@@ -21,7 +21,7 @@ import numpy as np
 
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.crossfit import CrossFits, held_out_curve
-from condsel.selection.evaluation.curves import curve_at, pareto_front
+from condsel.selection.method.curves import curve_at, pareto_front
 from condsel.selection.method.policies.base import Policy, single_values
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_c
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
 from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
 from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
-from condsel.selection.evaluation.static import fusion_oracle, static_choices, static_hull, static_points
+from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)

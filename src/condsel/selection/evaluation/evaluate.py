@@ -21,7 +21,7 @@ from condsel.errors import CondselError
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.crossfit import CrossFits, cross_fit
-from condsel.selection.evaluation.curves import (
+from condsel.selection.method.curves import (
     choice_fractions,
     choose_models,
     oracle_curve,
@@ -31,7 +31,7 @@ from condsel.selection.evaluation.curves import (
     upper_hull,
 )
 from condsel.selection.evaluation.headline import headline_figures
-from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
+from condsel.selection.method.metrics import mean_average_precision, topk_correct
 from condsel.selection.method.affinity import loss_matrix
 from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
 from condsel.selection.method.policies.selector import SelectorPolicy

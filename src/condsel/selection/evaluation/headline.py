@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from condsel.selection.evaluation.curves import curve_at, pareto_front, upper_hull
+from condsel.selection.method.curves import curve_at, pareto_front, upper_hull
 
 
 def headline_figures(

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from condsel.selection.evaluation.static import static_choices
+from condsel.selection.method.static import static_choices
 from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from condsel._io import write_json
 from condsel.errors import NotFittedError
 from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.operating import default_point
-from condsel.selection.evaluation.metrics import mean_average_precision, topk_correct
+from condsel.selection.method.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
 
 POLICY_FILE = "policy.json"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condsel.selection.evaluation.curves import pareto_indices
+from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import FUSIONS, MemberOutputs, member_outputs, fit_stacking, fused_loss
 from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.data.table import PredictionTable

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
-from condsel.selection.evaluation.curves import pareto_indices
+from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
 from condsel.selection.method.policies.base import metric_value
 from condsel.selection.method.policies.selector import SelectorPolicy

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.errors import CondselError
-from condsel.selection.evaluation.curves import choose_models
+from condsel.selection.method.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
 from condsel.selection.method.fusion import member_outputs, probabilities
 from condsel.selection.method.policies.base import Policy, Routing, gather

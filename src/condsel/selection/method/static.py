@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.evaluation.curves import oracle_curve, upper_hull
+from condsel.selection.method.curves import oracle_curve, upper_hull
 from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
-from condsel.selection.evaluation.metrics import mean_average_precision
+from condsel.selection.method.metrics import mean_average_precision
 from condsel.selection.data.table import PredictionTable
 
 MAX_LISTED = 100  # beyond this many subsets only the Pareto ones are listed
