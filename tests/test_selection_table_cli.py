@@ -104,18 +104,20 @@ def test_costs_file_overrides_defaults(tmp_path):
 
 
 def test_ms_costs_replace_every_cost_and_the_summary_names_the_unit(tmp_path, capsys):
+    """On the 202-video subset's two models, one policy, 3 folds: a flag's test needs no full comparison."""
+    files = {m: str(p) for m, p in ucf101_score_files(FIXTURES / "ucf101_scores_subset", split=1).items() if m in ("mv", "iframe")}
+    scores = [f"--scores={m}={p}" for m, p in files.items()]
     costs = tmp_path / "ms.toml"
     costs.write_text("[ms]\nmv = 3.0\niframe = 40.0\n")
     out = tmp_path / "run"
-    assert main(["table", "--bundled", "ucf101-split1", "--models", "mv", "iframe", "--backbone", "mv",
-                 "--costs", str(costs), "--bootstrap", "0", "--out", str(out)]) == 0
+    flags = ["--backbone", "mv", "--policies", "selector", "--folds", "3", "--bootstrap", "0", "--costs", str(costs)]
+    assert main(["table", *scores, *flags, "--out", str(out)]) == 0
     assert "profiled ms per video" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cost_unit"] == "ms"
     assert summary["models"]["mv"]["gflops"] == 3.0 and summary["models"]["iframe"]["gflops"] == 40.0
     costs.write_text("[ms]\nmv = 3.0\n")  # ms cannot be mixed with the other models' counted GFLOPs
-    assert main(["table", "--bundled", "ucf101-split1", "--models", "mv", "iframe", "--backbone", "mv",
-                 "--costs", str(costs), "--bootstrap", "0", "--out", str(tmp_path / "part")]) == 2
+    assert main(["table", *scores, *flags, "--out", str(tmp_path / "part")]) == 2
     assert "no cost for model(s) ['iframe']" in capsys.readouterr().err
 
 
