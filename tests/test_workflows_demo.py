@@ -22,17 +22,17 @@ def test_stages_write_a_run_that_predict_loads(tmp_path, monkeypatch):
 
     stages = ["generate", "decode", "train_frame2d", "train_conv3d_s", "train_conv3d_l", "extract", "selector",
               "latency", "report", "total"]
-    assert list(summary["synthetic"]["seconds"]) == stages
-    splits = summary["synthetic"]["splits"]
+    assert list(summary.synthetic["seconds"]) == stages
+    splits = summary.synthetic["splits"]
     assert sum(splits.values()) == 60 and min(splits.values()) > 0
     test = PredictionTable.load(tmp_path / "test_table.npz")
     assert test.num_samples == splits["test"]
     # the single models' held-out top-1 is recomputed from the test table the extract stage wrote
-    for m, row in summary["models"].items():
+    for m, row in summary.models.items():
         assert row["top1"] == pytest.approx(100 * np.mean(test.logits[m].argmax(1) == test.labels))
     run = load_run(tmp_path / "run")
-    assert run.order == summary["pool"] and summary["latency"]["videos"] == 3
-    assert summary["latency"]["selector"]["threshold"] == pytest.approx(run.threshold)
+    assert run.order == summary.pool and summary.latency["videos"] == 3
+    assert summary.latency["selector"]["threshold"] == pytest.approx(run.threshold)
     assert json.loads((tmp_path / "summary.json").read_text())["synthetic"]["seed"] == 0
 
 
