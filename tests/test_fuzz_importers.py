@@ -40,6 +40,8 @@ from condsel.selection.data.importers import read_scores
 from condsel.sources import load_table
 from condsel.selection.data.table import PredictionTable
 
+pytestmark = pytest.mark.slow  # ~25 s of seeded cases: the full run (CI) tries them all; the fast lane skips them
+
 DMCNET = FIXTURES / "ucf101_scores_subset" / "ucf101_coviar__ucf101_mv__split1__mv_score_model_best.npz"
 GT_JSON = FIXTURES / "thumos14" / "gt_activitynet_subset.json"
 MULTITHUMOS_JSON = FIXTURES / "multithumos" / "multithumos_subset.json"
