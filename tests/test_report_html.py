@@ -200,3 +200,28 @@ def test_the_browser_check_catches_a_broken_image_and_a_network_fetch(tmp_path):
     assert [img["width"] for img in result["images"]] == [0, 0]
     assert any(e.startswith("csp: img-src") for e in result["errors"]) and "error: broken" in result["errors"]
     assert any("Content Security Policy" in line for line in console)
+
+
+def test_the_recommended_front_leads_the_classification_tables():
+    """Issue: a reader sees the recommended front first, beside the paper's selector and the static hull."""
+    from conftest import ucf101_slice
+
+    from condsel.report.tables import classification_tables
+    from condsel.selection.evaluation.comparison import evaluate_policies
+    from condsel.selection.evaluation.document import build_document
+
+    table = ucf101_slice(3, 300).select_models(["mv", "flow", "iframe"])
+    sections = evaluate_policies(table, "mv", ["selector", "cascade"], SelectionConfig(folds=3, bootstrap=0), workers=1)
+    doc = build_document(sections, Provenance("unknown", ["slice"]))
+    out = classification_tables(doc)
+    assert out.startswith("<table><caption>Recommended front")
+    first = out[: out.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", first)
+    assert len(rows) == len(doc.recommended) > 0
+    hull_c = [p["gflops"] for p in doc.static_hull]
+    hull_a = [p["top1"] for p in doc.static_hull]
+    for row, point in zip(rows, doc.recommended):
+        cells = row.split("</td><td>")
+        assert cells[1] == point["policy"] and cells[3].startswith(f"{point['top1']:.2f}")
+        if hull_c[0] <= point["gflops"]:  # the hull's value at the cost reached, interpolated independently
+            assert float(cells[5]) == pytest.approx(np.interp(point["gflops"], hull_c, hull_a), abs=0.006)
