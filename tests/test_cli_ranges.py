@@ -124,9 +124,10 @@ def test_a_value_outside_the_range_exits_2_naming_the_flag(tmp_path, capsys, com
 
 
 @pytest.mark.parametrize("text", NOT_NUMBERS)
-def test_a_value_that_is_not_a_finite_number_exits_2(capsys, text):
-    line = _exit_2(capsys, ["table", "--bundled", "ucf101-split1", f"--alpha={text}", "--out", "unused"])
+def test_a_value_that_is_not_a_finite_number_exits_2(tmp_path, capsys, text):
+    line = _exit_2(capsys, ["table", "--bundled", "ucf101-split1", f"--alpha={text}", "--out", str(tmp_path / "out")])
     assert line.startswith("condsel table: error: argument --alpha: expected ")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
