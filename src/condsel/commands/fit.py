@@ -86,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
     if costs is not None:
         table = with_given_costs(table, table.gflops, costs, args.costs)
     unit = costs.unit if costs is not None else "gflops"
+    label = costs.label if costs is not None else "GFLOPs"  # the engine keys every cost "gflops"; this is its unit
     if table.class_names is None:
         table = replace(table, class_names=[str(c) for c in range(pool.num_classes)])
     with torch_threads(1):  # the policies' small networks run fastest on one thread
         result = fit_policy(pool, table, settings)
-    operating_point, notes = describe_fit(table, settings, result, costs.label if costs is not None else "GFLOPs")
+    operating_point, notes = describe_fit(table, settings, result, label)
     notes = {"store": {"path": str(Path(args.store).resolve()), "digest": table_digest(table),
                        "identity": store.meta["identity"], "videos": int(table.num_samples)}, **notes}
     point = result.point
@@ -107,12 +108,11 @@ def run(args: argparse.Namespace) -> int:
                     [in_unit(p, unit) for p in result.curve], store.meta["settings"]["aggregate"],
                     operating_point=operating_point, notes=notes, cost_unit=unit)
     metric = "map" if "map" in point else "top1"
-    unit = costs.label if costs is not None else "GFLOPs"  # the engine keys every cost "gflops"; this is its unit
     if args.policy == "best":
         for c in result.candidates.values():
-            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} {unit}, {metric} {c[metric]:.2f}%")
+            print(f"  {c['policy']:<18} out of fold at the budget: {c['gflops']:.4g} {label}, {metric} {c[metric]:.2f}%")
     print(f"condsel fit: {result.policy.name} policy on {args.store} -> {root}")
-    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} {unit}/video, "
+    print(f"  operating point: threshold {point['threshold']:.3f}, expected {point['gflops']:.4g} {label}/video, "
           f"{metric} {point[metric]:.2f}% ({result.folds}-fold cross-validation, out of fold)")
     if pool.members and any(m.checkpoint is None for m in pool.members):
         print(f"  WARNING: {RANDOM_WEIGHTS_NOTE}")
