@@ -19,10 +19,16 @@ from condsel.selection.method.policies import (
     LearnedCascadePolicy,
     NotFittedError,
     SelectorPolicy,
+    StaticPolicy,
     load_policy,
 )
-from condsel.selection.method.policies.cascade import NEVER, grid_totals, stage_confidence, stop_stages
+from condsel.selection.method.fusion import stage_confidence
+from condsel.selection.method.policies.cascade import NEVER, grid_totals, stop_stages
 from condsel.selection.data.table import PredictionTable
+from condsel.selection.method.curves import upper_hull
+from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.policies.base import budget_thresholds, video_draw
+from condsel.selection.method.static import static_choices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,7 +52,7 @@ def run_online(policy, table: PredictionTable, i: int, threshold: float) -> tupl
     """Drive the online protocol for sample ``i``, feeding it the table's logits."""
     outputs: dict[str, np.ndarray] = {}
     for _ in range(len(policy.members_) + 1):
-        todo = policy.next_members(outputs, threshold)
+        todo = policy.next_members(outputs, threshold, video=str(table.names[i]))
         if not todo:
             return list(outputs), policy.final_scores(outputs)
         assert not set(todo) & set(outputs), "a member was asked to run twice"
@@ -72,8 +78,9 @@ POLICY_CASES = [
     lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
     lambda: LearnedCascadePolicy(epochs=3),
     lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
+    lambda: StaticPolicy(),
 ]
-POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector"]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector", "static"]
 
 
 @pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
@@ -86,7 +93,8 @@ def test_online_protocol_equals_offline_routing(make, ucf):
 @pytest.mark.parametrize("make", [
     lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
     lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
-], ids=["selector", "cascade", "learned_cascade", "ensemble_selector"])
+    lambda: StaticPolicy(),
+], ids=["selector", "cascade", "learned_cascade", "ensemble_selector", "static"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))
@@ -230,3 +238,46 @@ def test_stacked_fusion_is_fitted_on_training_samples_only(ucf):
     b = CascadePolicy(members=["mv", "iframe"], fusion="stacked").fit(ucf.subset(np.arange(450, 900)))
     assert a.weights_["iframe+mv"] != b.weights_["iframe+mv"]
     assert a.weights_["iframe+mv"]["iframe"] > a.weights_["iframe+mv"]["mv"]  # iframe (86.7%) outweighs mv (68.0%)
+
+
+def test_static_policy_mixes_two_hull_neighbours_by_a_per_video_draw(ucf):
+    train = ucf.subset(np.arange(600))
+    policy = StaticPolicy().fit(train)
+    choices = static_choices(train)
+    hull_c, hull_v = upper_hull(choices.gflops, choices.values)
+    assert [h["gflops"] for h in policy.hull_] == pytest.approx(hull_c.tolist())
+    costs = np.array([h["gflops"] for h in policy.hull_])
+    # at a budget halfway between two hull choices, half the videos (up to binomial noise) run the dearer one
+    budget = 0.5 * (costs[1] + costs[2])
+    t = float(budget_thresholds(np.array([budget]), policy.cost_scale_)[0])
+    routing = policy.route(train, t)
+    assert set(np.round(routing.gflops, 6)) == {round(costs[1], 6), round(costs[2], 6)}
+    share = np.mean(np.isclose(routing.gflops, costs[2]))
+    assert abs(share - 0.5) < 3 * np.sqrt(0.25 / 600)
+    assert routing.gflops.mean() == pytest.approx(budget, rel=0.1)
+    # each video's scores are those of the choice it drew, fused by the mean
+    picked = np.isclose(routing.gflops, costs[2])
+    for h, rows in ((1, ~picked), (2, picked)):
+        expected = np.mean([probabilities(train.logits[m][rows], False) for m in policy.hull_[h]["members"]], axis=0)
+        np.testing.assert_allclose(routing.scores[rows], expected, atol=1e-6)
+    # on a hull vertex nobody mixes, and the top-1 on its training samples is the vertex's
+    at_vertex = policy.route(train, float(budget_thresholds(costs[2:3], policy.cost_scale_)[0]))
+    assert np.allclose(at_vertex.gflops, costs[2])
+    assert 100 * np.mean(at_vertex.scores.argmax(1) == train.labels) == pytest.approx(hull_v[2])
+
+
+def test_video_draw_is_uniform_stable_and_keyed_by_file_stem():
+    draws = video_draw([f"v{i}" for i in range(20000)], seed=0)
+    assert 0 <= draws.min() and draws.max() < 1 and abs(draws.mean() - 0.5) < 0.01
+    assert np.histogram(draws, bins=10, range=(0, 1))[0].min() > 1800
+    assert video_draw(["v_x_g01_c01"], 0)[0] == video_draw(["videos/v_x_g01_c01.avi"], 0)[0]
+    assert video_draw(["v1"], 0)[0] != video_draw(["v1"], 1)[0]
+
+
+def test_a_mixing_static_policy_needs_the_video_name_online(ucf):
+    policy = StaticPolicy().fit(ucf.subset(np.arange(600)))
+    costs = np.array([h["gflops"] for h in policy.hull_])
+    t = float(budget_thresholds(np.array([0.5 * (costs[0] + costs[1])]), policy.cost_scale_)[0])
+    with pytest.raises(ValueError, match="name the video"):
+        policy.next_members({}, t)
+    assert policy.next_members({}, 0.0) == policy.hull_[0]["members"]

@@ -56,7 +56,7 @@ def test_the_async_loop_runs_what_route_runs(table, make):
 
 def test_a_policy_asking_twice_for_a_member_is_an_error():
     class Stubborn:
-        def next_members(self, outputs, threshold):
+        def next_members(self, outputs, threshold, video=None):
             return ["a"]
 
     async def call(name, video):

@@ -56,7 +56,7 @@ class Prediction:
         return out
 
 
-def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[np.ndarray, list[str], float]:
+def execute(policy: Policy, run_member: RunMembers, threshold: float, video: str | None = None) -> tuple[np.ndarray, list[str], float]:
     """Run ``policy`` on one video; ``run_member(names)`` returns those members' (C,) scores.
 
     Parameters
@@ -67,6 +67,8 @@ def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[n
         Runs the members it is given on this video and returns name -> (C,) scores.
     threshold : float
         The operating point.
+    video : str, optional
+        The video's path or name, for a policy that mixes choices per video.
 
     Returns
     -------
@@ -78,7 +80,7 @@ def execute(policy: Policy, run_member: RunMembers, threshold: float) -> tuple[n
         Their GFLOPs plus the policy's overhead.
     """
     outputs: dict[str, np.ndarray] = {}
-    while names := policy.next_members(outputs, threshold):
+    while names := policy.next_members(outputs, threshold, video):
         again = sorted(set(names) & set(outputs))
         if again:
             raise RuntimeError(f"the {policy.name} policy asked to run {again} again")
@@ -129,7 +131,7 @@ def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: boo
     """Run the policy on one video. Raises ``VideoDecodeError`` for a bad file."""
     start = time.perf_counter()
     video = decode_for(run, path)
-    scores, ran, _ = execute(run.policy, video_runner(run, video, load_chosen), threshold)
+    scores, ran, _ = execute(run.policy, video_runner(run, video, load_chosen), threshold, str(path))
     return make_prediction(run, path, scores, ran, time.perf_counter() - start)
 
 
@@ -152,7 +154,7 @@ def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> 
     outputs: list[dict[str, np.ndarray]] = [{} for _ in paths]
     active = list(range(len(paths)))
     while active:
-        asked = {i: run.policy.next_members(outputs[i], threshold) for i in active}
+        asked = {i: run.policy.next_members(outputs[i], threshold, str(paths[i])) for i in active}
         active = [i for i in active if asked[i]]
         for name in dict.fromkeys(n for i in active for n in asked[i]):
             routed = [i for i in active if name in asked[i]]

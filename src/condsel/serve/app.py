@@ -170,7 +170,7 @@ class Ingress:
                 except VideoDecodeError as e:
                     raise _Rejected(422, f"{filename}: {e.reason.replace(str(path), filename)}") from e
             try:
-                outputs = await execute(self.pool, self._member, video, threshold)
+                outputs = await execute(self.pool, self._member, video, threshold, filename)
             except Exception as e:
                 log.exception("prediction failed for %s", filename)
                 raise _Rejected(500, f"{filename}: inference failed: {type(e).__name__}: {e}") from e

@@ -72,8 +72,8 @@ class RunPool:
         """Decode, once, the frames that every member the policy may run needs."""
         return decode_for(self.run, path)
 
-    def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float) -> list[str]:
-        return self.run.policy.next_members(outputs, threshold)
+    def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float, video: str | None = None) -> list[str]:
+        return self.run.policy.next_members(outputs, threshold, video)
 
     def answer(self, video: str, outputs: Mapping[str, np.ndarray], threshold: float, seconds: float) -> dict:
         """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order),
@@ -143,14 +143,15 @@ def run_member_loaders(root: str | Path) -> dict[str, MemberLoader]:
     return {name: partial(run_member_loader, str(root), name) for name in load_run(root, []).order}
 
 
-async def execute(pool, call: MemberCall, video: DecodedVideo, threshold: float) -> dict[str, np.ndarray]:
+async def execute(pool, call: MemberCall, video: DecodedVideo, threshold: float, name: str | None = None) -> dict[str, np.ndarray]:
     """Run the members ``pool.next_members`` asks for until it says stop; members asked together run concurrently.
 
-    The asynchronous mirror of ``condsel.pool.predict.execute``: ``call(name,
-    video)`` returns that member's class logits for the video.
+    The asynchronous mirror of ``condsel.pool.predict.execute``: ``call(member,
+    video)`` returns that member's class logits for the video; ``name`` (the
+    uploaded file's name) is what a policy that mixes choices draws from.
     """
     outputs: dict[str, np.ndarray] = {}
-    while names := pool.next_members(outputs, threshold):
+    while names := pool.next_members(outputs, threshold, name):
         repeated = [n for n in names if n in outputs]
         if repeated:
             raise RuntimeError(f"the policy asked again for members that already ran: {repeated}")

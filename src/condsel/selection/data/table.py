@@ -9,6 +9,7 @@ per sample, or a 0/1 matrix for multi-label data.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,18 +93,20 @@ class PredictionTable:
         return self._replace(gflops={m: merged[m] for m in self.logits})
 
     def subset(self, index: np.ndarray) -> PredictionTable:
-        """The rows ``index``; the subset remembers its root table and rows there, so arrays derived once from the root are shared."""
-        sub = PredictionTable(
-            names=self.names[index],
-            labels=self.labels[index],
-            logits={m: v[index] for m, v in self.logits.items()},
-            gflops=dict(self.gflops),
-            features={m: np.asarray(v)[index] for m, v in self.features.items()},
-            class_names=self.class_names,
-            groups=None if self.groups is None else self.groups[index],
-        )
+        """The rows ``index``; the subset remembers its root table and rows there, so arrays derived once from the root are shared.
+
+        Its logits and features are :class:`RowView` s of the root's, sliced
+        when read, so the many fold subsets of a large table copy nothing up
+        front; rows of a checked table need no checks again.
+        """
         root, rows = self.origin
-        sub.origin = (root, rows[np.arange(self.num_samples)[index]])
+        picked = rows[np.arange(self.num_samples)[index]]
+        sub = object.__new__(PredictionTable)
+        sub.names, sub.labels = self.names[index], self.labels[index]
+        sub.logits, sub.features = RowView(root.logits, picked), RowView(root.features, picked)
+        sub.gflops, sub.class_names = dict(self.gflops), self.class_names
+        sub.groups = None if self.groups is None else self.groups[index]
+        sub.origin = (root, picked)
         return sub
 
     @property
@@ -116,6 +119,7 @@ class PredictionTable:
         self.__dict__["_origin"] = value
 
     def select_models(self, models: list[str]) -> PredictionTable:
+        """A table of ``models`` only, in this order (a new root: arrays derived from this table are not shared)."""
         missing = [m for m in models if m not in self.logits]
         if missing:
             raise ValueError(f"models {missing} are not in the table (it has {sorted(self.logits)})")
@@ -176,3 +180,19 @@ class PredictionTable:
             )
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
+
+
+class RowView(Mapping):
+    """A mapping's arrays restricted to ``rows``, sliced on access: a view that keeps no copy."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
+        self.arrays, self.rows = arrays, rows
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return np.asarray(self.arrays[key])[self.rows]
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)

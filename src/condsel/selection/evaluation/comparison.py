@@ -24,7 +24,7 @@ from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
-POLICY_NAMES = ("selector", "cascade", "learned_cascade", "ensemble_selector")
+POLICY_NAMES = ("selector", "cascade", "learned_cascade", "ensemble_selector", "static")
 SELECTOR_FAMILY = ("selector", "ensemble_selector")
 THRESHOLDS = np.linspace(0.0, 1.0, 51)
 

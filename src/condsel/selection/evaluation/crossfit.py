@@ -27,6 +27,7 @@ from condsel._io import torch_threads
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.base import Policy, Routing, metric_value
+from condsel.selection.method.static import subsets
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,36 @@ def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
     table, folds = _WORK
     policy, excluded = job
     with torch_threads(1):
-        return policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))))
+        return policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))), choose_default=False)
+
+
+def _stats_job(members: tuple[str, ...]):
+    table, _ = _WORK
+    return member_outputs(table).compute_stats(members)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def derive_shared(table: PredictionTable, workers: int) -> None:
+    """Make what every fit reads once, before forking: member probabilities and the stats of every subset of up to 3.
+
+    Fits of cascades, their pruning and static choices read those stats on
+    every fold; made here (in ``workers`` processes) they are inherited by
+    every worker instead of computed in each.
+    """
+    outputs = member_outputs(table)
+    for member in table.models:
+        outputs.probs(member)
+    todo = [s for s in subsets(table.models, 3) if not outputs.has_stats(s)]
+    if workers <= 1 or len(todo) < 2:
+        for s in todo:
+            outputs.stats(s)
+        return
+    with _pool(min(workers, len(todo))) as pool:
+        for s, stats in zip(todo, pool.map(_stats_job, todo, chunksize=4)):
+            outputs.add_stats(s, stats)
 
 
 def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):
@@ -75,12 +105,11 @@ def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):
     global _WORK
     _WORK = (table, folds)
     try:
+        derive_shared(table, workers)
         if workers <= 1 or len(jobs) < 2:
             yield from map(_fit_job, jobs)
             return
-        for member in table.models:  # derived once before forking: every worker reads the same arrays
-            member_outputs(table).probs(member)
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+        with _pool(min(workers, len(jobs))) as pool:
             yield from pool.map(_fit_job, jobs)
     finally:
         _WORK = ()

@@ -12,6 +12,7 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from condsel._io import torch_threads
 from condsel.selection.method.affinity import softmax
 
 FUSIONS = ("mean", "stacked")
-FUSED_BYTES = 1 << 30  # fused subsets kept per table (see MemberOutputs)
+STOP_RULES = ("maxprob", "margin")
+FUSED_BYTES = 1 << 28  # fused subsets kept per table (see MemberOutputs)
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -44,22 +46,121 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
     return probabilities(combined, multilabel)
 
 
+def stage_confidence(probs: np.ndarray, multilabel: bool, rule: str) -> np.ndarray:
+    """How sure a fused prediction is, in [0, 1], per sample (last axis = classes): see :func:`confidences`."""
+    if rule not in STOP_RULES:
+        raise ValueError(f"unknown stop rule {rule!r}; choose from {STOP_RULES}")
+    return confidences(probs, multilabel)[rule]
+
+
+def confidences(probs: np.ndarray, multilabel: bool) -> dict[str, np.ndarray]:
+    """Every stop rule's confidence, from one pass over the probabilities.
+
+    Single-label: the top probability (``maxprob``) or the gap between the two
+    highest (``margin``). Multi-label has no single winner: ``maxprob`` is the
+    mean over classes of max(p, 1 - p), ``margin`` the least sure class's |2p - 1|.
+    """
+    probs = np.asarray(probs)
+    probs = probs if probs.dtype in (np.float32, np.float64) else probs.astype(np.float64)
+    if multilabel:
+        sure = np.abs(2 * probs - 1)
+        return {"maxprob": 0.5 + 0.5 * sure.mean(axis=-1), "margin": sure.min(axis=-1)}
+    top2 = -np.partition(-probs, 1, axis=-1)[..., :2]
+    return {"maxprob": top2[..., 0], "margin": top2[..., 0] - top2[..., 1]}
+
+
+@dataclass(frozen=True)
+class FusedStats:
+    """Per-sample summaries of one subset's mean-fused prediction: all that fitting and sweeping read of it.
+
+    Each is (N,): the predicted class (single-label; None for multi-label),
+    the loss against the labels (:func:`fused_loss`, float32) and the
+    confidence under each stop rule (:func:`stage_confidence`, float32).
+    Kept for every subset a table is asked about, they cost 16 bytes a
+    sample where the fused probabilities cost 4 per class.
+    """
+
+    top1: np.ndarray | None
+    loss: np.ndarray | None
+    confidence: dict[str, np.ndarray]
+
+    def take(self, rows: np.ndarray) -> FusedStats:
+        return FusedStats(*(None if a is None else a[rows] for a in (self.top1, self.loss)), {r: c[rows] for r, c in self.confidence.items()})
+
+    def hits(self, labels: np.ndarray) -> np.ndarray:
+        """(N,) bool top-1 hits (single-label)."""
+        return self.top1 == labels
+
+    def training_value(self, labels: np.ndarray) -> float:
+        """What ranks fused choices on training samples: top-1 %, or minus the mean loss for multi-label.
+
+        Multi-label mAP does not decompose over samples, so ranking by it
+        would fuse every subset again on every fold; the mean loss (Eq. 2's
+        L_cls) does and mixes linearly, as the hull of choices assumes.
+        """
+        return -float(self.loss.mean(dtype=np.float64)) if self.top1 is None else 100 * float(self.hits(labels).mean())
+
+
+def summarize(probs: np.ndarray, labels: np.ndarray | None, multilabel: bool) -> FusedStats:
+    """The :class:`FusedStats` of fused probabilities (N, C); without ``labels`` (routing) there is no loss."""
+    return FusedStats(
+        None if multilabel else probs.argmax(axis=1).astype(np.int32),
+        None if labels is None else fused_loss(probs, labels).astype(np.float32),
+        {rule: c.astype(np.float32) for rule, c in confidences(probs, multilabel).items()},
+    )
+
+
 class MemberOutputs:
     """Members' logits with their probabilities (float32) computed once, for fusing many subsets of them.
 
     With ``shared`` (the outputs of a larger table) and ``rows`` (this
-    table's rows there), probabilities and mean-fused subsets are read from
-    the shared ones instead of computed again: see :func:`member_outputs`.
-    Fused subsets are kept while they total at most ``FUSED_BYTES``, and
-    made again on each call beyond it.
+    table's rows there), probabilities, mean-fused subsets and their
+    :class:`FusedStats` are read from the shared ones instead of computed
+    again: see :func:`member_outputs`. Fused subsets are kept while they
+    total at most ``FUSED_BYTES``, and made again on each call beyond it;
+    their stats (which need ``labels``) are always kept.
     """
 
-    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None) -> None:
+    def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None,
+                 labels: np.ndarray | None = None) -> None:
         self.logits = logits
         self.multilabel = multilabel
         self.shared, self.rows = shared, rows
+        self.labels = labels
         self._probs: dict[str, np.ndarray] = {}
         self._fused: dict[tuple[str, ...], np.ndarray] = {}
+        self._stats: dict[tuple[str, ...], FusedStats] = {}
+
+    def stats(self, members: Sequence[str]) -> FusedStats:
+        """The :class:`FusedStats` of the mean fusion of ``members``, computed once on the root table."""
+        if self.shared is not None:
+            return self.shared.stats(members).take(self.rows)
+        key = tuple(sorted(members))
+        if key not in self._stats:
+            self._stats[key] = self.compute_stats(key)
+        return self._stats[key]
+
+    def compute_stats(self, members: Sequence[str]) -> FusedStats:
+        """:meth:`stats` made afresh and not kept (for workers that compute them for the parent)."""
+        if self.labels is None:
+            raise ValueError("fused stats need the table's labels")
+        return summarize(self._mean(members), self.labels, self.multilabel)
+
+    def _mean(self, members: Sequence[str]) -> np.ndarray:
+        """Mean of the members' probabilities, summed in place (no (K, N, C) stack)."""
+        if len(members) == 1:
+            return self.probs(members[0])
+        total = self.probs(members[0]).copy()
+        for m in members[1:]:
+            total += self.probs(m)
+        total /= len(members)
+        return total
+
+    def has_stats(self, members: Sequence[str]) -> bool:
+        return tuple(sorted(members)) in self._stats
+
+    def add_stats(self, members: Sequence[str], stats: FusedStats) -> None:
+        self._stats[tuple(sorted(members))] = stats
 
     def probs(self, member: str) -> np.ndarray:
         if self.shared is not None:
@@ -75,7 +176,7 @@ class MemberOutputs:
         if weights is None and len(members) > 1:
             key = tuple(sorted(members))
             if key not in self._fused:
-                fused = np.mean([self.probs(m) for m in key], axis=0)
+                fused = self._mean(key)
                 if sum(a.nbytes for a in self._fused.values()) + fused.nbytes > FUSED_BYTES:
                     return fused if rows is None else fused[rows]
                 self._fused[key] = fused
@@ -91,32 +192,21 @@ def member_outputs(table) -> MemberOutputs:
     root, rows = table.origin
     shared = root.__dict__.get("_member_outputs")
     if shared is None:
-        shared = root.__dict__["_member_outputs"] = MemberOutputs(root.logits, root.multilabel)
-    return shared if root is table else MemberOutputs(_Rows(root.logits, rows), table.multilabel, shared, rows)
-
-
-class _Rows(Mapping):
-    """A mapping's arrays restricted to ``rows``, sliced on access: a view that keeps no copy."""
-
-    def __init__(self, arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
-        self.arrays, self.rows = arrays, rows
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.arrays[key][self.rows]
-
-    def __iter__(self):
-        return iter(self.arrays)
-
-    def __len__(self) -> int:
-        return len(self.arrays)
+        shared = root.__dict__["_member_outputs"] = MemberOutputs(root.logits, root.multilabel, labels=root.labels)
+    return shared if root is table else MemberOutputs(table.logits, table.multilabel, shared, rows)
 
 
 def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     """(N,) cross-entropy of fused probabilities; mean BCE over classes for a 0/1 label matrix (as Eq. 2's L_cls)."""
-    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
-    if np.asarray(labels).ndim == 2:
-        return -(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)).mean(axis=-1)
-    return -np.log(probs[np.arange(len(labels)), labels])
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    if labels.ndim == 1:  # only the label's column is read
+        return -np.log(np.clip(probs[np.arange(len(labels)), labels].astype(np.float64), eps, 1 - eps))
+    out = np.empty(len(probs))
+    for start in range(0, len(probs), 4096):  # float64 work arrays bounded to 4,096 rows
+        p = np.clip(probs[start:start + 4096].astype(np.float64), eps, 1 - eps)
+        y = labels[start:start + 4096]
+        out[start:start + 4096] = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=-1)
+    return out
 
 
 def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 25) -> np.ndarray:

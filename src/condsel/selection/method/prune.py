@@ -25,7 +25,7 @@ def prune_members(table: PredictionTable, max_members: int = 4, max_size: int = 
     Members on the training static front are ranked by how many front points
     use them (ties to the cheaper); the first ``max_members`` are kept.
     """
-    choices = static_choices(table, max_size)
+    choices = static_choices(table, max_size, exact=False)
     values = choices.values
     best_before = np.r_[-np.inf, np.maximum.accumulate(values)[:-1]]
     front = [choices.members[i] for i in np.flatnonzero(values > best_before)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from condsel.selection.method.curves import oracle_curve, upper_hull
-from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.fusion import MemberOutputs, member_outputs
 from condsel.selection.method.metrics import mean_average_precision
 from condsel.selection.data.table import PredictionTable
 
@@ -31,7 +31,7 @@ class StaticChoices:
 
     members: list[tuple[str, ...]]
     gflops: np.ndarray  # (S,)
-    values: np.ndarray  # (S,) top-1 or mAP, %
+    values: np.ndarray  # (S,) top-1 or mAP, % (minus the mean loss for inexact multi-label, see static_choices)
     per_sample: np.ndarray  # (N, S) top-1 hits (single-label) or fused losses (multi-label)
     outputs: MemberOutputs
 
@@ -44,23 +44,27 @@ def subsets(members: list[str], max_size: int = 3) -> list[tuple[str, ...]]:
     return [c for size in range(1, min(max_size, len(members)) + 1) for c in itertools.combinations(members, size)]
 
 
-def static_choices(table: PredictionTable, max_size: int = 3, members: list[str] | None = None) -> StaticChoices:
-    """Every single member and fused subset (mean of probabilities) of ``members`` (default: all), by ascending cost."""
+def static_choices(table: PredictionTable, max_size: int = 3, members: list[str] | None = None, exact: bool = True) -> StaticChoices:
+    """Every single member and fused subset (mean of probabilities) of ``members`` (default: all), by ascending cost.
+
+    Read from the table's :class:`~condsel.selection.method.fusion.FusedStats`,
+    made once per subset on the root table, so fits on its folds fuse nothing.
+    Multi-label values are mAP, which needs each subset's fused scores; with
+    ``exact=False`` (ranking choices on training samples) they are minus
+    the mean fused loss instead, which is per sample and so computed once.
+    """
     members = table.models if members is None else members
     chosen = subsets(members, max_size)
     costs = np.array([sum(table.gflops[m] for m in c) for c in chosen])
     order = np.argsort(costs, kind="stable")
     outputs = member_outputs(table)
-    values, per_sample = [], []
-    for i in order:
-        p = outputs.fuse(chosen[i])
-        if table.multilabel:
-            values.append(100 * mean_average_precision(p, table.labels))
-            per_sample.append(fused_loss(p, table.labels).astype(np.float32))
-        else:
-            per_sample.append(p.argmax(axis=1) == table.labels)
-            values.append(100 * per_sample[-1].mean())
-    return StaticChoices([chosen[i] for i in order], costs[order], np.array(values), np.stack(per_sample, axis=1), outputs)
+    stats = [outputs.stats(chosen[i]) for i in order]
+    if table.multilabel and exact:
+        values = np.array([100 * mean_average_precision(outputs.fuse(chosen[i]), table.labels) for i in order])
+    else:
+        values = np.array([s.training_value(table.labels) for s in stats])
+    per_sample = np.stack([s.loss if table.multilabel else s.hits(table.labels) for s in stats], axis=1)
+    return StaticChoices([chosen[i] for i in order], costs[order], values, per_sample, outputs)
 
 
 def static_points(choices: StaticChoices, labels: np.ndarray) -> list[dict]:

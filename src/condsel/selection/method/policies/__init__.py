@@ -3,7 +3,8 @@
 ``base`` holds the protocol (:class:`Policy`, :class:`Routing`); one module per
 policy: ``selector`` (the paper's), ``cascade`` (fused outputs, per-stage
 thresholds, order search), ``learned`` (a learned stopping rule) and
-``ensemble`` (a selector over fused subsets).
+``ensemble`` (a selector over fused subsets) and ``static_mix`` (a member
+or fused subset on every video, or a seeded mix of two).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from condsel.selection.method.policies.cascade import CascadePolicy
 from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
 from condsel.selection.method.policies.learned import LearnedCascadePolicy
 from condsel.selection.method.policies.selector import SelectorPolicy
+from condsel.selection.method.policies.static_mix import StaticPolicy
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, LearnedCascadePolicy, EnsembleSelectorPolicy)}
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, LearnedCascadePolicy, EnsembleSelectorPolicy, StaticPolicy)}
 
 __all__ = [
     "POLICIES", "CascadePolicy", "EnsembleSelectorPolicy", "LearnedCascadePolicy", "NotFittedError", "Policy", "Routing",
-    "SelectorPolicy", "load_policy", "metric_name", "metric_value", "single_values",
+    "SelectorPolicy", "StaticPolicy", "load_policy", "metric_name", "metric_value", "single_values",
 ]
 
 

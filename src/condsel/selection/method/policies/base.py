@@ -17,10 +17,11 @@ plus tensors (loaded with ``weights_only=True``), never as a pickle.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -57,6 +58,37 @@ def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
         out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
         out[rows] = probs[rows]
     return out
+
+
+def cost_scale(table: PredictionTable) -> list[float]:
+    """A pool's log cost scale for :func:`log_budget`: its cheapest member, and all members together."""
+    return [float(min(table.gflops.values())), float(sum(table.gflops.values()))]
+
+
+def log_budget(threshold: float, cost_scale: list[float]) -> float:
+    """The budget a ``threshold`` in [0, 1] stands for on a pool's log cost scale ``[lo, hi]``: lo (hi / lo)^t.
+
+    Policies that choose among settings by cost read their threshold this
+    way, so a t means the same budget for every fit on one pool.
+    """
+    lo, hi = cost_scale
+    return lo * (hi / lo) ** float(np.clip(threshold, 0.0, 1.0))
+
+
+def budget_thresholds(costs: np.ndarray, cost_scale: list[float]) -> np.ndarray:
+    """The thresholds whose :func:`log_budget` are ``costs`` (clipped to [0, 1])."""
+    lo, hi = cost_scale
+    return np.clip(np.log(np.asarray(costs) / lo) / np.log(hi / lo), 0.0, 1.0) if hi > lo else np.zeros(len(costs))
+
+
+def video_draw(names, seed: int) -> np.ndarray:
+    """(N,) a uniform draw in [0, 1) per video, the same in every process and run (a salted BLAKE2 hash).
+
+    Only a name's file stem is hashed, so a table's sample ``v_x_g01_c01``,
+    an extracted ``videos/v_x_g01_c01.avi`` and an upload of that file draw alike.
+    """
+    stems = (PurePath(str(n)).stem for n in names)
+    return np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{s}".encode(), digest_size=8).digest(), "little") / 2.0**64 for s in stems])
 
 
 def metric_name(table: PredictionTable) -> str:
@@ -113,13 +145,16 @@ class Policy:
         if not hasattr(self, "members_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(table) first")
 
-    def fit(self, table: PredictionTable) -> Policy:
+    def fit(self, table: PredictionTable, choose_default: bool = True) -> Policy:
         """Fit on ``table`` (training samples only) and choose ``default_threshold_`` there.
 
         Parameters
         ----------
         table : PredictionTable
             Every member's outputs on the training samples, with costs.
+        choose_default : bool
+            False skips ``default_threshold_`` (a training sweep): cross-fits
+            route at thresholds chosen elsewhere and never read it.
 
         Returns
         -------
@@ -133,7 +168,8 @@ class Policy:
             raise ValueError(f"a pool needs at least two models to select from, got {sorted(table.logits)}")
         self.multilabel_ = table.multilabel
         self._fit(table)
-        self.default_threshold_ = self._default_threshold(table)
+        if choose_default:
+            self.default_threshold_ = self._default_threshold(table)
         return self
 
     def _default_threshold(self, table: PredictionTable) -> float:
@@ -220,7 +256,7 @@ class Policy:
         return np.linspace(0.0, 1.0, 101)
 
     # ---- online --------------------------------------------------------------
-    def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float) -> list[str]:
+    def next_members(self, outputs: Mapping[str, np.ndarray], threshold: float, video: str | None = None) -> list[str]:
         """The members to run next for one video, given the logits of those run so far.
 
         Parameters
@@ -230,6 +266,10 @@ class Policy:
             empty at the start.
         threshold : float
             The same operating point as in :meth:`route`.
+        video : str, optional
+            The video's name or path, as a table names its samples. A policy
+            that mixes choices at random draws from it (:func:`video_draw`),
+            so a video gets the same choice online as in :meth:`route`.
 
         Returns
         -------
@@ -240,7 +280,7 @@ class Policy:
         unknown = sorted(set(outputs) - set(self.members_))
         if unknown:
             raise ValueError(f"outputs for {unknown}, which are not members of this policy ({self.members_})")
-        return self._next({m: np.asarray(v, dtype=np.float64).reshape(-1) for m, v in outputs.items()}, float(threshold))
+        return self._next({m: np.asarray(v, dtype=np.float64).reshape(-1) for m, v in outputs.items()}, float(threshold), video)
 
     def final_scores(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """(C,) final class probabilities of one video from the outputs of the members that ran."""

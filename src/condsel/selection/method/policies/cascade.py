@@ -7,29 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, MemberOutputs, member_outputs, fit_stacking, fused_loss
-from condsel.selection.method.policies.base import Policy, Routing, gather
+from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stage_confidence, summarize
+from condsel.selection.method.policies.base import Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
 from condsel.selection.data.table import PredictionTable
 
-STOP_RULES = ("maxprob", "margin")
 NEVER = 2.0  # a stage threshold no confidence in [0, 1] reaches
-
-
-def stage_confidence(probs: np.ndarray, multilabel: bool, rule: str) -> np.ndarray:
-    """How sure a fused prediction is, in [0, 1], per sample (last axis = classes).
-
-    Single-label: the top probability (``maxprob``) or the gap between the two
-    highest (``margin``). Multi-label has no single winner: ``maxprob`` is the
-    mean over classes of max(p, 1 - p), ``margin`` the least sure class's |2p - 1|.
-    """
-    if rule not in STOP_RULES:
-        raise ValueError(f"unknown stop rule {rule!r}; choose from {STOP_RULES}")
-    probs = np.asarray(probs, dtype=np.float64)
-    if multilabel:
-        sure = np.abs(2 * probs - 1)
-        return (0.5 + 0.5 * sure).mean(axis=-1) if rule == "maxprob" else sure.min(axis=-1)
-    top2 = -np.partition(-probs, 1, axis=-1)[..., :2]
-    return top2[..., 0] if rule == "maxprob" else top2[..., 0] - top2[..., 1]
 
 
 def stop_stages(confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -148,17 +130,17 @@ class CascadePolicy(Policy):
             orders = candidate_orders(kept)
         self.multilabel_ = table.multilabel
         self.overhead_gflops_ = 0.0
-        self.cost_scale_ = [float(min(table.gflops.values())), float(sum(table.gflops.values()))]
+        self.cost_scale_ = cost_scale(table)
         self.weights_ = {}
         if self.fusion == "stacked":
             prefixes = {tuple(sorted(o[:k])) for o in orders for k in range(2, len(o) + 1)}
             for subset in sorted(prefixes):
                 w = fit_stacking([table.logits[m] for m in subset], table.labels)
                 self.weights_[subset_key(subset)] = {m: float(x) for m, x in zip(subset, w)}
-        cache: dict = {"outputs": member_outputs(table)}
+        outputs, cache = member_outputs(table), {}
         settings, costs, values = [], [], []
         for order in orders:
-            for th, cost, value in self._search(table, order, cache):
+            for th, cost, value in self._search(table, order, outputs, cache):
                 settings.append({"members": list(order), "thresholds": th})
                 costs.append(cost)
                 values.append(value)
@@ -168,27 +150,34 @@ class CascadePolicy(Policy):
         self.members_ = list(orders[0]) if self.members is not None else sorted(used, key=lambda m: (table.gflops[m], m))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
 
-    def _prefix_stats(self, table: PredictionTable, members: tuple[str, ...], cache: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Confidence and per-sample utility of the fused prediction of ``members`` (cached by set)."""
+    def _prefix(self, outputs: MemberOutputs, cache: dict, members: tuple[str, ...], labels: np.ndarray | None = None) -> tuple[FusedStats, np.ndarray | None]:
+        """The fused prediction of a set of members: its stats, and its probabilities when stacked (made once per set and ``cache``).
+
+        Mean fusion reads the table's shared stats; stacked fusion has this
+        fit's weights, so it is fused here and kept for routing.
+        """
         key = frozenset(members)
         if key not in cache:
-            probs = self._fused(cache["outputs"], tuple(sorted(members)))
-            if table.multilabel:
-                utility = -fused_loss(probs, table.labels)
+            ordered = tuple(sorted(key))
+            if self.fusion == "stacked" and len(ordered) > 1:
+                fused = self._fused(outputs, ordered)
+                cache[key] = (summarize(fused, labels, self.multilabel_), fused)
             else:
-                utility = (probs.argmax(axis=1) == table.labels).astype(np.float64)
-            cache[key] = (stage_confidence(probs, table.multilabel, self.stop), utility)
+                cache[key] = (outputs.stats(ordered), None)
         return cache[key]
 
-    def _search(self, table: PredictionTable, order: tuple[str, ...], cache: dict) -> list[tuple[list[float], float, float]]:
-        """Pareto (thresholds, mean cost, mean utility) of one order on the training samples."""
+    def _search(self, table: PredictionTable, order: tuple[str, ...], outputs: MemberOutputs, cache: dict) -> list[tuple[list[float], float, float]]:
+        """Pareto (thresholds, mean cost, mean utility) of one order on the training samples.
+
+        Utility is a sample's top-1 hit, or minus its fused loss for multi-label.
+        """
         n, k = table.num_samples, len(order)
         cumulative = np.cumsum([table.gflops[m] for m in order])
-        stats = [self._prefix_stats(table, order[: i + 1], cache) for i in range(k)]
-        util = np.stack([u for _, u in stats], axis=1)
+        stats = [self._prefix(outputs, cache, order[: i + 1], table.labels)[0] for i in range(k)]
+        util = np.stack([-s.loss if table.multilabel else s.hits(table.labels) for s in stats], axis=1).astype(np.float64)
         if k == 1:
             return [([], float(cumulative[0]), float(util.mean()))]
-        conf = np.stack([c for c, _ in stats[:-1]], axis=1)
+        conf = np.stack([s.confidence[self.stop] for s in stats[:-1]], axis=1)
         grids = [threshold_grid(conf[:, s], self.grid) for s in range(k - 1)]
         if k - 1 <= 3:
             totals = grid_totals(conf, np.stack([np.broadcast_to(cumulative, (n, k)), util]), grids)
@@ -199,8 +188,7 @@ class CascadePolicy(Policy):
         return [([float(x) for x in combos[i]], float(cost[i]), float(value[i])) for i in pareto_indices(cost, value)]
 
     def _setting(self, threshold: float) -> dict:
-        lo, hi = self.cost_scale_
-        budget = lo * (hi / lo) ** float(np.clip(threshold, 0.0, 1.0))
+        budget = log_budget(threshold, self.cost_scale_)
         costs = np.array([p["gflops"] for p in self.front_])
         within = np.flatnonzero(costs <= budget * (1 + 1e-9))
         return self.front_[int(within[-1]) if within.size else 0]
@@ -210,39 +198,49 @@ class CascadePolicy(Policy):
         return {"members": setting["members"], "stage_thresholds": setting["thresholds"]}
 
     def _sweep_thresholds(self) -> np.ndarray:
-        lo, hi = self.cost_scale_
-        costs = np.array([p["gflops"] for p in self.front_])
-        return np.clip(np.log(costs / lo) / np.log(hi / lo), 0.0, 1.0) if hi > lo else np.zeros(1)
+        return np.unique(budget_thresholds(np.array([p["gflops"] for p in self.front_]), self.cost_scale_))
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return member_outputs(table), {}
+        return member_outputs(table), {}, table.num_samples
 
-    def _route(self, prepared, threshold: float) -> Routing:
-        outputs, cache = prepared
+    def _stops(self, prepared, threshold: float) -> tuple[tuple[str, ...], np.ndarray]:
+        """The order run at ``threshold`` and, per sample, the stage it stops at."""
+        outputs, cache, n = prepared
         setting = self._setting(threshold)
         order = tuple(setting["members"])
-        n = len(outputs.logits[order[0]])
-        for k in range(1, len(order) + 1):
-            key = frozenset(order[:k])
-            if key not in cache:
-                fused = self._fused(outputs, tuple(sorted(key)))
-                # mean fusion is sliced from the table's shared cache on demand; stacked fusion is kept here, once per prepared table
-                cache[key] = (fused if self.fusion == "stacked" else None, stage_confidence(fused, self.multilabel_, self.stop))
-        conf = np.stack([cache[frozenset(order[:k])][1] for k in range(1, len(order))], axis=1) if len(order) > 1 else np.zeros((n, 0))
+        conf = [self._prefix(outputs, cache, order[:k])[0].confidence[self.stop] for k in range(1, len(order))]
+        return order, stop_stages(np.stack(conf, axis=1) if conf else np.zeros((n, 0)), np.asarray(setting["thresholds"]))
 
-        def stage_probs(k: int) -> np.ndarray:
-            kept = cache[frozenset(order[: k + 1])][0]
-            return kept if kept is not None else self._fused(outputs, tuple(sorted(order[: k + 1])))
-
-        stop = stop_stages(conf, np.asarray(setting["thresholds"]))
+    def _ran(self, order: tuple[str, ...], stop: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}
-        ran = np.zeros((n, len(self.members_)), dtype=bool)
+        ran = np.zeros((len(stop), len(self.members_)), dtype=bool)
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
+        return ran
+
+    def _route(self, prepared, threshold: float) -> Routing:
+        outputs, cache, _ = prepared
+        order, stop = self._stops(prepared, threshold)
+
+        def stage_probs(k: int) -> np.ndarray:
+            kept = self._prefix(outputs, cache, order[: k + 1])[1]
+            return kept if kept is not None else outputs.fuse(tuple(sorted(order[: k + 1])))
+
+        ran = self._ran(order, stop)
         return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))
 
-    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs, cache, _ = prepared
+        gflops, predicted = [], []
+        for t in thresholds:
+            order, stop = self._stops(prepared, float(t))
+            top1 = np.stack([self._prefix(outputs, cache, order[: k + 1])[0].top1 for k in range(len(order))])
+            gflops.append(self.routed_gflops(self._ran(order, stop)))
+            predicted.append(np.take_along_axis(top1, stop[None], axis=0)[0])
+        return np.stack(gflops), np.stack(predicted)
+
+    def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         setting = self._setting(threshold)
         order = setting["members"]
         k = len(outputs)

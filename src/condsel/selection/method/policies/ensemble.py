@@ -17,8 +17,7 @@ import numpy as np
 
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.method.curves import pareto_indices
-from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
-from condsel.selection.method.policies.base import metric_value
+from condsel.selection.method.fusion import MemberOutputs, member_outputs
 from condsel.selection.method.policies.selector import SelectorPolicy
 from condsel.selection.data.table import PredictionTable
 
@@ -48,7 +47,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         for size in range(0, self.max_size + 1):
             for extra in itertools.combinations(others, size):
                 run = (backbone, *extra)
-                scored = [(metric_value(outputs.fuse(f), table.labels), len(f), f) for f in ([run, extra] if extra else [run])]
+                scored = [(outputs.stats(f).training_value(table.labels), len(f), f) for f in ([run, extra] if extra else [run])]
                 value, _, fuse_members = max(scored)
                 entries.append({"run": list(run), "fuse": list(fuse_members), "gflops": float(sum(table.gflops[m] for m in run))})
                 costs.append(entries[-1]["gflops"])
@@ -56,7 +55,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         keep = [0] + [int(i) for i in pareto_indices(np.array(costs), np.array(values)) if i != 0]
         keep = sorted(keep, key=lambda i: costs[i])
         self.entries_ = [entries[i] for i in keep]
-        losses = np.stack([fused_loss(outputs.fuse(e["fuse"]), table.labels) for e in self.entries_], axis=1)
+        losses = np.stack([outputs.stats(e["fuse"]).loss for e in self.entries_], axis=1)
         relative = normalized_costs(np.array([e["gflops"] for e in self.entries_]))
         targets = affinity_targets(losses, relative, self.alpha, self.temperature)
         self.selector_ = self.network(table.multilabel)
@@ -67,9 +66,8 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
         self.overhead_gflops_ = float(self.selector_.gflops())
 
-    def _choice_probs(self, table: PredictionTable):
-        outputs = member_outputs(table)
-        return lambda e: outputs.fuse(self.entries_[e]["fuse"])
+    def _choice_members(self, pick: int) -> tuple[str, ...]:
+        return tuple(self.entries_[pick]["fuse"])
 
     def _ran(self, picks: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, normalized_costs
-from condsel.selection.method.fusion import MemberOutputs, member_outputs, fused_loss
+from condsel.selection.method.fusion import MemberOutputs, member_outputs
 from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
@@ -32,8 +32,8 @@ def stage_features(fused: np.ndarray, previous: np.ndarray, latest: np.ndarray, 
     prediction agrees with the previous stage's and with the latest member
     alone (the share of classes that agree, for multi-label), and the stage one-hot.
     """
-    fused, previous, latest = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (fused, previous, latest))
-    top = -np.sort(-fused, axis=1)[:, :TOP]
+    fused, previous, latest = (np.atleast_2d(np.asarray(x)) for x in (fused, previous, latest))
+    top = -np.sort(-np.partition(fused, -TOP, axis=1)[:, -TOP:], axis=1) if fused.shape[1] > TOP else -np.sort(-fused, axis=1)
     p = np.clip(fused, 1e-12, 1.0)
     if multilabel:
         q = np.clip(1 - fused, 1e-12, 1.0)
@@ -91,11 +91,11 @@ class LearnedCascadePolicy(Policy):
                 order = table.models
         self.members_ = order
         self.gflops_ = {m: float(table.gflops[m]) for m in order}
-        fused = self._prefixes(member_outputs(table))
-        losses = np.stack([fused_loss(p, table.labels) for p in fused], axis=1)
+        outputs = member_outputs(table)
+        fused = self._prefixes(outputs)
+        losses = np.stack([outputs.stats(order[: k + 1]).loss for k in range(len(order))], axis=1)
         best = prefix_targets(losses, np.cumsum([self.gflops_[m] for m in order]), self.alpha)
         stages = len(order) - 1
-        outputs = member_outputs(table)
         X = np.vstack([self._features(fused, outputs, k) for k in range(stages)])
         stop = np.concatenate([best <= k for k in range(stages)])
         self.model_ = Selector(hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, seed=self.seed)
@@ -117,15 +117,28 @@ class LearnedCascadePolicy(Policy):
         p_stop = np.stack([self.model_.predict_proba(self._features(fused, outputs, k))[:, 1] for k in range(len(self.members_) - 1)], axis=1)
         return outputs, p_stop
 
+    def _stages(self, p_stop: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample, the stage it stops at and (N, K) which members ran."""
+        stops = np.hstack([p_stop > threshold, np.ones((len(p_stop), 1), dtype=bool)])
+        stage = stops.argmax(axis=1)
+        return stage, np.arange(len(self.members_))[None, :] <= stage[:, None]
+
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, p_stop = prepared  # fused prefixes are made on demand (shared, see member_outputs)
-        n, k = p_stop.shape[0], len(self.members_)
-        stops = np.hstack([p_stop > threshold, np.ones((n, 1), dtype=bool)])
-        stage = stops.argmax(axis=1)
-        ran = np.arange(k)[None, :] <= stage[:, None]
+        stage, ran = self._stages(p_stop, threshold)
         return Routing(ran, gather(lambda j: outputs.fuse(self.members_[: j + 1]), stage), self.routed_gflops(ran))
 
-    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
+    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs, p_stop = prepared
+        top1 = np.stack([outputs.stats(self.members_[: j + 1]).top1 for j in range(len(self.members_))])
+        gflops, predicted = [], []
+        for t in thresholds:
+            stage, ran = self._stages(p_stop, float(t))
+            gflops.append(self.routed_gflops(ran))
+            predicted.append(np.take_along_axis(top1, stage[None], axis=0)[0])
+        return np.stack(gflops), np.stack(predicted)
+
+    def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         k = len(outputs)
         if set(outputs) != set(self.members_[:k]):
             raise ValueError(f"this cascade runs {self.members_} in order; got outputs for {sorted(outputs)}")

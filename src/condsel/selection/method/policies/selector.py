@@ -84,12 +84,11 @@ class SelectorPolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return self._choice_probs(table), self.confidences(table)
+        return member_outputs(table), self.confidences(table)
 
-    def _choice_probs(self, table: PredictionTable):
-        """Choice k -> (N, C) class probabilities each video ends with when the selector picks k (made on demand)."""
-        outputs = member_outputs(table)
-        return lambda k: outputs.probs(self.members_[k])
+    def _choice_members(self, pick: int) -> tuple[str, ...]:
+        """The members whose fused probabilities a video ends with when the selector picks ``pick``."""
+        return (self.members_[pick],)
 
     def _features(self, table: PredictionTable) -> np.ndarray:
         """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets."""
@@ -105,10 +104,10 @@ class SelectorPolicy(Policy):
         return self.selector_.predict_proba(self.selector_.features(backbone_logits))
 
     def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, proba = prepared
+        outputs, proba = prepared
         picks = np.stack([choose_models(proba, float(t)) for t in thresholds])  # (T, N)
         ran = self._ran(picks)
-        predicted = np.stack([probs(k).argmax(axis=1) for k in range(proba.shape[1])])  # (K, N)
+        predicted = np.stack([outputs.stats(self._choice_members(k)).top1 for k in range(proba.shape[1])])  # (K, N)
         return self.routed_gflops(ran), np.take_along_axis(predicted, picks, axis=0)
 
     def _members_for(self, pick: int) -> list[str]:
@@ -123,12 +122,12 @@ class SelectorPolicy(Policy):
         return ran
 
     def _route(self, prepared, threshold: float) -> Routing:
-        probs, proba = prepared
+        outputs, proba = prepared
         picks = choose_models(proba, threshold)
         ran = self._ran(picks)
-        return Routing(ran, gather(probs, picks), self.routed_gflops(ran))
+        return Routing(ran, gather(lambda k: outputs.fuse(self._choice_members(k)), picks), self.routed_gflops(ran))
 
-    def _next(self, outputs: dict[str, np.ndarray], threshold: float) -> list[str]:
+    def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         backbone = self.members_[0]
         if not outputs:
             return [backbone]
