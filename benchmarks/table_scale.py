@@ -9,9 +9,10 @@ Each table is written in the plain npz layout (``names``, ``labels``,
 with its defaults (all policies, 5 folds). Members have rising accuracy and
 cost, and every video has a difficulty shared by all members, so selection
 has something to find (a hard video needs a strong member). ``--multilabel``
-writes 0/1 label matrices (HVU-like). Prints wall time, peak RSS of the child
-(polled every 0.2 s with psutil) and, over two or more sizes, the exponent of
-wall time against N (least squares on log-log).
+writes 0/1 label matrices (HVU-like). Prints wall time, peak memory of the
+child and its workers (polled every 0.5 s with psutil, see :func:`run_table`)
+and, over two or more sizes, the exponent of wall time against N (least
+squares on log-log).
 """
 
 from __future__ import annotations
@@ -56,20 +57,33 @@ def generate(directory: Path, n: int, models: int, classes: int, multilabel: boo
     return scores
 
 
-def run_table(scores: list[str], costs: Path, out: Path, policies: str) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (GiB, the child and its children) and exit code of one `condsel table` run."""
+def run_table(scores: list[str], costs: Path, out: Path, policies: str) -> tuple[float, float, float, int]:
+    """Wall seconds, peak memory (GiB) and exit code of one `condsel table` run.
+
+    Memory is polled over the child and its forked workers: the peak of their
+    summed PSS (proportional set size: a page shared by k processes counts
+    1/k in each, so the sum is what the machine holds) and the peak RSS of
+    the largest single process. Summed RSS would count every page the
+    workers share with the parent once per worker.
+    """
     cmd = [sys.executable, "-m", "condsel", "table", *scores, "--costs", str(costs), "--policies", policies, "--out", str(out)]
     start = time.perf_counter()
-    child = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak = 0
+    log = out.with_suffix(".log")  # the child's progress bar and messages; its tail is printed on failure
+    with log.open("w") as err:
+        child = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    peak_pss = peak_rss = 0
     while child.poll() is None:
         try:
-            procs = [child, *child.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            procs = [p for p in (child, *child.children(recursive=True)) if p.is_running()]
+            info = [p.memory_full_info() for p in procs]
+            peak_pss = max(peak_pss, sum(i.pss for i in info))
+            peak_rss = max(peak_rss, max(i.rss for i in info))
         except psutil.Error:
             pass
-        time.sleep(0.2)
-    return time.perf_counter() - start, peak / 2**30, child.returncode
+        time.sleep(0.5)
+    if child.returncode != 0:
+        print(log.read_text()[-3000:], file=sys.stderr)
+    return time.perf_counter() - start, peak_pss / 2**30, peak_rss / 2**30, child.returncode
 
 
 def main() -> int:
@@ -90,11 +104,12 @@ def main() -> int:
             folder.mkdir(parents=True, exist_ok=True)
             scores = generate(folder, n, args.models, args.classes, args.multilabel)
             size = sum(f.stat().st_size for f in folder.glob("m*.npz")) / 2**20
-            wall, rss, code = run_table(scores, folder / "costs.toml", folder / "out", args.policies)
+            wall, pss, rss, code = run_table(scores, folder / "costs.toml", folder / "out", args.policies)
             walls.append(wall)
             kind = "multi-label" if args.multilabel else "single-label"
             print(f"{n} videos x {args.models} models x {args.classes} classes ({kind}, {size:.0f} MB of npz): "
-                  f"wall {wall:.1f} s, peak RSS {rss:.2f} GiB, exit {code}, load {psutil.getloadavg()[0]:.1f}", flush=True)
+                  f"wall {wall:.1f} s, peak memory {pss:.2f} GiB (summed PSS), largest process RSS {rss:.2f} GiB, "
+                  f"exit {code}, load {psutil.getloadavg()[0]:.1f}", flush=True)
             if code != 0:
                 return code
     if len(walls) >= 2:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.method.metrics import average_precision, mean_average_precision, topk_correct
+from condsel.selection.method.metrics import average_precision, class_average_precisions, mean_average_precision, topk_correct
 
 
 def test_average_precision_equals_sklearn_with_ties():
@@ -24,6 +24,17 @@ def test_mean_average_precision_equals_sklearn_macro():
     keep = labels.any(0)
     expected = average_precision_score(labels[:, keep], scores[:, keep], average="macro")
     assert abs(mean_average_precision(scores, labels) - expected) < 1e-12
+
+
+def test_mean_average_precision_with_ties_and_weights_equals_sklearn_per_class():
+    rng = np.random.default_rng(3)
+    labels = (rng.random((400, 9)) < 0.2).astype(int)
+    scores = np.round(rng.normal(size=(400, 9)) + labels, 1)  # many ties in every column
+    weights = rng.integers(0, 4, 400).astype(float)  # bootstrap-like multiplicities, zeros included
+    expected = np.mean([average_precision_score(labels[:, c], scores[:, c], sample_weight=weights) for c in range(9)])
+    assert abs(mean_average_precision(scores, labels, weights) - expected) < 1e-12
+    # classes are processed in blocks; the block size must not change a value
+    assert class_average_precisions(scores, labels, weights, block=400 * 2).tolist() == class_average_precisions(scores, labels, weights).tolist()
 
 
 def test_topk_by_brute_force():

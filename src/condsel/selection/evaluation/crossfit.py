@@ -42,6 +42,14 @@ class HeldOutFit:
     def route(self, fold: int, threshold: float) -> Routing:
         return self.policy._route(self.prepared[fold], float(threshold))
 
+    def per_sample(self, fold: int, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T, N) GFLOPs and top-1 class of each of ``fold``'s samples at each threshold (single-label), without keeping scores."""
+        found = self.policy._per_sample(self.prepared[fold], np.asarray(thresholds))
+        if found is not None:
+            return found
+        routes = [self.route(fold, t) for t in thresholds]
+        return np.stack([r.gflops for r in routes]), np.stack([r.scores.argmax(axis=1) for r in routes])
+
 
 @dataclass(frozen=True)
 class CrossFits:
@@ -208,28 +216,24 @@ def held_out_routes(fits: CrossFits, threshold: float, outer_fold: int | None = 
 
 
 def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean GFLOPs, metric) at each threshold over the samples :func:`held_out_routes` covers."""
-    fast = None if table.multilabel else _per_sample_curve(fits, table, thresholds, outer_fold)
-    if fast is not None:
-        return fast
-    costs, values = [], []
-    for t in thresholds:
-        r = held_out_routes(fits, t, outer_fold)
-        costs.append(r.gflops.mean())
-        values.append(metric_value(r.scores, table.labels[r.rows]))
-    return np.array(costs), np.array(values)
+    """(mean GFLOPs, metric) at each threshold over the samples :func:`held_out_routes` covers.
 
-
-def _per_sample_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None):
-    """:func:`held_out_curve` from the fits' per-sample GFLOPs and top-1 classes (None when a fit cannot give them)."""
+    Top-1 decomposes per sample, so single-label curves come from each fit's
+    per-sample GFLOPs and classes; mAP needs the routed scores, threshold by threshold.
+    """
+    if table.multilabel:
+        costs, values = [], []
+        for t in thresholds:
+            r = held_out_routes(fits, t, outer_fold)
+            costs.append(r.gflops.mean())
+            values.append(metric_value(r.scores, table.labels[r.rows]))
+        return np.array(costs), np.array(values)
     gflops, hits = [], []
     for i in fits.outer:
         if i == outer_fold:
             continue
         fit = fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]
-        per_sample = fit.policy._per_sample(fit.prepared[i], thresholds)
-        if per_sample is None:
-            return None
-        gflops.append(per_sample[0])
-        hits.append(per_sample[1] == table.labels[fits.folds == i])
+        cost, top1 = fit.per_sample(i, thresholds)
+        gflops.append(cost)
+        hits.append(top1 == table.labels[fits.folds == i])
     return np.hstack(gflops).mean(axis=1), 100 * np.hstack(hits).mean(axis=1)

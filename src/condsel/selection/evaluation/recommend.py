@@ -52,13 +52,17 @@ def choose(curves: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: np.ndar
 
 @dataclass(frozen=True)
 class NestedPoint:
-    """The held-out outcome of one budget: per-fold choices and per-sample results."""
+    """The held-out outcome of one budget: per-fold choices, the metric and per-sample results.
+
+    Per-sample top-1 hits (single-label, for the bootstrap) are kept, never
+    the (N, C) scores: a run holds one point per budget.
+    """
 
     budget: float
     choices: dict[int, Choice]
-    rows: np.ndarray
-    scores: np.ndarray
-    gflops: np.ndarray
+    value: float  # top-1 or mAP, %, over every held-out sample
+    gflops: np.ndarray  # (N,)
+    hits: np.ndarray | None  # (N,) bool top-1 hits; None for mAP
 
     def to_dict(self, table: PredictionTable) -> dict:
         metric = "map" if table.multilabel else "top1"
@@ -67,7 +71,7 @@ class NestedPoint:
             "budget": float(self.budget),
             "policy": names.most_common(1)[0][0],
             "gflops": float(self.gflops.mean()),
-            metric: metric_value(self.scores, table.labels[self.rows]),
+            metric: float(self.value),
             "chosen": [{"fold": k, "policy": c.policy, "threshold": c.threshold} for k, c in sorted(self.choices.items())],
         }
 
@@ -90,23 +94,27 @@ def nested_front(
     inner = {k: {name: curves[name] for name in fits} for k, curves in inner.items()}
     points = []
     for budget in budgets:
-        choices, rows, scores, gflops = {}, [], [], []
-        for k, curves in inner.items():
-            choice = choose(curves, thresholds, budget)
-            routing = fits[choice.policy].outer[k].route(k, choice.threshold)
-            choices[k] = choice
-            rows.append(np.flatnonzero(folds == k))
-            scores.append(routing.scores)
-            gflops.append(routing.gflops)
-        points.append(NestedPoint(float(budget), choices, np.concatenate(rows), np.concatenate(scores), np.concatenate(gflops)))
+        choices = {k: choose(curves, thresholds, budget) for k, curves in inner.items()}
+        routes = {k: fits[c.policy].outer[k] for k, c in choices.items()}
+        if table.multilabel:
+            routed = {k: routes[k].route(k, c.threshold) for k, c in choices.items()}
+            rows = np.concatenate([np.flatnonzero(folds == k) for k in routed])
+            value = metric_value(np.concatenate([r.scores for r in routed.values()]), table.labels[rows])
+            point = NestedPoint(float(budget), choices, value, np.concatenate([r.gflops for r in routed.values()]), None)
+        else:  # per-sample GFLOPs and top-1 classes: no (N, C) scores
+            per_sample = {k: routes[k].per_sample(k, np.array([c.threshold])) for k, c in choices.items()}
+            hits = np.concatenate([top1[0] == table.labels[folds == k] for k, (_, top1) in per_sample.items()])
+            gflops = np.concatenate([g[0] for g, _ in per_sample.values()])
+            point = NestedPoint(float(budget), choices, 100 * float(hits.mean()), gflops, hits)
+        points.append(point)
     return points
 
 
 def bootstrap_interval(point: NestedPoint, table: PredictionTable, replicates: int, seed: int) -> dict | None:
     """95% percentile interval of a nested point's top-1, resampling videos (None for mAP)."""
-    if table.multilabel or replicates <= 0:
+    if point.hits is None or replicates <= 0:
         return None
-    hits = (point.scores.argmax(axis=1) == table.labels[point.rows]).astype(np.float64)
+    hits = point.hits.astype(np.float64)
     rng = np.random.default_rng(seed)
     draws = [100 * hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(replicates)]
     return {"low": float(np.percentile(draws, 2.5)), "high": float(np.percentile(draws, 97.5))}

@@ -20,26 +20,42 @@ def average_precision(scores: np.ndarray, positives: np.ndarray, weights: np.nda
 
     This is the definition scikit-learn's ``average_precision_score`` uses.
     """
-    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y, w = scores[order], positives[order].astype(np.float64), w[order]
-    tp = np.cumsum(y * w)
-    seen = np.cumsum(w)
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp, seen = tp[last_of_tie], seen[last_of_tie]
-    if tp[-1] <= 0:
-        return float("nan")
-    recall = tp / tp[-1]
-    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(class_average_precisions(np.asarray(scores)[:, None], np.asarray(positives)[:, None], weights)[0])
+
+
+def class_average_precisions(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, block: int = 1 << 22) -> np.ndarray:
+    """(C,) :func:`average_precision` of every column of (N, C) ``scores``, NaN where a column has no positive weight.
+
+    Vectorised over classes, in blocks of about ``block`` scores: a row's
+    tie groups end where the sorted score changes; the true positives at the
+    previous group's end are a running maximum of those at group ends.
+    """
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    n, c = scores.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.empty(c)
+    step = max(1, block // max(n, 1))
+    for start in range(0, c, step):
+        s = np.ascontiguousarray(scores[:, start:start + step].T)  # (B, N)
+        order = np.argsort(-s, axis=1, kind="stable")
+        s = np.take_along_axis(s, order, axis=1)
+        seen = np.cumsum(w[order], axis=1)
+        tp = np.cumsum(np.take_along_axis(labels[:, start:start + step].T, order, axis=1) * w[order], axis=1)
+        end = np.ones(s.shape, dtype=bool)
+        end[:, :-1] = s[:, 1:] != s[:, :-1]
+        at_end = np.where(end, tp, 0.0)
+        before = np.hstack([np.zeros((len(s), 1)), np.maximum.accumulate(at_end, axis=1)[:, :-1]])
+        precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+        total = tp[:, -1]
+        gained = np.where(end, (tp - before) * precision, 0.0).sum(axis=1)
+        out[start:start + step] = np.where(total > 0, gained / np.where(total > 0, total, 1.0), np.nan)
+    return out
 
 
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
     """mAP over the classes that have at least one positive sample, in [0, 1]."""
-    aps = [
-        average_precision(scores[:, c], labels[:, c], weights)
-        for c in range(labels.shape[1])
-        if labels[:, c].any()
-    ]
-    aps = [a for a in aps if not np.isnan(a)]
-    return float(np.mean(aps)) if aps else float("nan")
+    labels = np.asarray(labels)
+    present = np.flatnonzero(labels.any(axis=0))
+    aps = class_average_precisions(np.asarray(scores)[:, present], labels[:, present], weights)
+    aps = aps[~np.isnan(aps)]
+    return float(aps.mean()) if aps.size else float("nan")

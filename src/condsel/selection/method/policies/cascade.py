@@ -150,20 +150,20 @@ class CascadePolicy(Policy):
         self.members_ = list(orders[0]) if self.members is not None else sorted(used, key=lambda m: (table.gflops[m], m))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
 
-    def _prefix(self, outputs: MemberOutputs, cache: dict, members: tuple[str, ...], labels: np.ndarray | None = None) -> tuple[FusedStats, np.ndarray | None]:
-        """The fused prediction of a set of members: its stats, and its probabilities when stacked (made once per set and ``cache``).
+    def _prefix(self, outputs: MemberOutputs, cache: dict, members: tuple[str, ...], labels: np.ndarray | None = None) -> FusedStats:
+        """The stats of the fused prediction of a set of members (made once per set and ``cache``).
 
         Mean fusion reads the table's shared stats; stacked fusion has this
-        fit's weights, so it is fused here and kept for routing.
+        fit's weights, so it is fused here (its probabilities are not kept:
+        a routing fuses again the stages it returns scores of).
         """
         key = frozenset(members)
         if key not in cache:
             ordered = tuple(sorted(key))
             if self.fusion == "stacked" and len(ordered) > 1:
-                fused = self._fused(outputs, ordered)
-                cache[key] = (summarize(fused, labels, self.multilabel_), fused)
+                cache[key] = summarize(self._fused(outputs, ordered), labels, self.multilabel_)
             else:
-                cache[key] = (outputs.stats(ordered), None)
+                cache[key] = outputs.stats(ordered)
         return cache[key]
 
     def _search(self, table: PredictionTable, order: tuple[str, ...], outputs: MemberOutputs, cache: dict) -> list[tuple[list[float], float, float]]:
@@ -173,7 +173,7 @@ class CascadePolicy(Policy):
         """
         n, k = table.num_samples, len(order)
         cumulative = np.cumsum([table.gflops[m] for m in order])
-        stats = [self._prefix(outputs, cache, order[: i + 1], table.labels)[0] for i in range(k)]
+        stats = [self._prefix(outputs, cache, order[: i + 1], table.labels) for i in range(k)]
         util = np.stack([-s.loss if table.multilabel else s.hits(table.labels) for s in stats], axis=1).astype(np.float64)
         if k == 1:
             return [([], float(cumulative[0]), float(util.mean()))]
@@ -209,7 +209,7 @@ class CascadePolicy(Policy):
         outputs, cache, n = prepared
         setting = self._setting(threshold)
         order = tuple(setting["members"])
-        conf = [self._prefix(outputs, cache, order[:k])[0].confidence[self.stop] for k in range(1, len(order))]
+        conf = [self._prefix(outputs, cache, order[:k]).confidence[self.stop] for k in range(1, len(order))]
         return order, stop_stages(np.stack(conf, axis=1) if conf else np.zeros((n, 0)), np.asarray(setting["thresholds"]))
 
     def _ran(self, order: tuple[str, ...], stop: np.ndarray) -> np.ndarray:
@@ -224,8 +224,7 @@ class CascadePolicy(Policy):
         order, stop = self._stops(prepared, threshold)
 
         def stage_probs(k: int) -> np.ndarray:
-            kept = self._prefix(outputs, cache, order[: k + 1])[1]
-            return kept if kept is not None else outputs.fuse(tuple(sorted(order[: k + 1])))
+            return self._fused(outputs, tuple(sorted(order[: k + 1])))
 
         ran = self._ran(order, stop)
         return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))
@@ -235,7 +234,7 @@ class CascadePolicy(Policy):
         gflops, predicted = [], []
         for t in thresholds:
             order, stop = self._stops(prepared, float(t))
-            top1 = np.stack([self._prefix(outputs, cache, order[: k + 1])[0].top1 for k in range(len(order))])
+            top1 = np.stack([self._prefix(outputs, cache, order[: k + 1]).top1 for k in range(len(order))])
             gflops.append(self.routed_gflops(self._ran(order, stop)))
             predicted.append(np.take_along_axis(top1, stop[None], axis=0)[0])
         return np.stack(gflops), np.stack(predicted)
