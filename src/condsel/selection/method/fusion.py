@@ -22,7 +22,7 @@ from condsel.selection.method.affinity import softmax
 
 FUSIONS = ("mean", "stacked")
 STOP_RULES = ("maxprob", "margin")
-FUSED_BYTES = 1 << 28  # fused subsets kept per table (see MemberOutputs)
+FUSED_BYTES = 1 << 26  # fused subsets kept per table and process (see MemberOutputs); fits and sweeps read FusedStats instead
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:

@@ -44,7 +44,8 @@ def selector_inputs(logits: np.ndarray, multilabel: bool = False, kind: str = "s
         raise ValueError(f"unknown selector input {kind!r}; choose from {INPUT_KINDS}")
     logits = np.asarray(logits, dtype=np.float64)
     probs = 1.0 / (1.0 + np.exp(-logits)) if multilabel else softmax(logits)
-    top = -np.sort(-probs, axis=1)[:, :SORTED_TOP]
+    top = probs if probs.shape[1] <= SORTED_TOP else np.partition(probs, -SORTED_TOP, axis=1)[:, -SORTED_TOP:]
+    top = -np.sort(-top, axis=1)
     parts = {"probs": [probs], "sorted": [top], "probs+sorted": [probs, top]}[kind]
     return np.hstack(parts).astype(np.float32)
 
