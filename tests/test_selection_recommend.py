@@ -10,7 +10,7 @@ from conftest import ucf101_slice
 from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, fit_all, held_out_curve, held_out_routes
 from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
-from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
+from condsel.selection.method.policies import CascadePolicy, SelectorPolicy, StaticPolicy
 from condsel.selection.method.prune import candidate_orders, prune_members
 from condsel.selection.evaluation.recommend import choose, inner_curves
 from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
@@ -139,3 +139,20 @@ def test_multilabel_tables_get_map_everywhere():
     # with a budget of 8 (cheap + mid fit), the recommended point beats the cheap model alone
     cheap = next(p for p in out["static"] if p["members"] == ["cheap"])["map"]
     assert out["recommended"][1]["map"] > cheap
+
+
+@pytest.mark.slow
+def test_with_static_choices_as_a_policy_the_recommended_front_keeps_to_the_static_hull(ucf):
+    """Real UCF101 scores: the paper's selector alone falls below the static hull; with `static` among the candidates the nested front does not (beyond noise)."""
+    folds = fold_ids(ucf, 5, 0)
+    fits = fit_all(ucf, folds, {"selector": SelectorPolicy(backbone="mv", epochs=2), "static": StaticPolicy()})
+    budgets = np.geomspace(50.0, 300.0, 8)
+    out = compare_policies(ucf, folds, fits, bootstrap=0, budgets=budgets)
+    hull = out["static_hull"]
+    hull_at = lambda g: np.interp(g, [p["gflops"] for p in hull], [p["top1"] for p in hull])  # noqa: E731
+    shortfall = [hull_at(p["gflops"]) - p["top1"] for p in out["recommended"]]
+    alone = [hull_at(p["gflops"]) - p["top1"] for p in out["selector_budgets"]]
+    noise = 2 * 100 * np.sqrt(0.9 * 0.1 / ucf.num_samples)  # two standard errors of a top-1 near 90%
+    assert max(shortfall) <= noise, shortfall
+    assert max(alone) > noise, alone  # the check has teeth: without static choices the front would fail it
+    assert {c["policy"] for p in out["recommended"] for c in p["chosen"]} & {"static"}

@@ -85,7 +85,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def derive_shared(table: PredictionTable, workers: int) -> None:
-    """Make what every fit reads once, before forking: member probabilities and the stats of every subset of up to 3.
+    """Make what every fit reads once, before forking: member probabilities and losses, and the stats of every subset of up to 3.
 
     Fits of cascades, their pruning and static choices read those stats on
     every fold; made here (in ``workers`` processes) they are inherited by
@@ -93,15 +93,18 @@ def derive_shared(table: PredictionTable, workers: int) -> None:
     """
     outputs = member_outputs(table)
     for member in table.models:
-        outputs.probs(member)
+        outputs.member_loss(member)
     todo = [s for s in subsets(table.models, 3) if not outputs.has_stats(s)]
-    if workers <= 1 or len(todo) < 2:
-        for s in todo:
-            outputs.stats(s)
-        return
-    with _pool(min(workers, len(todo))) as pool:
-        for s, stats in zip(todo, pool.map(_stats_job, todo, chunksize=4)):
-            outputs.add_stats(s, stats)
+    with outputs.warm():  # every member's probabilities, for the stats only: fits read the stats
+        for member in table.models:
+            outputs.probs(member)
+        if workers <= 1 or len(todo) < 2:
+            for s in todo:
+                outputs.stats(s)
+            return
+        with _pool(min(workers, len(todo))) as pool:
+            for s, stats in zip(todo, pool.map(_stats_job, todo, chunksize=4)):
+                outputs.add_stats(s, stats)
 
 
 def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):

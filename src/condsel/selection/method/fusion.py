@@ -12,13 +12,14 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from condsel._io import torch_threads
-from condsel.selection.method.affinity import softmax
+from condsel.selection.method.affinity import classification_loss, softmax
 
 FUSIONS = ("mean", "stacked")
 STOP_RULES = ("maxprob", "margin")
@@ -111,14 +112,16 @@ def summarize(probs: np.ndarray, labels: np.ndarray | None, multilabel: bool) ->
 
 
 class MemberOutputs:
-    """Members' logits with their probabilities (float32) computed once, for fusing many subsets of them.
+    """Members' outputs on a table, with what fitting reads of them derived once: fused stats and per-member losses.
 
-    With ``shared`` (the outputs of a larger table) and ``rows`` (this
-    table's rows there), probabilities, mean-fused subsets and their
-    :class:`FusedStats` are read from the shared ones instead of computed
-    again: see :func:`member_outputs`. Fused subsets are kept while they
-    total at most ``FUSED_BYTES``, and made again on each call beyond it;
-    their stats (which need ``labels``) are always kept.
+    Probabilities (float32) are made from the logits when asked, on the rows
+    asked for, and kept only inside :meth:`warm` (while the stats are
+    derived): a table's probabilities cost as much memory as its logits, and
+    a 100,000 x 400 table's are 160 MB a member. With ``shared`` (the
+    outputs of a larger table) and ``rows`` (this table's rows there), stats,
+    losses and fused subsets are read from the shared ones: see
+    :func:`member_outputs`. Mean-fused subsets of the whole table are kept
+    while they total at most ``FUSED_BYTES``.
     """
 
     def __init__(self, logits: Mapping[str, np.ndarray], multilabel: bool, shared: MemberOutputs | None = None, rows: np.ndarray | None = None,
@@ -127,9 +130,21 @@ class MemberOutputs:
         self.multilabel = multilabel
         self.shared, self.rows = shared, rows
         self.labels = labels
+        self._keep_probs = False
         self._probs: dict[str, np.ndarray] = {}
         self._fused: dict[tuple[str, ...], np.ndarray] = {}
         self._stats: dict[tuple[str, ...], FusedStats] = {}
+        self._losses: dict[str, np.ndarray] = {}
+
+    @contextmanager
+    def warm(self):
+        """Keep every member's probabilities until the block ends (for deriving many subsets' stats at once)."""
+        self._keep_probs = True
+        try:
+            yield self
+        finally:
+            self._keep_probs = False
+            self._probs.clear()
 
     def stats(self, members: Sequence[str]) -> FusedStats:
         """The :class:`FusedStats` of the mean fusion of ``members``, computed once on the root table."""
@@ -146,15 +161,25 @@ class MemberOutputs:
             raise ValueError("fused stats need the table's labels")
         return summarize(self._mean(members), self.labels, self.multilabel)
 
-    def _mean(self, members: Sequence[str]) -> np.ndarray:
-        """Mean of the members' probabilities, summed in place (no (K, N, C) stack)."""
+    def _mean(self, members: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """Mean of the members' probabilities (on ``rows``), summed in place (no (K, N, C) stack)."""
         if len(members) == 1:
-            return self.probs(members[0])
-        total = self.probs(members[0]).copy()
+            return self.probs(members[0], rows)
+        total = self.probs(members[0], rows).copy()
         for m in members[1:]:
-            total += self.probs(m)
+            total += self.probs(m, rows)
         total /= len(members)
         return total
+
+    def member_loss(self, member: str) -> np.ndarray:
+        """(N,) Eq. 2's L_cls of one member from its logits (exact log-softmax CE, or mean BCE), computed once on the root table."""
+        if self.shared is not None:
+            return self.shared.member_loss(member)[self.rows]
+        if member not in self._losses:
+            if self.labels is None:
+                raise ValueError("member losses need the table's labels")
+            self._losses[member] = classification_loss(self.logits[member], self.labels)
+        return self._losses[member]
 
     def has_stats(self, members: Sequence[str]) -> bool:
         return tuple(sorted(members)) in self._stats
@@ -162,29 +187,31 @@ class MemberOutputs:
     def add_stats(self, members: Sequence[str], stats: FusedStats) -> None:
         self._stats[tuple(sorted(members))] = stats
 
-    def probs(self, member: str) -> np.ndarray:
+    def probs(self, member: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) float32 class probabilities of one member (on ``rows`` only, when given)."""
         if self.shared is not None:
-            return self.shared.probs(member)[self.rows]  # a transient copy: subsets keep nothing
-        if member not in self._probs:
-            self._probs[member] = probabilities(self.logits[member], self.multilabel).astype(np.float32)
-        return self._probs[member]
+            return self.shared.probs(member, self.rows if rows is None else self.rows[rows])
+        if member in self._probs:
+            return self._probs[member] if rows is None else self._probs[member][rows]
+        logits = self.logits[member] if rows is None else self.logits[member][rows]
+        probs = probabilities(logits, self.multilabel).astype(np.float32)
+        if self._keep_probs and rows is None:
+            self._probs[member] = probs
+        return probs
 
     def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """As :func:`fuse` on these members' logits (on ``rows`` only, when given)."""
-        if weights is None and self.shared is not None:
+        if weights is not None:
+            return fuse([self.logits[m] if rows is None else self.logits[m][rows] for m in members], self.multilabel, weights)
+        if self.shared is not None:
             return self.shared.fuse(members, rows=self.rows if rows is None else self.rows[rows])
-        if weights is None and len(members) > 1:
-            key = tuple(sorted(members))
-            if key not in self._fused:
-                fused = self._mean(key)
-                if sum(a.nbytes for a in self._fused.values()) + fused.nbytes > FUSED_BYTES:
-                    return fused if rows is None else fused[rows]
-                self._fused[key] = fused
+        key = tuple(sorted(members))
+        if key in self._fused:
             return self._fused[key] if rows is None else self._fused[key][rows]
-        rows = slice(None) if rows is None else rows
-        if weights is None:
-            return self.probs(members[0])[rows]
-        return fuse([self.logits[m][rows] for m in members], self.multilabel, weights)
+        fused = self._mean(key, rows)
+        if rows is None and len(key) > 1 and sum(a.nbytes for a in self._fused.values()) + fused.nbytes <= FUSED_BYTES:
+            self._fused[key] = fused
+        return fused
 
 
 def member_outputs(table) -> MemberOutputs:

@@ -8,7 +8,7 @@ import numpy as np
 
 from condsel.errors import CondselError
 from condsel.selection.method.curves import choose_models
-from condsel.selection.method.affinity import affinity_targets, loss_matrix, normalized_costs, pool_order
+from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.method.fusion import member_outputs, probabilities
 from condsel.selection.method.policies.base import Policy, Routing, gather
 from condsel.selection.method.network import Selector, selector_inputs
@@ -74,7 +74,8 @@ class SelectorPolicy(Policy):
 
     def affinity(self, table: PredictionTable, order: list[str]) -> np.ndarray:
         """Eq. 2's (N, K) affinity labels of ``table``'s samples over the members in ``order`` (the backbone first)."""
-        losses = loss_matrix([table.logits[m] for m in order], table.labels)
+        outputs = member_outputs(table)
+        losses = np.stack([outputs.member_loss(m) for m in order], axis=1)
         return affinity_targets(losses, normalized_costs(np.array([table.gflops[m] for m in order])), self.alpha, self.temperature)
 
     def confidences(self, table: PredictionTable) -> np.ndarray:
