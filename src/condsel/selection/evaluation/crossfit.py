@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel._io import torch_threads
+from condsel._io import return_freed_memory, torch_threads
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.base import Policy, Routing, metric_value
@@ -95,6 +95,8 @@ def derive_shared(table: PredictionTable, workers: int) -> None:
     for member in table.models:
         outputs.member_loss(member)
     todo = [s for s in subsets(table.models, 3) if not outputs.has_stats(s)]
+    if not todo:
+        return
     with outputs.warm():  # every member's probabilities, for the stats only: fits read the stats
         for member in table.models:
             outputs.probs(member)
@@ -161,6 +163,7 @@ def fit_all(
     planned and is updated after each. ``workers`` > 1 fits in that many
     forked processes; the result is the same whatever the count.
     """
+    return_freed_memory()
     jobs, seen = [], set()
     for policy in requests.values():
         for job in fit_jobs(policy, folds, nested):
