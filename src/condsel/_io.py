@@ -31,18 +31,17 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 
-def return_freed_memory(threshold: int = 1 << 20) -> bool:
-    """Make glibc serve every allocation of ``threshold`` bytes or more by mmap, so freeing it returns it to the system.
+def return_freed_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``); False where the C library is not glibc.
 
-    By default glibc raises its mmap threshold after a large free, up to
-    32 MiB; the (N, C) temporaries of thousands of fits then come from the
-    heap, and a fragmented heap keeps their memory: a 40,000-video table's
-    run grew by gigabytes that way. Fixing the threshold stops that.
-    Returns False where the C library is not glibc (nothing changes).
+    glibc raises its mmap threshold after a large free, up to 32 MiB; the
+    (N, C) temporaries of thousands of fits then come from the heap, and a
+    fragmented heap keeps their memory: a 40,000-video table's run grew by
+    gigabytes that way. Trimming after each fit returns it, at the cost of
+    a walk over the free lists.
     """
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, threshold))  # M_MMAP_THRESHOLD
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
 

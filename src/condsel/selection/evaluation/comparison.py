@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from condsel._io import return_freed_memory, torch_threads
+from condsel._io import torch_threads
 from condsel.errors import CondselError
 from condsel.selection.evaluation.backbone import choose_backbone
 from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve
@@ -169,7 +169,6 @@ def evaluate_policies(
     >>> sorted(summary["policies"])
     ['cascade', 'cascade_stacked']
     """
-    return_freed_memory()
     config = SelectionConfig() if config is None else config
     selector = SelectorPolicy() if selector is None else selector
     if isinstance(policies, str):

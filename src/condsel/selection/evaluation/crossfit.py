@@ -72,7 +72,9 @@ def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
     table, folds = _WORK
     policy, excluded = job
     with torch_threads(1):
-        return policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))), choose_default=False)
+        fitted = policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))), choose_default=False)
+    return_freed_memory()
+    return fitted
 
 
 def _stats_job(members: tuple[str, ...]):
@@ -163,7 +165,6 @@ def fit_all(
     planned and is updated after each. ``workers`` > 1 fits in that many
     forked processes; the result is the same whatever the count.
     """
-    return_freed_memory()
     jobs, seen = [], set()
     for policy in requests.values():
         for job in fit_jobs(policy, folds, nested):
@@ -176,6 +177,7 @@ def fit_all(
     fitted, start = {}, time.perf_counter()
     for (policy, excluded), fit in zip(jobs, _fits(jobs, table, folds, workers)):
         fitted[fit_key(policy, excluded)] = held_out(fit, table, folds, excluded)
+        return_freed_memory()
         if progress is not None:
             progress.update(1)
     log.info("cross-fitted %s in %.1f s (%d fits, %d workers)", ", ".join(requests), time.perf_counter() - start, len(jobs), workers)
