@@ -26,7 +26,7 @@ from condsel.selection.method.fusion import stage_confidence
 from condsel.selection.method.policies.cascade import NEVER, grid_totals, stop_stages
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
-from condsel.selection.method.fusion import probabilities
+from condsel.selection.method.fusion import fit_stacking, fuse, fused_loss, probabilities
 from condsel.selection.method.policies.base import budget_thresholds, video_draw
 from condsel.selection.method.static import static_choices
 
@@ -281,3 +281,26 @@ def test_a_mixing_static_policy_needs_the_video_name_online(ucf):
     with pytest.raises(ValueError, match="name the video"):
         policy.next_members({}, t)
     assert policy.next_members({}, 0.0) == policy.hull_[0]["members"]
+
+
+def test_stacking_weights_from_a_row_subsample_match_the_full_fit():
+    rng = np.random.default_rng(4)
+    n, c = 24000, 6
+    labels = rng.integers(0, c, n)
+    truth = np.eye(c)[labels]
+    logits = [(3 * truth + rng.normal(size=(n, c)) * noise).astype(np.float32) for noise in (0.8, 2.0, 4.0)]
+    full = fit_stacking(logits, labels, max_rows=n)
+    sub = fit_stacking(logits, labels, max_rows=6000)
+    assert full[0] > full[1] > full[2] and sub[0] > sub[1] > sub[2]  # the cleaner member weighs more
+    loss = {name: fused_loss(fuse(logits, False, w), labels).mean() for name, w in (("full", full), ("sub", sub), ("equal", np.full(3, 1 / 3)))}
+    assert loss["sub"] <= loss["full"] * 1.02 < loss["equal"]  # the subsample's weights fuse (almost) as well on every row
+
+
+def test_chunked_probabilities_equal_one_pass():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(9000, 7)).astype(np.float32) * 5
+    outputs = MemberOutputs({"a": logits, "b": -logits}, multilabel=False)
+    np.testing.assert_allclose(outputs.probs("a"), probabilities(logits, False), atol=1e-7)
+    weighted = fuse([logits, -logits], False, np.array([0.7, 0.2]))
+    np.testing.assert_allclose(weighted, probabilities(0.7 * logits.astype(np.float64) - 0.2 * logits, False), atol=1e-7)
+    np.testing.assert_allclose(fuse([logits[0], -logits[0]], False, np.array([0.7, 0.2])), weighted[0], atol=1e-7)
