@@ -73,7 +73,8 @@ def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
     policy, excluded = job
     with torch_threads(1):
         fitted = policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))), choose_default=False)
-    return_freed_memory()
+    if _IN_WORKER:
+        return_freed_memory()
     return fitted
 
 
@@ -82,8 +83,16 @@ def _stats_job(members: tuple[str, ...]):
     return member_outputs(table).compute_stats(members)
 
 
+_IN_WORKER = False  # set in forked workers: only they trim their heap (see _fit_job)
+
+
+def _mark_worker() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_mark_worker)
 
 
 def derive_shared(table: PredictionTable, workers: int) -> None:
@@ -177,7 +186,6 @@ def fit_all(
     fitted, start = {}, time.perf_counter()
     for (policy, excluded), fit in zip(jobs, _fits(jobs, table, folds, workers)):
         fitted[fit_key(policy, excluded)] = held_out(fit, table, folds, excluded)
-        return_freed_memory()
         if progress is not None:
             progress.update(1)
     log.info("cross-fitted %s in %.1f s (%d fits, %d workers)", ", ".join(requests), time.perf_counter() - start, len(jobs), workers)
