@@ -46,10 +46,15 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
         raise ValueError(f"{len(weights)} fusion weights for {len(logits)} members")
     if np.ndim(logits[0]) == 1:  # one video's (C,) outputs (online)
         return probabilities(sum(w * np.asarray(z, dtype=np.float64) for w, z in zip(weights, logits)), multilabel)
-    out = np.empty(np.shape(logits[0]), dtype=np.float32)
-    for start in range(0, len(out), CHUNK_ROWS):  # float64 work arrays bounded to CHUNK_ROWS rows
+    return float32_by_rows(np.shape(logits[0]), lambda rows: probabilities(sum(w * np.asarray(z[rows], dtype=np.float64) for w, z in zip(weights, logits)), multilabel))
+
+
+def float32_by_rows(shape: tuple[int, ...], make) -> np.ndarray:
+    """A float32 array of ``shape`` filled ``CHUNK_ROWS`` rows at a time by ``make(rows)``, so its float64 work arrays stay bounded."""
+    out = np.empty(shape, dtype=np.float32)
+    for start in range(0, shape[0], CHUNK_ROWS):
         rows = slice(start, start + CHUNK_ROWS)
-        out[rows] = probabilities(sum(w * np.asarray(z[rows], dtype=np.float64) for w, z in zip(weights, logits)), multilabel)
+        out[rows] = make(rows)
     return out
 
 
@@ -202,11 +207,10 @@ class MemberOutputs:
         if member in self._probs:
             return self._probs[member] if rows is None else self._probs[member][rows]
         logits = self.logits[member] if rows is None else self.logits[member][rows]
-        probs = np.empty(np.shape(logits), dtype=np.float32)
-        if probs.ndim == 1:  # one video's (C,) outputs (online)
-            probs[:] = probabilities(logits, self.multilabel)
-        for start in range(0, len(probs) if probs.ndim == 2 else 0, CHUNK_ROWS):  # float64 work arrays bounded to CHUNK_ROWS rows
-            probs[start:start + CHUNK_ROWS] = probabilities(logits[start:start + CHUNK_ROWS], self.multilabel)
+        if np.ndim(logits) == 1:  # one video's (C,) outputs (online)
+            probs = probabilities(logits, self.multilabel).astype(np.float32)
+        else:
+            probs = float32_by_rows(np.shape(logits), lambda rows: probabilities(logits[rows], self.multilabel))
         if self._keep_probs and rows is None:
             self._probs[member] = probs
         return probs

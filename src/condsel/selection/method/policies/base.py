@@ -105,9 +105,10 @@ def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
 def single_values(table: PredictionTable, members: list[str] | None = None) -> dict[str, float]:
     """Top-1 (or mAP) % of each member run alone (default: every model of the table)."""
     outputs = member_outputs(table)
+    members = table.models if members is None else members
     if table.multilabel:
-        return {m: metric_value(outputs.probs(m), table.labels) for m in (table.models if members is None else members)}
-    return {m: outputs.stats((m,)).training_value(table.labels) for m in (table.models if members is None else members)}
+        return {m: metric_value(outputs.probs(m), table.labels) for m in members}
+    return {m: outputs.stats((m,)).training_value(table.labels) for m in members}
 
 
 class Policy:
