@@ -26,30 +26,50 @@ def average_precision(scores: np.ndarray, positives: np.ndarray, weights: np.nda
 def class_average_precisions(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, block: int = 1 << 22) -> np.ndarray:
     """(C,) :func:`average_precision` of every column of (N, C) ``scores``, NaN where a column has no positive weight.
 
-    Vectorised over classes, in blocks of about ``block`` scores: a row's
-    tie groups end where the sorted score changes; the true positives at the
-    previous group's end are a running maximum of those at group ends.
+    With ties grouped, AP is the weighted mean over a column's positives of
+    the precision at their score: (positive weight scoring at least as high)
+    / (all weight scoring at least as high). So only positives are visited:
+    columns are sorted in blocks of about ``block`` scores and each positive
+    is placed by binary search, which makes labels as sparse as HVU's cost
+    little beyond one sort.
     """
-    scores, labels = np.asarray(scores), np.asarray(labels)
+    scores, labels = np.asarray(scores), np.asarray(labels) != 0
     n, c = scores.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    out = np.empty(c)
+    cls, rows = np.nonzero(labels.T)  # positives, grouped by class
+    bounds = np.searchsorted(cls, np.arange(c + 1))
+    out = np.full(c, np.nan)
     step = max(1, block // max(n, 1))
     for start in range(0, c, step):
         s = np.ascontiguousarray(scores[:, start:start + step].T)  # (B, N)
-        order = np.argsort(-s, axis=1, kind="stable")
-        s = np.take_along_axis(s, order, axis=1)
-        seen = np.cumsum(w[order], axis=1)
-        tp = np.cumsum(np.take_along_axis(labels[:, start:start + step].T, order, axis=1) * w[order], axis=1)
-        end = np.ones(s.shape, dtype=bool)
-        end[:, :-1] = s[:, 1:] != s[:, :-1]
-        at_end = np.where(end, tp, 0.0)
-        before = np.hstack([np.zeros((len(s), 1)), np.maximum.accumulate(at_end, axis=1)[:, :-1]])
-        precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
-        total = tp[:, -1]
-        gained = np.where(end, (tp - before) * precision, 0.0).sum(axis=1)
-        out[start:start + step] = np.where(total > 0, gained / np.where(total > 0, total, 1.0), np.nan)
+        if weights is None:  # all weights 1: the weight at or above sorted position i is n - i
+            ordered, above = np.sort(s, axis=1), np.broadcast_to(np.arange(n, -1, -1, dtype=np.float64), (len(s), n + 1))
+        else:
+            order = np.argsort(s, axis=1)
+            ordered, above = np.take_along_axis(s, order, axis=1), _weight_at_or_above(w[order])
+        for j in range(len(s)):
+            pos = rows[bounds[start + j]:bounds[start + j + 1]]
+            if pos.size:
+                out[start + j] = _mean_precision(s[j, pos], w[pos], above[j, np.searchsorted(ordered[j], s[j, pos])])
     return out
+
+
+def _weight_at_or_above(sorted_weights: np.ndarray) -> np.ndarray:
+    """(..., n + 1): the weight at ascending-sorted positions i and beyond (0 past the end)."""
+    tail = np.cumsum(sorted_weights[..., ::-1], axis=-1)[..., ::-1]
+    return np.concatenate([tail, np.zeros(tail.shape[:-1] + (1,))], axis=-1)
+
+
+def _mean_precision(positive_scores: np.ndarray, positive_weights: np.ndarray, at_or_above: np.ndarray) -> float:
+    """Weighted mean precision at each positive's score, given the total weight scoring at least as high."""
+    total = positive_weights.sum()
+    if total <= 0:
+        return float("nan")
+    order = np.argsort(positive_scores)
+    ranked = positive_scores[order]
+    hits = _weight_at_or_above(positive_weights[order])[np.searchsorted(ranked, positive_scores)]
+    precision = np.divide(hits, at_or_above, out=np.zeros_like(hits), where=at_or_above > 0)
+    return float((positive_weights * precision).sum() / total)
 
 
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
