@@ -61,6 +61,12 @@ def run_online(policy, table: PredictionTable, i: int, threshold: float) -> tupl
 
 
 def assert_online_equals_offline(policy, table: PredictionTable, thresholds) -> None:
+    outcomes = policy._outcomes(policy._prepare(table), np.asarray(thresholds, dtype=np.float64))
+    for t, gflops, utility in zip(thresholds, outcomes.gflops, outcomes.utility(table.labels)):
+        routing = policy.route(table, t)  # the summaries equal what the routed scores give
+        np.testing.assert_allclose(gflops, routing.gflops)
+        expected = -fused_loss(routing.scores, table.labels) if table.multilabel else routing.scores.argmax(axis=1) == table.labels
+        np.testing.assert_allclose(utility, expected, rtol=1e-5, atol=1e-6)
     for t in thresholds:
         routing = policy.route(table, t)
         assert routing.ran.shape == (table.num_samples, len(policy.members_))

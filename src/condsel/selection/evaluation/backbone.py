@@ -35,9 +35,9 @@ def front_score(costs: np.ndarray, values: np.ndarray, lo: float, hi: float, flo
 
 
 def pareto_members(table: PredictionTable) -> list[str]:
-    """The members on ``table``'s single-model front of cost and metric, in table order."""
+    """The members on ``table``'s single-model front of cost and training value (minus the mean loss for multi-label), in table order."""
     gflops = {m: table.gflops[m] for m in table.models}
-    single = single_values(table)
+    single = single_values(table, exact=False)
     c, v = pareto_front(np.array(list(gflops.values())), np.array(list(single.values())))
     return [m for m in table.models if any(gflops[m] == x and single[m] == y for x, y in zip(c, v))]
 
@@ -82,8 +82,9 @@ def choose_backbone(
     for k, options in per_fold.items():
         train = table.subset(np.flatnonzero(folds != k))
         gflops = [train.gflops[m] for m in train.models]
-        floor = single_values(train, [train.models[0]])[train.models[0]]
-        scores = {m: front_score(*held_out_curve(candidates[m], table, thresholds, outer_fold=k), min(gflops), max(gflops), floor) for m in options}
+        floor = single_values(train, [train.models[0]], exact=False)[train.models[0]]
+        scores = {m: front_score(*held_out_curve(candidates[m], table, thresholds, outer_fold=k, exact=False), min(gflops), max(gflops), floor)
+                  for m in options}
         chosen[k] = max(options, key=lambda m: (scores[m], -train.gflops[m]))
         log.debug("fold %d: backbone %s (inner-CV front scores %s)", k, chosen[k], {m: round(s, 2) for m, s in scores.items()})
     first = candidates[names[0]]

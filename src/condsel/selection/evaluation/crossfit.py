@@ -25,8 +25,8 @@ import numpy as np
 
 from condsel._io import return_freed_memory, torch_threads
 from condsel.selection.data.table import PredictionTable
-from condsel.selection.method.fusion import member_outputs
-from condsel.selection.method.policies.base import Policy, Routing, metric_value
+from condsel.selection.method.fusion import member_outputs, percent
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, metric_value
 from condsel.selection.method.static import subsets
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,9 @@ class HeldOutFit:
     def route(self, fold: int, threshold: float) -> Routing:
         return self.policy._route(self.prepared[fold], float(threshold))
 
-    def per_sample(self, fold: int, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(T, N) GFLOPs and top-1 class of each of ``fold``'s samples at each threshold (single-label), without keeping scores."""
-        found = self.policy._per_sample(self.prepared[fold], np.asarray(thresholds))
-        if found is not None:
-            return found
-        routes = [self.route(fold, t) for t in thresholds]
-        return np.stack([r.gflops for r in routes]), np.stack([r.scores.argmax(axis=1) for r in routes])
+    def outcomes(self, fold: int, thresholds: np.ndarray) -> Outcomes:
+        """``fold``'s samples routed at each threshold, as summaries (no scores kept)."""
+        return self.policy._outcomes(self.prepared[fold], np.asarray(thresholds, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -231,25 +227,29 @@ def held_out_routes(fits: CrossFits, threshold: float, outer_fold: int | None = 
     return HeldOutRoutes(rows, np.concatenate([r.scores for _, r in parts]), np.concatenate([r.gflops for _, r in parts]))
 
 
-def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean GFLOPs, metric) at each threshold over the samples :func:`held_out_routes` covers.
+def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None = None,
+                   exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(mean GFLOPs, value) at each threshold over the samples :func:`held_out_routes` covers.
 
-    Top-1 decomposes per sample, so single-label curves come from each fit's
-    per-sample GFLOPs and classes; mAP needs the routed scores, threshold by threshold.
+    The value is top-1 %, or for multi-label mAP % (``exact``) or minus the
+    mean fused loss, the per-sample units every choice-only estimate uses
+    (:meth:`~condsel.selection.method.fusion.FusedStats.training_value`).
+    Everything but mAP decomposes over samples and comes from each fit's
+    :class:`~condsel.selection.method.policies.base.Outcomes`; mAP is
+    computed once per distinct routing (thresholds that route every sample
+    alike share it).
     """
-    if table.multilabel:
-        costs, values = [], []
-        for t in thresholds:
-            r = held_out_routes(fits, t, outer_fold)
-            costs.append(r.gflops.mean())
-            values.append(metric_value(r.scores, table.labels[r.rows]))
-        return np.array(costs), np.array(values)
-    gflops, hits = [], []
-    for i in fits.outer:
-        if i == outer_fold:
-            continue
-        fit = fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]
-        cost, top1 = fit.per_sample(i, thresholds)
-        gflops.append(cost)
-        hits.append(top1 == table.labels[fits.folds == i])
-    return np.hstack(gflops).mean(axis=1), 100 * np.hstack(hits).mean(axis=1)
+    parts = [(i, fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]) for i in fits.outer if i != outer_fold]
+    outcomes = [(i, fit.outcomes(i, thresholds)) for i, fit in parts]
+    costs = np.hstack([o.gflops for _, o in outcomes]).mean(axis=1)
+    if not (table.multilabel and exact):
+        utility = np.hstack([o.utility(table.labels[fits.folds == i]) for i, o in outcomes])
+        return costs, percent(utility.mean(axis=1), table.multilabel)
+    values, seen = [], {}
+    for t, threshold in enumerate(thresholds):
+        key = b"".join(o.picks[t].tobytes() for _, o in outcomes)
+        if key not in seen:
+            r = held_out_routes(fits, threshold, outer_fold)
+            seen[key] = metric_value(r.scores, table.labels[r.rows])
+        values.append(seen[key])
+    return costs, np.array(values)

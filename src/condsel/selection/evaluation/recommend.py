@@ -77,9 +77,14 @@ class NestedPoint:
 
 
 def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray) -> dict[int, dict]:
-    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold."""
+    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold.
+
+    Estimates are per sample (top-1, or minus the mean loss for multi-label):
+    they only rank options, and a multi-label one would otherwise rank all
+    samples again at every threshold of every policy and fold.
+    """
     folds = next(iter(fits.values())).folds
-    return {k: {name: held_out_curve(f, table, thresholds, outer_fold=k) for name, f in fits.items()} for k in np.unique(folds).tolist()}
+    return {k: {name: held_out_curve(f, table, thresholds, outer_fold=k, exact=False) for name, f in fits.items()} for k in np.unique(folds).tolist()}
 
 
 def nested_front(
@@ -92,19 +97,21 @@ def nested_front(
     folds = next(iter(fits.values())).folds
     inner = inner_curves(fits, table, thresholds) if inner is None else inner
     inner = {k: {name: curves[name] for name in fits} for k, curves in inner.items()}
-    points = []
+    points, maps = [], {}
     for budget in budgets:
         choices = {k: choose(curves, thresholds, budget) for k, curves in inner.items()}
         routes = {k: fits[c.policy].outer[k] for k, c in choices.items()}
-        if table.multilabel:
-            routed = {k: routes[k].route(k, c.threshold) for k, c in choices.items()}
-            rows = np.concatenate([np.flatnonzero(folds == k) for k in routed])
-            value = metric_value(np.concatenate([r.scores for r in routed.values()]), table.labels[rows])
-            point = NestedPoint(float(budget), choices, value, np.concatenate([r.gflops for r in routed.values()]), None)
-        else:  # per-sample GFLOPs and top-1 classes: no (N, C) scores
-            per_sample = {k: routes[k].per_sample(k, np.array([c.threshold])) for k, c in choices.items()}
-            hits = np.concatenate([top1[0] == table.labels[folds == k] for k, (_, top1) in per_sample.items()])
-            gflops = np.concatenate([g[0] for g, _ in per_sample.values()])
+        outcomes = {k: routes[k].outcomes(k, np.array([c.threshold])) for k, c in choices.items()}
+        gflops = np.concatenate([o.gflops[0] for o in outcomes.values()])
+        if table.multilabel:  # mAP once per distinct set of choices (neighbouring budgets often share one)
+            key = tuple((k, c.policy, c.threshold) for k, c in choices.items())
+            if key not in maps:
+                routed = {k: routes[k].route(k, c.threshold) for k, c in choices.items()}
+                rows = np.concatenate([np.flatnonzero(folds == k) for k in routed])
+                maps[key] = metric_value(np.concatenate([r.scores for r in routed.values()]), table.labels[rows])
+            point = NestedPoint(float(budget), choices, maps[key], gflops, None)
+        else:  # per-sample GFLOPs and top-1 hits: no (N, C) scores
+            hits = np.concatenate([o.top1()[0] == table.labels[folds == k] for k, o in outcomes.items()])
             point = NestedPoint(float(budget), choices, 100 * float(hits.mean()), gflops, hits)
         points.append(point)
     return points

@@ -105,6 +105,10 @@ class FusedStats:
         """(N,) bool top-1 hits (single-label)."""
         return self.top1 == labels
 
+    def utility(self, labels: np.ndarray) -> np.ndarray:
+        """(N,) what a sample is worth: 1.0 for a top-1 hit, or minus its loss for multi-label (see :meth:`training_value`)."""
+        return -self.loss.astype(np.float64) if self.top1 is None else self.hits(labels).astype(np.float64)
+
     def training_value(self, labels: np.ndarray) -> float:
         """What ranks fused choices on training samples: top-1 %, or minus the mean loss for multi-label.
 
@@ -112,7 +116,12 @@ class FusedStats:
         would fuse every subset again on every fold; the mean loss (Eq. 2's
         L_cls) does and mixes linearly, as the hull of choices assumes.
         """
-        return -float(self.loss.mean(dtype=np.float64)) if self.top1 is None else 100 * float(self.hits(labels).mean())
+        return float(percent(self.utility(labels).mean(), self.top1 is None))
+
+
+def percent(mean_utility, multilabel: bool):
+    """A mean :meth:`FusedStats.utility` in a summary's units: top-1 %, or minus the mean loss as it is."""
+    return mean_utility if multilabel else 100 * mean_utility
 
 
 def summarize(probs: np.ndarray, labels: np.ndarray | None, multilabel: bool) -> FusedStats:

@@ -27,7 +27,7 @@ import numpy as np
 
 from condsel._io import write_json
 from condsel.errors import NotFittedError
-from condsel.selection.method.fusion import member_outputs
+from condsel.selection.method.fusion import FusedStats, member_outputs
 from condsel.selection.method.operating import default_point
 from condsel.selection.method.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
@@ -47,6 +47,33 @@ class Routing:
     ran: np.ndarray
     scores: np.ndarray
     gflops: np.ndarray
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """A table routed at several thresholds, as summaries: what each sample spent and which fused prediction it ended with.
+
+    ``picks[t, n]`` indexes ``stats``, the fused predictions a sample can end
+    with (on the routed table, losses included). Sample by sample this equals
+    :meth:`Policy.route` (its ``gflops`` and the stats of its ``scores``), but
+    no (N, C) scores are built: top-1 and losses decompose over samples, so
+    every threshold costs O(N).
+    """
+
+    gflops: np.ndarray  # (T, N)
+    picks: np.ndarray  # (T, N) indices into stats
+    stats: list[FusedStats]
+
+    def _take(self, per_stat: list[np.ndarray]) -> np.ndarray:
+        return np.take_along_axis(np.stack(per_stat), self.picks, axis=0)
+
+    def top1(self) -> np.ndarray:
+        """(T, N) predicted class (single-label)."""
+        return self._take([s.top1 for s in self.stats])
+
+    def utility(self, labels: np.ndarray) -> np.ndarray:
+        """(T, N) :meth:`FusedStats.utility`: 1 per top-1 hit, or minus the fused loss for multi-label."""
+        return self._take([s.utility(labels) for s in self.stats])
 
 
 def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
@@ -102,11 +129,15 @@ def metric_value(scores: np.ndarray, labels: np.ndarray) -> float:
     return 100 * float(topk_correct(scores, labels, 1).mean())
 
 
-def single_values(table: PredictionTable, members: list[str] | None = None) -> dict[str, float]:
-    """Top-1 (or mAP) % of each member run alone (default: every model of the table)."""
+def single_values(table: PredictionTable, members: list[str] | None = None, exact: bool = True) -> dict[str, float]:
+    """Top-1 (or mAP) % of each member run alone (default: every model of the table).
+
+    ``exact=False`` gives multi-label tables minus the mean loss instead
+    (:meth:`FusedStats.training_value`), the units of choice-only estimates.
+    """
     outputs = member_outputs(table)
     members = table.models if members is None else members
-    if table.multilabel:
+    if table.multilabel and exact:
         return {m: metric_value(outputs.probs(m), table.labels) for m in members}
     return {m: outputs.stats((m,)).training_value(table.labels) for m in members}
 
@@ -117,7 +148,9 @@ class Policy:
     Subclasses set ``name``, keep hyperparameters in ``__init__`` (no work
     there) and implement ``_fit`` (which sets ``members_``, ``gflops_`` and
     ``overhead_gflops_``), ``_prepare`` (per-table work shared by every
-    threshold), ``_route``, ``_next``, ``_final``, ``_fitted_state`` and ``_restore``.
+    threshold), ``_route``, ``_outcomes`` (the same routing as summaries,
+    for many thresholds at once), ``_next``, ``_final``, ``_fitted_state``
+    and ``_restore``.
     """
 
     name: str = ""
@@ -224,26 +257,13 @@ class Policy:
         prepared = self._prepare(table)
         metric = metric_name(table)
         thresholds = self._sweep_thresholds()
-        per_sample = self._per_sample(prepared, thresholds) if not table.multilabel else None
-        if per_sample is not None:
-            gflops, predicted = per_sample
-            values = 100 * (predicted == table.labels).mean(axis=1)
-            return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))}
-                    for t, c, v in zip(thresholds, gflops.mean(axis=1), values)]
-        points = []
-        for t in thresholds:
-            r = self._route(prepared, float(t))
-            points.append({"threshold": float(t), "gflops": float(r.gflops.mean()), metric: metric_value(r.scores, table.labels), **self._settings(float(t))})
-        return points
-
-    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(T, N) GFLOPs and top-1 class of every sample at every threshold, when a policy can give them without routing scores.
-
-        Equal to what :meth:`_route` gives (its ``gflops`` and ``scores.argmax``);
-        sweeps and held-out curves of single-label tables then skip building
-        the (N, C) scores. None: route threshold by threshold.
-        """
-        return None
+        outcomes = self._outcomes(prepared, thresholds)
+        if table.multilabel:  # mAP needs each threshold's routed scores
+            values = [metric_value(self._route(prepared, float(t)).scores, table.labels) for t in thresholds]
+        else:
+            values = 100 * outcomes.utility(table.labels).mean(axis=1)
+        costs = outcomes.gflops.mean(axis=1)
+        return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))} for t, c, v in zip(thresholds, costs, values)]
 
     def _prepare(self, table: PredictionTable):
         missing = [m for m in self.members_ if m not in table.logits]

@@ -8,7 +8,7 @@ import numpy as np
 
 from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stage_confidence, summarize
-from condsel.selection.method.policies.base import Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
 from condsel.selection.data.table import PredictionTable
 
 NEVER = 2.0  # a stage threshold no confidence in [0, 1] reaches
@@ -150,12 +150,13 @@ class CascadePolicy(Policy):
         self.members_ = list(orders[0]) if self.members is not None else sorted(used, key=lambda m: (table.gflops[m], m))
         self.gflops_ = {m: float(table.gflops[m]) for m in self.members_}
 
-    def _prefix(self, outputs: MemberOutputs, cache: dict, members: tuple[str, ...], labels: np.ndarray | None = None) -> FusedStats:
+    def _prefix(self, outputs: MemberOutputs, cache: dict, members: tuple[str, ...], labels: np.ndarray) -> FusedStats:
         """The stats of the fused prediction of a set of members (made once per set and ``cache``).
 
         Mean fusion reads the table's shared stats; stacked fusion has this
         fit's weights, so it is fused here (its probabilities are not kept:
-        a routing fuses again the stages it returns scores of).
+        a routing fuses again the stages it returns scores of). The loss
+        against ``labels`` is only read to fit and to evaluate, never to route.
         """
         key = frozenset(members)
         if key not in cache:
@@ -174,7 +175,7 @@ class CascadePolicy(Policy):
         n, k = table.num_samples, len(order)
         cumulative = np.cumsum([table.gflops[m] for m in order])
         stats = [self._prefix(outputs, cache, order[: i + 1], table.labels) for i in range(k)]
-        util = np.stack([-s.loss if table.multilabel else s.hits(table.labels) for s in stats], axis=1).astype(np.float64)
+        util = np.stack([s.utility(table.labels) for s in stats], axis=1)
         if k == 1:
             return [([], float(cumulative[0]), float(util.mean()))]
         conf = np.stack([s.confidence[self.stop] for s in stats[:-1]], axis=1)
@@ -202,15 +203,15 @@ class CascadePolicy(Policy):
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        return member_outputs(table), {}, table.num_samples
+        return member_outputs(table), {}, table.labels
 
     def _stops(self, prepared, threshold: float) -> tuple[tuple[str, ...], np.ndarray]:
         """The order run at ``threshold`` and, per sample, the stage it stops at."""
-        outputs, cache, n = prepared
+        outputs, cache, labels = prepared
         setting = self._setting(threshold)
         order = tuple(setting["members"])
-        conf = [self._prefix(outputs, cache, order[:k]).confidence[self.stop] for k in range(1, len(order))]
-        return order, stop_stages(np.stack(conf, axis=1) if conf else np.zeros((n, 0)), np.asarray(setting["thresholds"]))
+        conf = [self._prefix(outputs, cache, order[:k], labels).confidence[self.stop] for k in range(1, len(order))]
+        return order, stop_stages(np.stack(conf, axis=1) if conf else np.zeros((len(labels), 0)), np.asarray(setting["thresholds"]))
 
     def _ran(self, order: tuple[str, ...], stop: np.ndarray) -> np.ndarray:
         column = {m: i for i, m in enumerate(self.members_)}
@@ -229,15 +230,16 @@ class CascadePolicy(Policy):
         ran = self._ran(order, stop)
         return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))
 
-    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outputs, cache, _ = prepared
-        gflops, predicted = [], []
+    def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
+        prefixes: dict[frozenset, int] = {}  # each fused prefix met, numbered in order of appearance
+        gflops, picks = [], []
         for t in thresholds:
             order, stop = self._stops(prepared, float(t))
-            top1 = np.stack([self._prefix(outputs, cache, order[: k + 1]).top1 for k in range(len(order))])
+            stage_index = np.array([prefixes.setdefault(frozenset(order[: k + 1]), len(prefixes)) for k in range(len(order))])
             gflops.append(self.routed_gflops(self._ran(order, stop)))
-            predicted.append(np.take_along_axis(top1, stop[None], axis=0)[0])
-        return np.stack(gflops), np.stack(predicted)
+            picks.append(stage_index[stop])
+        outputs, cache, labels = prepared
+        return Outcomes(np.stack(gflops), np.stack(picks), [self._prefix(outputs, cache, tuple(key), labels) for key in prefixes])
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         setting = self._setting(threshold)

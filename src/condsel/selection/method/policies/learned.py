@@ -18,7 +18,7 @@ import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, normalized_costs
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.policies.base import Policy, Routing, gather
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, gather
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
 
@@ -128,15 +128,14 @@ class LearnedCascadePolicy(Policy):
         stage, ran = self._stages(p_stop, threshold)
         return Routing(ran, gather(lambda j: outputs.fuse(self.members_[: j + 1]), stage), self.routed_gflops(ran))
 
-    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
         outputs, p_stop = prepared
-        top1 = np.stack([outputs.stats(self.members_[: j + 1]).top1 for j in range(len(self.members_))])
-        gflops, predicted = [], []
+        stages, gflops = [], []
         for t in thresholds:
             stage, ran = self._stages(p_stop, float(t))
+            stages.append(stage)
             gflops.append(self.routed_gflops(ran))
-            predicted.append(np.take_along_axis(top1, stage[None], axis=0)[0])
-        return np.stack(gflops), np.stack(predicted)
+        return Outcomes(np.stack(gflops), np.stack(stages), [outputs.stats(self.members_[: j + 1]) for j in range(len(self.members_))])
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         k = len(outputs)

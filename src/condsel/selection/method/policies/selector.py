@@ -10,7 +10,7 @@ from condsel.errors import CondselError
 from condsel.selection.method.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.method.fusion import member_outputs, probabilities
-from condsel.selection.method.policies.base import Policy, Routing, gather
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, gather
 from condsel.selection.method.network import Selector, selector_inputs
 from condsel.selection.data.table import PredictionTable
 
@@ -104,12 +104,10 @@ class SelectorPolicy(Policy):
         """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
         return self.selector_.predict_proba(self.selector_.features(backbone_logits))
 
-    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
         outputs, proba = prepared
         picks = np.stack([choose_models(proba, float(t)) for t in thresholds])  # (T, N)
-        ran = self._ran(picks)
-        predicted = np.stack([outputs.stats(self._choice_members(k)).top1 for k in range(proba.shape[1])])  # (K, N)
-        return self.routed_gflops(ran), np.take_along_axis(predicted, picks, axis=0)
+        return Outcomes(self.routed_gflops(self._ran(picks)), picks, [outputs.stats(self._choice_members(k)) for k in range(proba.shape[1])])
 
     def _members_for(self, pick: int) -> list[str]:
         """The members still to run once the backbone has run and the selector picked choice ``pick``."""

@@ -17,7 +17,7 @@ import numpy as np
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.policies.base import Policy, Routing, budget_thresholds, cost_scale, gather, log_budget, video_draw
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget, video_draw
 from condsel.selection.method.static import static_choices
 
 
@@ -97,11 +97,10 @@ class StaticPolicy(Policy):
         ran = self._runs()[picks]
         return Routing(ran, gather(lambda h: outputs.fuse(self.hull_[h]["members"]), picks), self.routed_gflops(ran))
 
-    def _per_sample(self, prepared, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
         outputs, draws = prepared
         picks = np.stack([self._picks(draws, float(t)) for t in thresholds])  # (T, N)
-        top1 = np.stack([outputs.stats(h["members"]).top1 for h in self.hull_])
-        return self.routed_gflops(self._runs()[picks]), np.take_along_axis(top1, picks, axis=0)
+        return Outcomes(self.routed_gflops(self._runs()[picks]), picks, [outputs.stats(h["members"]) for h in self.hull_])
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         if outputs:
