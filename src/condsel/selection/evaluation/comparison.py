@@ -17,6 +17,7 @@ from condsel.errors import CondselError
 from condsel.selection.evaluation.backbone import choose_backbone
 from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
+from condsel.selection.method.metrics import MAP_POINTS
 from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
 from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
 from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
@@ -80,9 +81,10 @@ def compare_policies(
     if not nested_ok:
         log.warning("the recommended front needs at least 3 folds; with %d it is left empty", len(np.unique(folds)))
     fronts = {}
+    reported = np.linspace(0.0, 1.0, MAP_POINTS) if table.multilabel else THRESHOLDS  # each mAP point ranks every sample again
     for name, f in fits.items():
-        costs, values = held_out_curve(f, table, THRESHOLDS)
-        fronts[name] = [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(THRESHOLDS, costs, values)]
+        costs, values = held_out_curve(f, table, reported)
+        fronts[name] = [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(reported, costs, values)]
     budgets = budget_grid(table) if budgets is None else np.asarray(budgets, dtype=np.float64)
     inner = inner_curves(fits, table, THRESHOLDS) if nested_ok else {}
 

@@ -31,12 +31,15 @@ from condsel.selection.method.curves import (
     upper_hull,
 )
 from condsel.selection.evaluation.headline import headline_figures
-from condsel.selection.method.metrics import mean_average_precision, topk_correct
-from condsel.selection.method.affinity import loss_matrix
+from condsel.selection.method.metrics import MAP_POINTS, mean_average_precision, topk_correct
+from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
 from condsel.selection.method.policies.selector import SelectorPolicy
 
 log = logging.getLogger(__name__)
+
+
+MAP_RANDOM_SEEDS = 3  # random-selection repeats of a multi-label curve: each point needs a full ranking of N x C scores
 
 
 @dataclass
@@ -184,6 +187,19 @@ class SelectorCurve:
     hits: np.ndarray | None  # (N, K) top-1 hits on the evaluated samples (fast path only)
 
 
+def picked_logits(table: PredictionTable, order: list[str], picks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(N, C) logits of member ``order[picks[n]]`` on table row ``rows[n]``, without stacking every member's.
+
+    A multi-label member's sigmoid is monotone, so its logits rank samples
+    as its probabilities do and mAP can read them directly.
+    """
+    out = np.empty((len(rows), table.num_classes), dtype=np.float32)
+    for k in np.unique(picks):
+        chosen = picks == k
+        out[chosen] = table.logits[order[k]][rows[chosen]]
+    return out
+
+
 def top_k_hits(table: PredictionTable, order: list[str], k: int) -> np.ndarray:
     """(N, K) bool: each model's top-k is right, in ``order`` (single-label tables)."""
     return np.stack([topk_correct(table.logits[m], table.labels, k) for m in order], axis=1)
@@ -209,21 +225,24 @@ def _hits_curve(table, order, p, idx, costs, oracle_costs, config) -> SelectorCu
 
 
 def _map_curve(table, order, p, idx, costs, selector_gflops, config) -> SelectorCurve:
-    thresholds = np.linspace(0.0, 1.0, min(config.thresholds, 101))
-    stacked = np.stack([table.logits[m][idx] for m in order])  # (K, N, C)
+    thresholds = np.linspace(0.0, 1.0, min(config.thresholds, MAP_POINTS))
     labels = table.labels[idx]
-    rows = np.arange(len(idx))
+    seen: dict[bytes, float] = {}
 
     def map_of(picks: np.ndarray) -> float:
-        return 100 * mean_average_precision(stacked[picks, rows], labels)
+        key = picks.tobytes()
+        if key not in seen:
+            seen[key] = 100 * mean_average_precision(picked_logits(table, order, picks, idx), labels)
+        return seen[key]
 
     picks_at = [choose_models(p, t) for t in thresholds]
     rng = np.random.default_rng(config.seed)
-    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(config.random_seeds)])
-    best = loss_matrix(list(stacked), labels).argmin(axis=1)
+    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(min(config.random_seeds, MAP_RANDOM_SEEDS))])
+    outputs = member_outputs(table)
+    best = np.stack([outputs.member_loss(m)[idx] for m in order], axis=1).argmin(axis=1)
     upgrade = np.argsort(costs[best] - costs[0], kind="stable")
     oracle_c, oracle_a = [], []
-    for n_up in np.unique(np.linspace(0, len(idx), 51).round().astype(int)):
+    for n_up in np.unique(np.linspace(0, len(idx), MAP_POINTS).round().astype(int)):
         picks = np.zeros(len(idx), dtype=np.int64)
         picks[upgrade[:n_up]] = best[upgrade[:n_up]]
         oracle_c.append(costs[picks].mean() - selector_gflops)
@@ -297,10 +316,9 @@ def build_summary(
         def score(test_idx, picks):
             return 100 * hits_all[test_idx, picks].mean()
     else:
-        stacked = np.stack([table.logits[m] for m in order])
 
         def score(test_idx, picks):
-            return 100 * mean_average_precision(stacked[picks, test_idx], table.labels[test_idx])
+            return 100 * mean_average_precision(picked_logits(table, order, picks, test_idx), table.labels[test_idx])
     summary["budget"] = _calibrate_budgets(costs, proba, calibration, curve.thresholds, config, gflops, score)
     return summary
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MAP_POINTS = 26  # points of a multi-label curve (thresholds, oracle steps): each needs a full ranking of N x C scores
+
 
 def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
     """(N,) bool: the label is among the k highest scores (HIT@k)."""

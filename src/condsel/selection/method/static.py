@@ -15,7 +15,7 @@ import numpy as np
 
 from condsel.selection.method.curves import oracle_curve, upper_hull
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.metrics import mean_average_precision
+from condsel.selection.method.metrics import MAP_POINTS, mean_average_precision
 from condsel.selection.data.table import PredictionTable
 
 MAX_LISTED = 100  # beyond this many subsets only the Pareto ones are listed
@@ -84,7 +84,7 @@ def static_hull(points: list[dict], metric: str) -> list[dict]:
     return [{"gflops": float(x), metric: float(y)} for x, y in zip(c, a)]
 
 
-def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = 51) -> list[dict]:
+def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = MAP_POINTS) -> list[dict]:
     """Per sample, the cheapest static choice that is right (lowest loss for multi-label), cheapest upgrades first."""
     if labels.ndim == 1:
         cost, acc = oracle_curve(choices.per_sample, choices.gflops)
