@@ -295,8 +295,8 @@ def test_stacking_weights_from_a_row_subsample_match_the_full_fit():
     labels = rng.integers(0, c, n)
     truth = np.eye(c)[labels]
     logits = [(3 * truth + rng.normal(size=(n, c)) * noise).astype(np.float32) for noise in (0.8, 2.0, 4.0)]
-    full = fit_stacking(logits, labels, max_rows=n)
-    sub = fit_stacking(logits, labels, max_rows=6000)
+    full = fit_stacking(logits, labels, max_scores=n * logits[0].shape[1])
+    sub = fit_stacking(logits, labels, max_scores=6000 * logits[0].shape[1])
     assert full[0] > full[1] > full[2] and sub[0] > sub[1] > sub[2]  # the cleaner member weighs more
     loss = {name: fused_loss(fuse(logits, False, w), labels).mean() for name, w in (("full", full), ("sub", sub), ("equal", np.full(3, 1 / 3)))}
     assert loss["sub"] <= loss["full"] * 1.02 < loss["equal"]  # the subsample's weights fuse (almost) as well on every row

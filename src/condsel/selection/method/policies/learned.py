@@ -12,6 +12,7 @@ P(stop) > t, so t = 0 stops after the first member and t = 1 runs them all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,29 +93,27 @@ class LearnedCascadePolicy(Policy):
         self.members_ = order
         self.gflops_ = {m: float(table.gflops[m]) for m in order}
         outputs = member_outputs(table)
-        fused = self._prefixes(outputs)
         losses = np.stack([outputs.stats(order[: k + 1]).loss for k in range(len(order))], axis=1)
         best = prefix_targets(losses, np.cumsum([self.gflops_[m] for m in order]), self.alpha)
         stages = len(order) - 1
-        X = np.vstack([self._features(fused, outputs, k) for k in range(stages)])
+        X = np.vstack(list(self._stage_features(outputs, stages)))
         stop = np.concatenate([best <= k for k in range(stages)])
         self.model_ = Selector(hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, seed=self.seed)
         self.model_.fit(X, np.eye(2, dtype=np.float32)[stop.astype(int)])
         self.overhead_gflops_ = stages * float(self.model_.gflops())  # at most one call per stage: an upper bound
 
-    def _prefixes(self, outputs: MemberOutputs, count: int | None = None) -> list[np.ndarray]:
-        """Fused probabilities of the first 1, 2, ... ``count`` (default all) members."""
-        return [outputs.fuse(self.members_[: k + 1]) for k in range(count or len(self.members_))]
-
-    def _features(self, fused: list[np.ndarray], outputs: MemberOutputs, k: int) -> np.ndarray:
-        previous = fused[k - 1] if k else fused[0]
-        return stage_features(fused[k], previous, outputs.probs(self.members_[k]), k, len(self.members_) - 1, self.multilabel_)
+    def _stage_features(self, outputs: MemberOutputs, stages: int) -> Iterator[np.ndarray]:
+        """The stopping features of stages 0, ..., ``stages`` - 1, one stage at a time (two fused prefixes held at once)."""
+        previous = None
+        for k in range(stages):
+            fused = outputs.fuse(self.members_[: k + 1])
+            yield stage_features(fused, fused if previous is None else previous, outputs.probs(self.members_[k]), k, len(self.members_) - 1, self.multilabel_)
+            previous = fused
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
         outputs = member_outputs(table)
-        fused = self._prefixes(outputs)
-        p_stop = np.stack([self.model_.predict_proba(self._features(fused, outputs, k))[:, 1] for k in range(len(self.members_) - 1)], axis=1)
+        p_stop = np.stack([self.model_.predict_proba(x)[:, 1] for x in self._stage_features(outputs, len(self.members_) - 1)], axis=1)
         return outputs, p_stop
 
     def _stages(self, p_stop: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +144,8 @@ class LearnedCascadePolicy(Policy):
             return [self.members_[0]]
         if k == len(self.members_):
             return []
-        source = MemberOutputs(outputs, self.multilabel_)
-        p_stop = self.model_.predict_proba(self._features(self._prefixes(source, k), source, k - 1))[0, 1]
+        *_, features = self._stage_features(MemberOutputs(outputs, self.multilabel_), k)
+        p_stop = self.model_.predict_proba(features)[0, 1]
         return [] if p_stop > threshold else [self.members_[k]]
 
     def _final(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
