@@ -25,7 +25,7 @@ import numpy as np
 
 from condsel._io import return_freed_memory, torch_threads
 from condsel.selection.data.table import PredictionTable
-from condsel.selection.method.fusion import member_outputs, percent
+from condsel.selection.method.fusion import FusedStats, member_outputs, percent
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, metric_value
 from condsel.selection.method.static import subsets
 
@@ -74,9 +74,9 @@ def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
     return fitted
 
 
-def _stats_job(members: tuple[str, ...]):
+def _stats_job(job: tuple[list[tuple[str, ...]], slice]):
     table, _ = _WORK
-    return member_outputs(table).compute_stats(members)
+    return member_outputs(table.origin[0]).compute_stats(*job)
 
 
 _IN_WORKER = False  # set in forked workers: only they trim their heap (see _fit_job)
@@ -92,28 +92,29 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def derive_shared(table: PredictionTable, workers: int) -> None:
-    """Make what every fit reads once, before forking: member probabilities and losses, and the stats of every subset of up to 3.
+    """Make what every fit reads once, before forking: member losses and the stats of every subset of up to 3.
 
     Fits of cascades, their pruning and static choices read those stats on
-    every fold; made here (in ``workers`` processes) they are inherited by
-    every worker instead of computed in each.
+    every fold; made here (by ``workers`` processes, each on a range of
+    rows) they are inherited by every worker instead of computed in each.
     """
-    outputs = member_outputs(table)
-    for member in table.models:
+    root = table.origin[0]  # stats are made on the root table and read by its views
+    outputs = member_outputs(root)
+    for member in root.models:
         outputs.member_loss(member)
-    todo = [s for s in subsets(table.models, 3) if not outputs.has_stats(s)]
+    todo = [s for s in subsets(root.models, 3) if not outputs.has_stats(s)]
     if not todo:
         return
-    with outputs.warm():  # every member's probabilities, for the stats only: fits read the stats
-        for member in table.models:
-            outputs.probs(member)
-        if workers <= 1 or len(todo) < 2:
-            for s in todo:
-                outputs.stats(s)
-            return
-        with _pool(min(workers, len(todo))) as pool:
-            for s, stats in zip(todo, pool.map(_stats_job, todo, chunksize=4)):
-                outputs.add_stats(s, stats)
+    n = root.num_samples
+    bounds = np.linspace(0, n, min(n, 4 * workers) + 1).round().astype(int) if workers > 1 else np.array([0, n])
+    jobs = [(todo, slice(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if len(jobs) < 2:
+        parts = [outputs.compute_stats(*job) for job in jobs]
+    else:
+        with _pool(workers) as pool:
+            parts = list(pool.map(_stats_job, jobs))
+    for i, s in enumerate(todo):
+        outputs.add_stats(s, FusedStats.concatenate([p[i] for p in parts]))
 
 
 def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):

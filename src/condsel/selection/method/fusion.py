@@ -101,6 +101,14 @@ class FusedStats:
     def take(self, rows: np.ndarray) -> FusedStats:
         return FusedStats(*(None if a is None else a[rows] for a in (self.top1, self.loss)), {r: c[rows] for r, c in self.confidence.items()})
 
+    @staticmethod
+    def concatenate(parts: Sequence[FusedStats]) -> FusedStats:
+        """The stats of consecutive row ranges joined, in order."""
+        def join(arrays):
+            return None if arrays[0] is None else np.concatenate(arrays)
+        return FusedStats(join([p.top1 for p in parts]), join([p.loss for p in parts]),
+                          {r: np.concatenate([p.confidence[r] for p in parts]) for r in parts[0].confidence})
+
     def hits(self, labels: np.ndarray) -> np.ndarray:
         """(N,) bool top-1 hits (single-label)."""
         return self.top1 == labels
@@ -160,7 +168,7 @@ class MemberOutputs:
 
     @contextmanager
     def warm(self):
-        """Keep every member's probabilities until the block ends (for deriving many subsets' stats at once)."""
+        """Keep every member's probabilities until the block ends (for deriving many subsets' stats from one row chunk)."""
         self._keep_probs = True
         try:
             yield self
@@ -174,14 +182,28 @@ class MemberOutputs:
             return self.shared.stats(members).take(self.rows)
         key = tuple(sorted(members))
         if key not in self._stats:
-            self._stats[key] = self.compute_stats(key)
+            self._stats[key] = self.compute_stats([key])[0]
         return self._stats[key]
 
-    def compute_stats(self, members: Sequence[str]) -> FusedStats:
-        """:meth:`stats` made afresh and not kept (for workers that compute them for the parent)."""
+    def compute_stats(self, subsets: Sequence[Sequence[str]], rows: slice = slice(None)) -> list[FusedStats]:
+        """:meth:`stats` of several subsets on a range of ``rows``, made afresh and not kept (workers make them for the parent).
+
+        Made a chunk of rows at a time, with each member's probabilities made
+        once per chunk for every subset: the members' probabilities of the
+        whole table are never held (a chunk of them is at most ``FUSED_BYTES``).
+        """
         if self.labels is None:
             raise ValueError("fused stats need the table's labels")
-        return summarize(self._mean(members), self.labels, self.multilabel)
+        needed = sorted({m for s in subsets for m in s})
+        start, stop, _ = rows.indices(len(self.labels))
+        step = max(1, FUSED_BYTES // (4 * len(needed) * np.shape(self.logits[needed[0]])[1]))
+        parts = []
+        for lo in range(start, stop, step):
+            chunk = slice(lo, min(lo + step, stop))
+            part = MemberOutputs({m: self.logits[m][chunk] for m in needed}, self.multilabel, labels=self.labels[chunk])
+            with part.warm():
+                parts.append([summarize(part._mean(tuple(s)), part.labels, self.multilabel) for s in subsets])
+        return [FusedStats.concatenate([p[i] for p in parts]) for i in range(len(subsets))]
 
     def _mean(self, members: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         """Mean of the members' probabilities (on ``rows``), summed in place (no (K, N, C) stack)."""
