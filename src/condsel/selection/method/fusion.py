@@ -11,7 +11,7 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from condsel.selection.method.affinity import classification_loss, softmax
 
 FUSIONS = ("mean", "stacked")
 STOP_RULES = ("maxprob", "margin")
-CHUNK_ROWS = 4096  # rows per float64 softmax when making float32 probabilities
+CHUNK_SCORES = 1 << 19  # scores per chunk of rows in (N, C) work: its temporaries stay in cache and reuse freed memory
 FUSED_BYTES = 1 << 26  # fused subsets kept per table and process (see MemberOutputs); fits and sweeps read FusedStats instead
 
 
@@ -52,11 +52,22 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
     return float32_by_rows(np.shape(logits[0]), lambda rows: probabilities(sum(w * np.asarray(z[rows], dtype=dtype) for w, z in zip(weights, logits)), multilabel))
 
 
+def row_chunks(rows: int, classes: int, start: int = 0) -> Iterator[slice]:
+    """Consecutive slices of rows ``start`` to ``rows`` of about ``CHUNK_SCORES`` scores each.
+
+    Whole-table temporaries of (N, C) work would be fresh allocations, page
+    faults and cache misses each time (on the 2-core test machine a 100 MB one
+    cost up to 2 s); chunks of ~2 MB stay in cache and reuse freed memory.
+    """
+    step = max(1, CHUNK_SCORES // max(classes, 1))
+    for lo in range(start, rows, step):
+        yield slice(lo, min(lo + step, rows))
+
+
 def float32_by_rows(shape: tuple[int, ...], make) -> np.ndarray:
-    """A float32 array of ``shape`` filled ``CHUNK_ROWS`` rows at a time by ``make(rows)``, so its float64 work arrays stay bounded."""
+    """A float32 array of ``shape`` filled a chunk of rows at a time by ``make(rows)`` (:func:`row_chunks`)."""
     out = np.empty(shape, dtype=np.float32)
-    for start in range(0, shape[0], CHUNK_ROWS):
-        rows = slice(start, start + CHUNK_ROWS)
+    for rows in row_chunks(shape[0], shape[-1]):
         out[rows] = make(rows)
     return out
 
@@ -135,6 +146,11 @@ def percent(mean_utility, multilabel: bool):
     return mean_utility if multilabel else 100 * mean_utility
 
 
+def summarize_by_rows(rows: int, classes: int, make, labels: np.ndarray, multilabel: bool) -> FusedStats:
+    """The :class:`FusedStats` of (``rows``, ``classes``) fused probabilities made a chunk at a time by ``make(rows)``, never whole."""
+    return FusedStats.concatenate([summarize(make(chunk), labels[chunk], multilabel) for chunk in row_chunks(rows, classes)])
+
+
 def summarize(probs: np.ndarray, labels: np.ndarray | None, multilabel: bool) -> FusedStats:
     """The :class:`FusedStats` of fused probabilities (N, C); without ``labels`` (routing) there is no loss."""
     return FusedStats(
@@ -169,6 +185,11 @@ class MemberOutputs:
         self._stats: dict[tuple[str, ...], FusedStats] = {}
         self._losses: dict[str, np.ndarray] = {}
 
+    @property
+    def num_classes(self) -> int:
+        source = self if self.shared is None else self.shared  # a row view's logits would be copied to be measured
+        return np.shape(next(iter(source.logits.values())))[-1]
+
     @contextmanager
     def warm(self):
         """Keep every member's probabilities until the block ends (for deriving many subsets' stats from one row chunk)."""
@@ -191,18 +212,16 @@ class MemberOutputs:
     def compute_stats(self, subsets: Sequence[Sequence[str]], rows: slice = slice(None)) -> list[FusedStats]:
         """:meth:`stats` of several subsets on a range of ``rows``, made afresh and not kept (workers make them for the parent).
 
-        Made a chunk of rows at a time, with each member's probabilities made
-        once per chunk for every subset: the members' probabilities of the
-        whole table are never held (a chunk of them is at most ``FUSED_BYTES``).
+        Made a chunk of rows at a time (:func:`row_chunks`), with each
+        member's probabilities made once per chunk for every subset: the
+        members' probabilities of the whole table are never held.
         """
         if self.labels is None:
             raise ValueError("fused stats need the table's labels")
         needed = sorted({m for s in subsets for m in s})
         start, stop, _ = rows.indices(len(self.labels))
-        step = max(1, FUSED_BYTES // (4 * len(needed) * np.shape(self.logits[needed[0]])[1]))
         parts = []
-        for lo in range(start, stop, step):
-            chunk = slice(lo, min(lo + step, stop))
+        for chunk in row_chunks(stop, np.shape(self.logits[needed[0]])[1], start):
             part = MemberOutputs({m: self.logits[m][chunk] for m in needed}, self.multilabel, labels=self.labels[chunk])
             with part.warm():
                 parts.append([summarize(part._mean(tuple(s)), part.labels, self.multilabel) for s in subsets])
@@ -251,10 +270,10 @@ class MemberOutputs:
 
     def fuse(self, members: Sequence[str], weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """As :func:`fuse` on these members' logits (on ``rows`` only, when given)."""
+        if self.shared is not None:  # index the root's logits: a row view's would copy all its rows first
+            return self.shared.fuse(members, weights, rows=self.rows if rows is None else self.rows[rows])
         if weights is not None:
             return fuse([self.logits[m] if rows is None else self.logits[m][rows] for m in members], self.multilabel, weights)
-        if self.shared is not None:
-            return self.shared.fuse(members, rows=self.rows if rows is None else self.rows[rows])
         key = tuple(sorted(members))
         if key in self._fused:
             return self._fused[key] if rows is None else self._fused[key][rows]
@@ -279,10 +298,10 @@ def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.n
     if labels.ndim == 1:  # only the label's column is read
         return -np.log(np.clip(probs[np.arange(len(labels)), labels].astype(np.float64), eps, 1 - eps))
     out = np.empty(len(probs))
-    for start in range(0, len(probs), CHUNK_ROWS):  # work arrays bounded to CHUNK_ROWS rows
-        p = np.clip(probs[start:start + CHUNK_ROWS], eps, 1 - eps)
-        right = np.where(labels[start:start + CHUNK_ROWS] != 0, p, 1 - p)  # the probability given to each true 0/1 label
-        out[start:start + CHUNK_ROWS] = -np.log(right).mean(axis=-1, dtype=np.float64)
+    for rows in row_chunks(len(probs), probs.shape[1]):
+        p = np.clip(probs[rows], eps, 1 - eps)
+        right = np.where(labels[rows] != 0, p, 1 - p)  # the probability given to each true 0/1 label
+        out[rows] = -np.log(right).mean(axis=-1, dtype=np.float64)
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stage_confidence, summarize
+from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stage_confidence, summarize_by_rows
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
 from condsel.selection.data.table import PredictionTable
 
@@ -162,7 +162,8 @@ class CascadePolicy(Policy):
         if key not in cache:
             ordered = tuple(sorted(key))
             if self.fusion == "stacked" and len(ordered) > 1:
-                cache[key] = summarize(self._fused(outputs, ordered), labels, self.multilabel_)
+                weights = self._weights(ordered)
+                cache[key] = summarize_by_rows(len(labels), outputs.num_classes, lambda rows: outputs.fuse(ordered, weights, rows), labels, self.multilabel_)
             else:
                 cache[key] = outputs.stats(ordered)
         return cache[key]
