@@ -92,11 +92,16 @@ class SelectorPolicy(Policy):
         return (self.members_[pick],)
 
     def _features(self, table: PredictionTable) -> np.ndarray:
-        """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets."""
+        """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets.
+
+        Only the latest backbone's is kept: a fit worker meets every candidate
+        backbone in turn, and each one's inputs cost as much as its logits.
+        """
         root, rows = table.origin
         cache = root.__dict__.setdefault("_selector_features", {})
         key = (self.members_[0], self.selector_input, table.multilabel)
         if key not in cache:
+            cache.clear()
             cache[key] = selector_inputs(root.logits[key[0]], table.multilabel, self.selector_input)
         return cache[key][rows]
 
