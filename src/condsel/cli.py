@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if not e.code:
             raise
         return int(e.code)
+    from condsel._io import fix_mmap_threshold
+
+    fix_mmap_threshold()  # freed whole-table arrays go back to the system (a long run's heap stays bounded)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
