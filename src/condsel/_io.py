@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 
-MMAP_THRESHOLD = 8 << 20  # see fix_mmap_threshold: above a chunk's temporaries (row_chunks), below any whole-table array
+MMAP_THRESHOLD = 2 << 20  # see fix_mmap_threshold: above a chunk's temporaries (row_chunks), below a fold's arrays
 
 
 def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:

@@ -19,7 +19,7 @@ import multiprocessing
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,17 +34,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HeldOutFit:
-    """A policy fitted without some folds, with its cached view of each of them."""
+    """A policy fitted without some folds, with a view of each of them, prepared for routing on first use.
+
+    Preparing (e.g. a selector's confidences) waits until a curve needs it,
+    after the fits: the calling process then does no (N, C) work while its
+    fit workers are alive, and their memory peaks do not add up with its own.
+    """
 
     policy: Policy
-    prepared: dict[int, object]
+    views: dict[int, PredictionTable]
+    _prepared: dict[int, object] = field(default_factory=dict)
+
+    def prepared(self, fold: int):
+        if fold not in self._prepared:
+            self._prepared[fold] = self.policy._prepare(self.views[fold])
+        return self._prepared[fold]
 
     def route(self, fold: int, threshold: float) -> Routing:
-        return self.policy._route(self.prepared[fold], float(threshold))
+        return self.policy._route(self.prepared(fold), float(threshold))
 
     def outcomes(self, fold: int, thresholds: np.ndarray) -> Outcomes:
         """``fold``'s samples routed at each threshold, as summaries (no scores kept)."""
-        return self.policy._outcomes(self.prepared[fold], np.asarray(thresholds, dtype=np.float64))
+        return self.policy._outcomes(self.prepared(fold), np.asarray(thresholds, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,8 @@ class CrossFits:
 
 
 def held_out(fitted: Policy, table: PredictionTable, folds: np.ndarray, excluded: tuple[int, ...]) -> HeldOutFit:
-    """``fitted`` (trained without ``excluded``) with its prepared view of each excluded fold."""
-    return HeldOutFit(fitted, {k: fitted._prepare(table.subset(np.flatnonzero(folds == k))) for k in excluded})
+    """``fitted`` (trained without ``excluded``) with a view of each excluded fold."""
+    return HeldOutFit(fitted, {k: table.subset(np.flatnonzero(folds == k)) for k in excluded})
 
 
 _WORK: tuple = ()  # (table, folds) of the running fit_all, inherited by forked workers

@@ -23,7 +23,7 @@ from condsel.selection.method.affinity import classification_loss, softmax
 
 FUSIONS = ("mean", "stacked")
 STOP_RULES = ("maxprob", "margin")
-CHUNK_SCORES = 1 << 19  # scores per chunk of rows in (N, C) work: its temporaries stay in cache and reuse freed memory
+CHUNK_SCORES = 1 << 17  # scores per chunk of rows in (N, C) work: its temporaries (<= 1 MiB) stay in cache and reuse heap memory
 FUSED_BYTES = 1 << 26  # fused subsets kept per table and process (see MemberOutputs); fits and sweeps read FusedStats instead
 
 
