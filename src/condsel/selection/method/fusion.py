@@ -305,6 +305,12 @@ def fused_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> np.n
     return out
 
 
+def stacking_rows(n: int, classes: int, max_scores: int = 4_000_000, seed: int = 0) -> np.ndarray:
+    """The rows stacking weights are fitted on: all ``n``, or a seeded sorted subsample of at most ``max_scores`` scores."""
+    most = max(1, max_scores // max(classes, 1))
+    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False)) if n > most else np.arange(n)
+
+
 def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 25, max_scores: int = 4_000_000, seed: int = 0) -> np.ndarray:
     """Non-negative per-member weights minimising the fused cross-entropy (BCE for a 0/1 label matrix).
 
@@ -317,8 +323,7 @@ def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 
     """
     labels = np.asarray(labels)
     multilabel = labels.ndim == 2
-    max_rows = max(1, max_scores // np.shape(logits[0])[1])
-    rows = np.sort(np.random.default_rng(seed).choice(len(labels), max_rows, replace=False)) if len(labels) > max_rows else slice(None)
+    rows = stacking_rows(len(labels), np.shape(logits[0])[1], max_scores, seed)
     with torch_threads(1):
         z = torch.from_numpy(np.stack([np.asarray(x[rows], dtype=np.float32) for x in logits]))  # (K, N, C)
         y = torch.from_numpy(labels[rows]).to(torch.float32 if multilabel else torch.long)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stage_confidence, summarize_by_rows
+from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stacking_rows, stage_confidence, summarize_by_rows
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
 from condsel.selection.data.table import PredictionTable
 
@@ -134,8 +134,9 @@ class CascadePolicy(Policy):
         self.weights_ = {}
         if self.fusion == "stacked":
             prefixes = {tuple(sorted(o[:k])) for o in orders for k in range(2, len(o) + 1)}
+            sample = table.subset(stacking_rows(table.num_samples, table.num_classes))  # read only the rows the weights are fitted on
             for subset in sorted(prefixes):
-                w = fit_stacking([table.logits[m] for m in subset], table.labels)
+                w = fit_stacking([sample.logits[m] for m in subset], sample.labels)
                 self.weights_[subset_key(subset)] = {m: float(x) for m, x in zip(subset, w)}
         outputs, cache = member_outputs(table), {}
         settings, costs, values = [], [], []
