@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
+from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
+from condsel.selection.method import fusion
+from condsel.selection.method.fusion import FusedStats, fuse, fused_loss, member_outputs, summarize
 from condsel.selection.method.affinity import affinity_targets, hard_affinity, loss_matrix, normalized_costs, pool_order
-from condsel.selection.method.policies import SelectorPolicy
+from condsel.selection.method.policies import CascadePolicy, SelectorPolicy, StaticPolicy
 from condsel.selection.data.table import PredictionTable
 
 
@@ -61,3 +64,34 @@ def test_duplicating_every_class_leaves_the_loss_and_the_affinity_unchanged(temp
     np.testing.assert_allclose(affinity_targets(twice_losses, costs, 0.5, temperature), labels, rtol=1e-6, atol=0)
     # the test can fail: a loss summed over classes (twice as large here) moves labels on this table
     assert (hard_affinity(2 * losses, costs, 0.5).argmax(1) != labels.argmax(1)).mean() > 0.05
+
+
+@pytest.mark.parametrize("make", [lambda: CascadePolicy(fusion="stacked"), lambda: StaticPolicy()], ids=["cascade-stacked", "static"])
+def test_held_out_curves_equal_what_the_routed_scores_give(make):
+    """Exact curves are mAP of the routed scores; choice-only estimates are minus their mean BCE, from summaries alone."""
+    table = _table(n=450)
+    folds = fold_ids(table, 3, 0)
+    fits = cross_fit(make(), table, folds)
+    thresholds = np.linspace(0.0, 1.0, 7)
+    for outer in (None, 1):
+        cost, exact = held_out_curve(fits, table, thresholds, outer_fold=outer)
+        _, estimate = held_out_curve(fits, table, thresholds, outer_fold=outer, exact=False)
+        for t, c, m, e in zip(thresholds, cost, exact, estimate):
+            routed = held_out_routes(fits, t, outer)
+            assert c == pytest.approx(routed.gflops.mean())
+            assert m == pytest.approx(100 * average_precision_score(table.labels[routed.rows], routed.scores, average="macro"))
+            assert e == pytest.approx(-fused_loss(routed.scores, table.labels[routed.rows]).mean(), rel=1e-5)
+
+
+def test_fused_stats_made_by_row_ranges_and_chunks_equal_one_pass(monkeypatch):
+    table = _table(n=300)
+    subsets = [("cheap",), ("cheap", "mid"), ("big", "cheap", "mid")]
+    outputs = member_outputs(table)
+    whole = [summarize(fuse([table.logits[m] for m in s], True), table.labels, True) for s in subsets]
+    monkeypatch.setattr(fusion, "CHUNK_SCORES", 8 * 7)  # chunks of 7 rows
+    parts = [outputs.compute_stats(subsets, slice(lo, hi)) for lo, hi in ((0, 100), (100, 233), (233, 300))]
+    for i, expected in enumerate(whole):
+        joined = FusedStats.concatenate([p[i] for p in parts])
+        np.testing.assert_allclose(joined.loss, expected.loss, rtol=1e-6)
+        for rule, confidence in expected.confidence.items():
+            np.testing.assert_allclose(joined.confidence[rule], confidence, rtol=1e-6)
