@@ -27,7 +27,7 @@ import numpy as np
 
 from condsel._io import write_json
 from condsel.errors import NotFittedError
-from condsel.selection.method.fusion import FusedStats, member_outputs
+from condsel.selection.method.fusion import FusedStats, member_outputs, percent
 from condsel.selection.method.operating import default_point
 from condsel.selection.method.metrics import mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
@@ -261,7 +261,7 @@ class Policy:
         if table.multilabel:  # mAP needs each threshold's routed scores
             values = [metric_value(self._route(prepared, float(t)).scores, table.labels) for t in thresholds]
         else:
-            values = 100 * outcomes.utility(table.labels).mean(axis=1)
+            values = percent(outcomes.utility(table.labels).mean(axis=1), multilabel=False)
         costs = outcomes.gflops.mean(axis=1)
         return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))} for t, c, v in zip(thresholds, costs, values)]
 
