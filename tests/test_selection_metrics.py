@@ -24,6 +24,9 @@ def test_mean_average_precision_equals_sklearn_macro():
     keep = labels.any(0)
     expected = average_precision_score(labels[:, keep], scores[:, keep], average="macro")
     assert abs(mean_average_precision(scores, labels) - expected) < 1e-12
+    aps = class_average_precisions(scores, labels, block=300 * 2)  # blocks of two classes, placed around the empty one
+    assert np.isnan(aps[5])
+    np.testing.assert_allclose(np.delete(aps, 5), [average_precision_score(labels[:, c], scores[:, c]) for c in range(12) if c != 5], atol=1e-12)
 
 
 def test_mean_average_precision_with_ties_and_weights_equals_sklearn_per_class():

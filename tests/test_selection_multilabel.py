@@ -8,7 +8,7 @@ from sklearn.metrics import average_precision_score
 
 from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
 from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
-from condsel.selection.method import fusion
+from condsel.selection.method import chunks
 from condsel.selection.method.fusion import FusedStats, fuse, fused_loss, member_outputs, summarize
 from condsel.selection.method.affinity import affinity_targets, hard_affinity, loss_matrix, normalized_costs, pool_order
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy, StaticPolicy
@@ -88,7 +88,7 @@ def test_fused_stats_made_by_row_ranges_and_chunks_equal_one_pass(monkeypatch):
     subsets = [("cheap",), ("cheap", "mid"), ("big", "cheap", "mid")]
     outputs = member_outputs(table)
     whole = [summarize(fuse([table.logits[m] for m in s], True), table.labels, True) for s in subsets]
-    monkeypatch.setattr(fusion, "CHUNK_SCORES", 8 * 7)  # chunks of 7 rows
+    monkeypatch.setattr(chunks, "CHUNK_SCORES", 8 * 7)  # chunks of 7 rows
     parts = [outputs.compute_stats(subsets, slice(lo, hi)) for lo, hi in ((0, 100), (100, 233), (233, 300))]
     for i, expected in enumerate(whole):
         joined = FusedStats.concatenate([p[i] for p in parts])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from condsel.selection.method.chunks import row_chunks
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -24,12 +26,15 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def classification_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-sample loss of one model: CE for class indices, mean BCE for 0/1 label matrices."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if labels.ndim == 1:
-        return -log_softmax(logits)[np.arange(len(labels)), labels]
-    # numerically stable BCE with logits: max(z, 0) - z*y + log(1 + exp(-|z|))
-    bce = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
-    return bce.mean(axis=1)
+    logits = np.asarray(logits)
+    out = np.empty(len(logits))
+    for rows in row_chunks(len(logits), logits.shape[1]):  # float64 a chunk at a time
+        z, y = np.asarray(logits[rows], dtype=np.float64), labels[rows]
+        if labels.ndim == 1:
+            out[rows] = -log_softmax(z)[np.arange(len(y)), y]
+        else:  # numerically stable BCE with logits: max(z, 0) - z*y + log(1 + exp(-|z|))
+            out[rows] = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
+    return out
 
 
 def loss_matrix(logits: list[np.ndarray], labels: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,10 +20,10 @@ import torch
 
 from condsel._io import torch_threads
 from condsel.selection.method.affinity import classification_loss, softmax
+from condsel.selection.method.chunks import row_chunks
 
 FUSIONS = ("mean", "stacked")
 STOP_RULES = ("maxprob", "margin")
-CHUNK_SCORES = 1 << 17  # scores per chunk of rows in (N, C) work: its temporaries (<= 1 MiB) stay in cache and reuse heap memory
 FUSED_BYTES = 1 << 26  # fused subsets kept per table and process (see MemberOutputs); fits and sweeps read FusedStats instead
 
 
@@ -50,18 +50,6 @@ def fuse(logits: Sequence[np.ndarray], multilabel: bool, weights: np.ndarray | N
     dtype = np.float32 if multilabel else np.float64  # sigmoids are elementwise; a softmax sums in float64
     weights = weights.astype(dtype)
     return float32_by_rows(np.shape(logits[0]), lambda rows: probabilities(sum(w * np.asarray(z[rows], dtype=dtype) for w, z in zip(weights, logits)), multilabel))
-
-
-def row_chunks(rows: int, classes: int, start: int = 0) -> Iterator[slice]:
-    """Consecutive slices of rows ``start`` to ``rows`` of about ``CHUNK_SCORES`` scores each.
-
-    Whole-table temporaries of (N, C) work would be fresh allocations, page
-    faults and cache misses each time (on the 2-core test machine a 100 MB one
-    cost up to 2 s); chunks of ~2 MB stay in cache and reuse freed memory.
-    """
-    step = max(1, CHUNK_SCORES // max(classes, 1))
-    for lo in range(start, rows, step):
-        yield slice(lo, min(lo + step, rows))
 
 
 def float32_by_rows(shape: tuple[int, ...], make) -> np.ndarray:

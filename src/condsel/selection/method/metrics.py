@@ -35,24 +35,23 @@ def class_average_precisions(scores: np.ndarray, labels: np.ndarray, weights: np
     is placed by binary search, which makes labels as sparse as HVU's cost
     little beyond one sort.
     """
-    scores, labels = np.asarray(scores), np.asarray(labels) != 0
+    scores, labels = np.asarray(scores), np.asarray(labels)
     n, c = scores.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    cls, rows = np.nonzero(labels.T)  # positives, grouped by class
-    bounds = np.searchsorted(cls, np.arange(c + 1))
     out = np.full(c, np.nan)
+    present = np.flatnonzero(labels.any(axis=0))  # columns without positives stay NaN, unsorted
     step = max(1, block // max(n, 1))
-    for start in range(0, c, step):
-        s = np.ascontiguousarray(scores[:, start:start + step].T)  # (B, N)
+    for start in range(0, len(present), step):
+        cols = present[start:start + step]  # read a block of columns at a time: no copy of the whole matrix
+        s, positive = scores.T[cols], labels.T[cols] != 0  # (B, N)
         if weights is None:  # all weights 1: the weight at or above sorted position i is n - i
             ordered, above = np.sort(s, axis=1), np.broadcast_to(np.arange(n, -1, -1, dtype=np.float64), (len(s), n + 1))
         else:
             order = np.argsort(s, axis=1)
             ordered, above = np.take_along_axis(s, order, axis=1), _weight_at_or_above(w[order])
-        for j in range(len(s)):
-            pos = rows[bounds[start + j]:bounds[start + j + 1]]
-            if pos.size:
-                out[start + j] = _mean_precision(s[j, pos], w[pos], above[j, np.searchsorted(ordered[j], s[j, pos])])
+        for j, col in enumerate(cols):
+            pos = np.flatnonzero(positive[j])
+            out[col] = _mean_precision(s[j, pos], w[pos], above[j, np.searchsorted(ordered[j], s[j, pos])])
     return out
 
 
@@ -76,8 +75,6 @@ def _mean_precision(positive_scores: np.ndarray, positive_weights: np.ndarray, a
 
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
     """mAP over the classes that have at least one positive sample, in [0, 1]."""
-    labels = np.asarray(labels)
-    present = np.flatnonzero(labels.any(axis=0))
-    aps = class_average_precisions(np.asarray(scores)[:, present], labels[:, present], weights)
+    aps = class_average_precisions(scores, labels, weights)
     aps = aps[~np.isnan(aps)]
     return float(aps.mean()) if aps.size else float("nan")

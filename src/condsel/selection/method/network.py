@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from condsel.selection.method.affinity import softmax
+from condsel.selection.method.chunks import row_chunks
 from condsel._io import atomic_path, torch_threads
 from condsel.errors import NotFittedError
 from condsel.models.costs import count_gflops
@@ -42,12 +43,17 @@ def selector_inputs(logits: np.ndarray, multilabel: bool = False, kind: str = "s
     """
     if kind not in INPUT_KINDS:
         raise ValueError(f"unknown selector input {kind!r}; choose from {INPUT_KINDS}")
-    logits = np.asarray(logits, dtype=np.float64)
-    probs = 1.0 / (1.0 + np.exp(-logits)) if multilabel else softmax(logits)
-    top = probs if probs.shape[1] <= SORTED_TOP else np.partition(probs, -SORTED_TOP, axis=1)[:, -SORTED_TOP:]
-    top = -np.sort(-top, axis=1)
-    parts = {"probs": [probs], "sorted": [top], "probs+sorted": [probs, top]}[kind]
-    return np.hstack(parts).astype(np.float32)
+    logits = np.asarray(logits)
+    n, c = logits.shape
+    width = {"probs": c, "sorted": min(c, SORTED_TOP), "probs+sorted": c + min(c, SORTED_TOP)}[kind]
+    out = np.empty((n, width), dtype=np.float32)
+    for rows in row_chunks(n, c):  # float64 a chunk at a time: a whole table's would be twice its logits
+        z = np.asarray(logits[rows], dtype=np.float64)
+        probs = 1.0 / (1.0 + np.exp(-z)) if multilabel else softmax(z)
+        top = probs if c <= SORTED_TOP else np.partition(probs, -SORTED_TOP, axis=1)[:, -SORTED_TOP:]
+        top = -np.sort(-top, axis=1)
+        out[rows] = np.hstack({"probs": [probs], "sorted": [top], "probs+sorted": [probs, top]}[kind])
+    return out
 
 
 def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> nn.Sequential:

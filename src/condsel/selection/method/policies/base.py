@@ -77,13 +77,13 @@ class Outcomes:
 
 
 def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
-    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k)`` gives choice k's (N, C), only for picked k."""
+    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k, rows)`` gives choice k's on the rows that picked it."""
     out = None
     for k in np.unique(picks):
-        rows = picks == k
-        probs = choice_probs(int(k))
-        out = np.empty(probs.shape, dtype=probs.dtype) if out is None else out
-        out[rows] = probs[rows]
+        rows = np.flatnonzero(picks == k)
+        probs = choice_probs(int(k), rows)
+        out = np.empty((len(picks), probs.shape[1]), dtype=probs.dtype) if out is None else out
+        out[rows] = probs
     return out
 
 

@@ -110,8 +110,8 @@ class CascadePolicy(Policy):
         fitted = self.weights_[subset_key(members)]
         return np.array([fitted[m] for m in members])
 
-    def _fused(self, outputs: MemberOutputs, members: tuple[str, ...]) -> np.ndarray:
-        return outputs.fuse(members, self._weights(members))
+    def _fused(self, outputs: MemberOutputs, members: tuple[str, ...], rows: np.ndarray | None = None) -> np.ndarray:
+        return outputs.fuse(members, self._weights(members), rows)
 
     def _fit(self, table: PredictionTable) -> None:
         from condsel.selection.method.prune import candidate_orders, prune_members
@@ -226,8 +226,8 @@ class CascadePolicy(Policy):
         outputs, cache, _ = prepared
         order, stop = self._stops(prepared, threshold)
 
-        def stage_probs(k: int) -> np.ndarray:
-            return self._fused(outputs, tuple(sorted(order[: k + 1])))
+        def stage_probs(k: int, rows: np.ndarray) -> np.ndarray:
+            return self._fused(outputs, tuple(sorted(order[: k + 1])), rows)
 
         ran = self._ran(order, stop)
         return Routing(ran, gather(stage_probs, stop), self.routed_gflops(ran))

@@ -96,7 +96,7 @@ class LearnedCascadePolicy(Policy):
         losses = np.stack([outputs.stats(order[: k + 1]).loss for k in range(len(order))], axis=1)
         best = prefix_targets(losses, np.cumsum([self.gflops_[m] for m in order]), self.alpha)
         stages = len(order) - 1
-        X = np.vstack(list(self._stage_features(outputs, stages)))
+        X = np.vstack(self._table_stage_features(table))
         stop = np.concatenate([best <= k for k in range(stages)])
         self.model_ = Selector(hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, seed=self.seed)
         self.model_.fit(X, np.eye(2, dtype=np.float32)[stop.astype(int)])
@@ -110,11 +110,20 @@ class LearnedCascadePolicy(Policy):
             yield stage_features(fused, fused if previous is None else previous, outputs.probs(self.members_[k]), k, len(self.members_) - 1, self.multilabel_)
             previous = fused
 
+    def _table_stage_features(self, table: PredictionTable) -> list[np.ndarray]:
+        """Every stage's stopping features on ``table``'s samples.
+
+        They read no labels, so they are made once per member order on the
+        root table and shared by every fold's fit and held-out fold (on an
+        HVU-sized table each stage's cost a pass over every score).
+        """
+        return table.per_sample("stop_features", (tuple(self.members_), self.multilabel_),
+                                lambda root: list(self._stage_features(member_outputs(root), len(self.members_) - 1)))
+
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
-        outputs = member_outputs(table)
-        p_stop = np.stack([self.model_.predict_proba(x)[:, 1] for x in self._stage_features(outputs, len(self.members_) - 1)], axis=1)
-        return outputs, p_stop
+        p_stop = np.stack([self.model_.predict_proba(x)[:, 1] for x in self._table_stage_features(table)], axis=1)
+        return member_outputs(table), p_stop
 
     def _stages(self, p_stop: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Per sample, the stage it stops at and (N, K) which members ran."""
@@ -125,7 +134,7 @@ class LearnedCascadePolicy(Policy):
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, p_stop = prepared  # fused prefixes are made on demand (shared, see member_outputs)
         stage, ran = self._stages(p_stop, threshold)
-        return Routing(ran, gather(lambda j: outputs.fuse(self.members_[: j + 1]), stage), self.routed_gflops(ran))
+        return Routing(ran, gather(lambda j, rows: outputs.fuse(self.members_[: j + 1], rows=rows), stage), self.routed_gflops(ran))
 
     def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
         outputs, p_stop = prepared

@@ -94,16 +94,13 @@ class SelectorPolicy(Policy):
     def _features(self, table: PredictionTable) -> np.ndarray:
         """The selector's input for ``table``'s samples, computed once on its root table and shared by subsets.
 
-        Only the latest backbone's is kept: a fit worker meets every candidate
-        backbone in turn, and each one's inputs cost as much as its logits.
+        A process meets every candidate backbone in turn: their inputs are
+        kept within :meth:`~PredictionTable.per_sample`'s bound (all of them
+        for the default ``sorted``, 10 numbers a video; only the latest for
+        ``probs``, which cost as much as the logits).
         """
-        root, rows = table.origin
-        cache = root.__dict__.setdefault("_selector_features", {})
         key = (self.members_[0], self.selector_input, table.multilabel)
-        if key not in cache:
-            cache.clear()
-            cache[key] = selector_inputs(root.logits[key[0]], table.multilabel, self.selector_input)
-        return cache[key][rows]
+        return table.per_sample("selector_inputs", key, lambda root: [selector_inputs(root.logits[key[0]], table.multilabel, self.selector_input)])[0]
 
     def _confidences(self, backbone_logits: np.ndarray) -> np.ndarray:
         """P(choice k | x), (N, K), from the backbone's logits (N, C)."""
@@ -129,7 +126,7 @@ class SelectorPolicy(Policy):
         outputs, proba = prepared
         picks = choose_models(proba, threshold)
         ran = self._ran(picks)
-        return Routing(ran, gather(lambda k: outputs.fuse(self._choice_members(k)), picks), self.routed_gflops(ran))
+        return Routing(ran, gather(lambda k, rows: outputs.fuse(self._choice_members(k), rows=rows), picks), self.routed_gflops(ran))
 
     def _next(self, outputs: dict[str, np.ndarray], threshold: float, video: str | None) -> list[str]:
         backbone = self.members_[0]

@@ -95,7 +95,7 @@ class StaticPolicy(Policy):
         outputs, draws = prepared
         picks = self._picks(draws, threshold)
         ran = self._runs()[picks]
-        return Routing(ran, gather(lambda h: outputs.fuse(self.hull_[h]["members"]), picks), self.routed_gflops(ran))
+        return Routing(ran, gather(lambda h, rows: outputs.fuse(self.hull_[h]["members"], rows=rows), picks), self.routed_gflops(ran))
 
     def _outcomes(self, prepared, thresholds: np.ndarray) -> Outcomes:
         outputs, draws = prepared
