@@ -11,7 +11,7 @@ minimising the cross-entropy (BCE for multi-label) on training samples only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -206,14 +206,23 @@ class MemberOutputs:
         """
         if self.labels is None:
             raise ValueError("fused stats need the table's labels")
-        needed = sorted({m for s in subsets for m in s})
-        start, stop, _ = rows.indices(len(self.labels))
         parts = []
-        for chunk in row_chunks(stop, np.shape(self.logits[needed[0]])[1], start):
-            part = MemberOutputs({m: self.logits[m][chunk] for m in needed}, self.multilabel, labels=self.labels[chunk])
-            with part.warm():
-                parts.append([summarize(part._mean(tuple(s)), part.labels, self.multilabel) for s in subsets])
+        for part in self.row_parts(sorted({m for s in subsets for m in s}), rows):
+            parts.append([summarize(part._mean(tuple(s)), part.labels, self.multilabel) for s in subsets])
         return [FusedStats.concatenate([p[i] for p in parts]) for i in range(len(subsets))]
+
+    def row_parts(self, members: Sequence[str], rows: slice = slice(None)) -> Iterator[MemberOutputs]:
+        """The outputs of ``members`` on ``rows`` (of a root table), a chunk of rows at a time (:func:`row_chunks`).
+
+        Each chunk's member probabilities are made once and kept while it is
+        in use, so per-row work on many subsets never holds a whole table's.
+        """
+        start, stop, _ = rows.indices(len(np.asarray(self.logits[members[0]])))
+        for chunk in row_chunks(stop, self.num_classes, start):
+            part = MemberOutputs({m: self.logits[m][chunk] for m in members}, self.multilabel,
+                                 labels=None if self.labels is None else self.labels[chunk])
+            with part.warm():
+                yield part
 
     def _mean(self, members: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         """Mean of the members' probabilities (on ``rows``), summed in place (no (K, N, C) stack)."""
@@ -319,15 +328,18 @@ def fit_stacking(logits: Sequence[np.ndarray], labels: np.ndarray, steps: int = 
         raw = torch.full((len(logits),), float(start), dtype=torch.float32, requires_grad=True)
         optimizer = torch.optim.LBFGS([raw], max_iter=steps, line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure():  # the mean loss and its gradient summed over row chunks: no whole-sample temporaries per evaluation
             optimizer.zero_grad()
-            combined = torch.einsum("k,knc->nc", torch.nn.functional.softplus(raw), z)
-            if multilabel:
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(combined, y)
-            else:
-                loss = torch.nn.functional.cross_entropy(combined, y)
-            loss.backward()
-            return loss
+            total = 0.0
+            for chunk in row_chunks(len(y), z.shape[2]):
+                combined = torch.einsum("k,knc->nc", torch.nn.functional.softplus(raw), z[:, chunk])
+                if multilabel:
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(combined, y[chunk], reduction="sum") / y.numel()
+                else:
+                    loss = torch.nn.functional.cross_entropy(combined, y[chunk], reduction="sum") / len(y)
+                loss.backward()
+                total += float(loss.detach())
+            return torch.tensor(total)
 
         optimizer.step(closure)
         return torch.nn.functional.softplus(raw).detach().numpy().astype(np.float64)

@@ -117,8 +117,11 @@ class LearnedCascadePolicy(Policy):
         root table and shared by every fold's fit and held-out fold (on an
         HVU-sized table each stage's cost a pass over every score).
         """
-        return table.per_sample("stop_features", (tuple(self.members_), self.multilabel_),
-                                lambda root: list(self._stage_features(member_outputs(root), len(self.members_) - 1)))
+        def make(root: PredictionTable) -> list[np.ndarray]:
+            parts = [list(self._stage_features(part, len(self.members_) - 1)) for part in member_outputs(root).row_parts(self.members_)]
+            return [np.concatenate(stage) for stage in zip(*parts)]
+
+        return table.per_sample("stop_features", (tuple(self.members_), self.multilabel_), make)
 
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
