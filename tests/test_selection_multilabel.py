@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from condsel.selection.evaluation.comparison import evaluate_policies
 from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
 from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
 from condsel.selection.method import chunks
@@ -95,3 +98,13 @@ def test_fused_stats_made_by_row_ranges_and_chunks_equal_one_pass(monkeypatch):
         np.testing.assert_allclose(joined.loss, expected.loss, rtol=1e-6)
         for rule, confidence in expected.confidence.items():
             np.testing.assert_allclose(joined.confidence[rule], confidence, rtol=1e-6)
+
+
+def test_multilabel_summary_is_byte_identical_whatever_the_worker_count():
+    """Curves, inner estimates and the front's mAP are evaluated by forked workers: the summary must not notice."""
+    table = _table(n=300)
+    selector = SelectorPolicy(hidden=(8,), epochs=2)
+    runs = [evaluate_policies(table, "cheap", [selector, "cascade"], SelectionConfig(folds=3, bootstrap=0), selector=selector, workers=w)
+            for w in (1, 2)]
+    assert runs[0]["metric"] == "map" and runs[0]["recommended"] and runs[0]["policies"]["cascade_stacked"]
+    assert json.dumps(runs[0]) == json.dumps(runs[1])

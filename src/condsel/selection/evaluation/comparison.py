@@ -15,7 +15,7 @@ import numpy as np
 from condsel._io import torch_threads
 from condsel.errors import CondselError
 from condsel.selection.evaluation.backbone import choose_backbone
-from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve
+from condsel.selection.evaluation.crossfit import CrossFits, fit_all, forked_map, held_out_curve
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
 from condsel.selection.method.metrics import MAP_POINTS
 from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
@@ -69,12 +69,14 @@ def compare_policies(
     seed: int = 0,
     bootstrap: int = 200,
     budgets: np.ndarray | None = None,
+    workers: int = 1,
 ) -> dict:
     """The summary sections ``policies``, ``static``, ``static_hull``, ``fusion_oracle``, ``recommended`` and ``pruned``.
 
     ``fits`` holds each policy's cross-fits (nested from 3 folds on). With
     the selector among them, also ``selector_budgets`` (the paper's selector
-    alone under the same nested protocol).
+    alone under the same nested protocol). Curves are evaluated by
+    ``workers`` forked processes.
     """
     metric = "map" if table.multilabel else "top1"
     nested_ok = len(np.unique(folds)) >= 3  # inner fits leave out two folds and need a third to train on
@@ -82,17 +84,16 @@ def compare_policies(
         log.warning("the recommended front needs at least 3 folds; with %d it is left empty", len(np.unique(folds)))
     fronts = {}
     reported = np.linspace(0.0, 1.0, MAP_POINTS) if table.multilabel else THRESHOLDS  # each mAP point ranks every sample again
-    for name, f in fits.items():
-        costs, values = held_out_curve(f, table, reported)
+    for name, (costs, values) in zip(fits, forked_map(lambda name: held_out_curve(fits[name], table, reported), list(fits), workers)):
         fronts[name] = [{"threshold": float(t), "gflops": float(c), metric: float(v)} for t, c, v in zip(reported, costs, values)]
     budgets = budget_grid(table) if budgets is None else np.asarray(budgets, dtype=np.float64)
-    inner = inner_curves(fits, table, THRESHOLDS) if nested_ok else {}
+    inner = inner_curves(fits, table, THRESHOLDS, workers) if nested_ok else {}
 
     def nested(names: list[str]) -> list[dict]:
         if not nested_ok:
             return []
         entries = []
-        for point in nested_front({n: fits[n] for n in names}, table, budgets, THRESHOLDS, inner):
+        for point in nested_front({n: fits[n] for n in names}, table, budgets, THRESHOLDS, inner, workers):
             entry = point.to_dict(table)
             entry["ci95"] = bootstrap_interval(point, table, bootstrap, seed)
             entries.append(entry)
@@ -204,8 +205,8 @@ def evaluate_policies(
                 fits = {n: choice.fits if n == "selector" else fits[n] for n in makers}
             paper = choice.candidates[backbone]
         budgets = np.union1d(budget_grid(table), config.budgets) if config.budgets else None
-        summary = summary_of(table, out_of_fold(paper, table, config), config)
-        compared = compare_policies(table, folds, fits, config.seed, config.bootstrap, budgets)
+        summary = summary_of(table, out_of_fold(paper, table, config), config, workers)
+        compared = compare_policies(table, folds, fits, config.seed, config.bootstrap, budgets, workers)
     summary["backbone_chosen"] = not given
     summary.update(compared)
     return summary

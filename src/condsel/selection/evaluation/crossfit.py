@@ -102,6 +102,32 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_mark_worker)
 
 
+_TASK = None  # the function forked_map's workers apply, inherited at fork rather than pickled
+
+
+def _apply_task(item):
+    return _TASK(item)
+
+
+def forked_map(fn, items, workers: int) -> list:
+    """``[fn(x) for x in items]``, by ``workers`` forked processes when there are several.
+
+    The workers inherit what ``fn`` reads (fits, shared arrays, a closure
+    over them) at fork, so only the items and the results travel. Each item
+    is computed alone, so the results do not depend on the worker count.
+    """
+    global _TASK
+    items = list(items)
+    if workers <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    _TASK = fn
+    try:
+        with _pool(min(workers, len(items))) as pool:
+            return list(pool.map(_apply_task, items))
+    finally:
+        _TASK = None
+
+
 def derive_shared(table: PredictionTable, workers: int) -> None:
     """Make what every fit reads once, before forking: member losses and the stats of every subset of up to 3.
 

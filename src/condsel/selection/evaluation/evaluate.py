@@ -20,7 +20,7 @@ import numpy as np
 from condsel.errors import CondselError
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.selection.data.table import PredictionTable
-from condsel.selection.evaluation.crossfit import CrossFits, cross_fit
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, forked_map
 from condsel.selection.method.curves import (
     choice_fractions,
     choose_models,
@@ -117,9 +117,9 @@ def out_of_fold(fits: CrossFits, table: PredictionTable, config: SelectionConfig
     return OutOfFold(first.clone(), order, proba, first.overhead_gflops_, calibration, protocol)
 
 
-def summary_of(table: PredictionTable, oof: OutOfFold, config: SelectionConfig) -> dict:
-    """The ``summary.json`` dict of out-of-fold predictions (curves, baselines, CIs, budgets)."""
-    return build_summary(table, oof.policy, oof.order, oof.proba, oof.selector_gflops, config, oof.calibration, oof.protocol)
+def summary_of(table: PredictionTable, oof: OutOfFold, config: SelectionConfig, workers: int = 1) -> dict:
+    """The ``summary.json`` dict of out-of-fold predictions (curves, baselines, CIs, budgets); multi-label curves use ``workers`` processes."""
+    return build_summary(table, oof.policy, oof.order, oof.proba, oof.selector_gflops, config, oof.calibration, oof.protocol, workers=workers)
 
 
 def cross_validate(policy: SelectorPolicy, table: PredictionTable, config: SelectionConfig) -> dict:
@@ -224,33 +224,33 @@ def _hits_curve(table, order, p, idx, costs, oracle_costs, config) -> SelectorCu
     )
 
 
-def _map_curve(table, order, p, idx, costs, selector_gflops, config) -> SelectorCurve:
+def _map_curve(table, order, p, idx, costs, selector_gflops, config, workers: int = 1) -> SelectorCurve:
     thresholds = np.linspace(0.0, 1.0, min(config.thresholds, MAP_POINTS))
     labels = table.labels[idx]
-    seen: dict[bytes, float] = {}
-
-    def map_of(picks: np.ndarray) -> float:
-        key = picks.tobytes()
-        if key not in seen:
-            seen[key] = 100 * mean_average_precision(picked_logits(table, order, picks, idx), labels)
-        return seen[key]
-
     picks_at = [choose_models(p, t) for t in thresholds]
     rng = np.random.default_rng(config.seed)
-    random_runs = np.array([[map_of(rng.permutation(k)) for k in picks_at] for _ in range(min(config.random_seeds, MAP_RANDOM_SEEDS))])
+    random_picks = [[rng.permutation(k) for k in picks_at] for _ in range(min(config.random_seeds, MAP_RANDOM_SEEDS))]
     outputs = member_outputs(table)
     best = np.stack([outputs.member_loss(m)[idx] for m in order], axis=1).argmin(axis=1)
     upgrade = np.argsort(costs[best] - costs[0], kind="stable")
-    oracle_c, oracle_a = [], []
+    oracle_picks = []
     for n_up in np.unique(np.linspace(0, len(idx), MAP_POINTS).round().astype(int)):
         picks = np.zeros(len(idx), dtype=np.int64)
         picks[upgrade[:n_up]] = best[upgrade[:n_up]]
-        oracle_c.append(costs[picks].mean() - selector_gflops)
-        oracle_a.append(map_of(picks))
+        oracle_picks.append(picks)
+    single_picks = [np.full(len(idx), k) for k in range(len(order))]
+    wanted = {picks.tobytes(): picks for picks in [*picks_at, *(q for run in random_picks for q in run), *oracle_picks, *single_picks]}
+    values = forked_map(lambda picks: 100 * mean_average_precision(picked_logits(table, order, picks, idx), labels), list(wanted.values()), workers)
+    seen = dict(zip(wanted, values))  # mAP once per distinct routing
+
+    def map_of(picks: np.ndarray) -> float:
+        return seen[picks.tobytes()]
+
+    random_runs = np.array([[map_of(q) for q in run] for run in random_picks])
     return SelectorCurve(
         "map", thresholds, np.array([costs[k].mean() for k in picks_at]), {"map": np.array([map_of(k) for k in picks_at])},
-        {"map": np.array([map_of(np.full(len(idx), k)) for k in range(len(order))])},
-        random_runs.mean(axis=0), random_runs.std(axis=0), np.array(oracle_c), np.array(oracle_a), None, None,
+        {"map": np.array([map_of(k) for k in single_picks])}, random_runs.mean(axis=0), random_runs.std(axis=0),
+        np.array([costs[k].mean() - selector_gflops for k in oracle_picks]), np.array([map_of(k) for k in oracle_picks]), None, None,
     )
 
 
@@ -264,6 +264,7 @@ def build_summary(
     calibration: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     protocol: dict,
     evaluate_on: np.ndarray | None = None,
+    workers: int = 1,
 ) -> dict:
     """The ``summary.json`` dict for any metric: top-1 (and top-5) for class labels, mAP for a 0/1 label matrix."""
     gflops = np.array([table.gflops[m] for m in order])
@@ -271,7 +272,7 @@ def build_summary(
     idx = np.arange(table.num_samples) if evaluate_on is None else evaluate_on
     p = proba[idx]
     if table.multilabel:
-        curve = _map_curve(table, order, p, idx, costs, selector_gflops, config)
+        curve = _map_curve(table, order, p, idx, costs, selector_gflops, config, workers)
     else:
         curve = _hits_curve(table, order, p, idx, costs, selection_costs(gflops, 0.0), config)
     metric = curve.metric

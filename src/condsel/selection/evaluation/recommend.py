@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.evaluation.crossfit import CrossFits, held_out_curve
+from condsel.selection.evaluation.crossfit import CrossFits, forked_map, held_out_curve
 from condsel.selection.method.policies.base import metric_value
 from condsel.selection.data.table import PredictionTable
 
@@ -76,44 +76,59 @@ class NestedPoint:
         }
 
 
-def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray) -> dict[int, dict]:
+def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray, workers: int = 1) -> dict[int, dict]:
     """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold.
 
     Estimates are per sample (top-1, or minus the mean loss for multi-label):
     they only rank options, and a multi-label one would otherwise rank all
-    samples again at every threshold of every policy and fold.
+    samples again at every threshold of every policy and fold. ``workers``
+    forked processes share the (fold, policy) curves.
     """
     folds = next(iter(fits.values())).folds
-    return {k: {name: held_out_curve(f, table, thresholds, outer_fold=k, exact=False) for name, f in fits.items()} for k in np.unique(folds).tolist()}
+    jobs = [(k, name) for k in np.unique(folds).tolist() for name in fits]
+    curves = forked_map(lambda job: held_out_curve(fits[job[1]], table, thresholds, outer_fold=job[0], exact=False), jobs, workers)
+    inner: dict[int, dict] = {}
+    for (k, name), curve in zip(jobs, curves):
+        inner.setdefault(k, {})[name] = curve
+    return inner
 
 
 def nested_front(
-    fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray, inner: dict[int, dict] | None = None
+    fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray, inner: dict[int, dict] | None = None,
+    workers: int = 1,
 ) -> list[NestedPoint]:
     """The recommended point at each budget among the policies in ``fits`` (each cross-fitted with nesting).
 
-    ``inner`` (from :func:`inner_curves`, possibly for more policies) saves recomputing the estimates.
+    ``inner`` (from :func:`inner_curves`, possibly for more policies) saves
+    recomputing the estimates. A multi-label point's mAP is computed once
+    per distinct set of choices (neighbouring budgets often share one), by
+    ``workers`` forked processes.
     """
     folds = next(iter(fits.values())).folds
-    inner = inner_curves(fits, table, thresholds) if inner is None else inner
+    inner = inner_curves(fits, table, thresholds, workers) if inner is None else inner
     inner = {k: {name: curves[name] for name in fits} for k, curves in inner.items()}
-    points, maps = [], {}
+    plans = []
     for budget in budgets:
         choices = {k: choose(curves, thresholds, budget) for k, curves in inner.items()}
-        routes = {k: fits[c.policy].outer[k] for k, c in choices.items()}
-        outcomes = {k: routes[k].outcomes(k, np.array([c.threshold])) for k, c in choices.items()}
+        outcomes = {k: fits[c.policy].outer[k].outcomes(k, np.array([c.threshold])) for k, c in choices.items()}
+        plans.append((float(budget), choices, outcomes, tuple((k, c.policy, c.threshold) for k, c in choices.items())))
+    maps = {}
+    if table.multilabel:
+        def routed_map(key: tuple) -> float:
+            routed = [(k, fits[policy].outer[k].route(k, threshold)) for k, policy, threshold in key]
+            rows = np.concatenate([np.flatnonzero(folds == k) for k, _ in routed])
+            return metric_value(np.concatenate([r.scores for _, r in routed]), table.labels[rows])
+
+        keys = list(dict.fromkeys(plan[3] for plan in plans))
+        maps = dict(zip(keys, forked_map(routed_map, keys, workers)))
+    points = []
+    for budget, choices, outcomes, key in plans:
         gflops = np.concatenate([o.gflops[0] for o in outcomes.values()])
-        if table.multilabel:  # mAP once per distinct set of choices (neighbouring budgets often share one)
-            key = tuple((k, c.policy, c.threshold) for k, c in choices.items())
-            if key not in maps:
-                routed = {k: routes[k].route(k, c.threshold) for k, c in choices.items()}
-                rows = np.concatenate([np.flatnonzero(folds == k) for k in routed])
-                maps[key] = metric_value(np.concatenate([r.scores for r in routed.values()]), table.labels[rows])
-            point = NestedPoint(float(budget), choices, maps[key], gflops, None)
+        if table.multilabel:
+            points.append(NestedPoint(budget, choices, maps[key], gflops, None))
         else:  # per-sample GFLOPs and top-1 hits: no (N, C) scores
             hits = np.concatenate([o.top1()[0] == table.labels[folds == k] for k, o in outcomes.items()])
-            point = NestedPoint(float(budget), choices, 100 * float(hits.mean()), gflops, hits)
-        points.append(point)
+            points.append(NestedPoint(budget, choices, 100 * float(hits.mean()), gflops, hits))
     return points
 
 
