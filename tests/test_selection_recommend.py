@@ -7,12 +7,12 @@ import pytest
 
 from conftest import ucf101_slice
 
-from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, fit_all, held_out_curve, held_out_routes
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, fit_all, held_out_curve, held_out_routes, inner_curves
 from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy, StaticPolicy
 from condsel.selection.method.prune import candidate_orders, prune_members
-from condsel.selection.evaluation.recommend import choose, inner_curves
+from condsel.selection.evaluation.recommend import choose
 from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from condsel.selection.data.table import PredictionTable
-from condsel.selection.evaluation.crossfit import CrossFits, held_out_curve
+from condsel.selection.evaluation.crossfit import CrossFits, inner_curves
 from condsel.selection.method.curves import curve_at, pareto_front
 from condsel.selection.method.policies.base import Policy, single_values
 
@@ -67,24 +67,26 @@ def choose_backbone(
     folds: np.ndarray,
     fit: Callable[[dict[str, Policy]], dict[str, CrossFits]],
     thresholds: np.ndarray,
+    workers: int = 1,
 ) -> BackboneChoice:
     """Per outer fold, the candidate backbone whose nested estimate is best.
 
     ``make(backbone)`` is the policy with that backbone; ``fit`` cross-fits
     policies by name, nested (one cross-fit per candidate). Below the cost where a
     backbone's curve starts, the cheapest member alone is what a user gets,
-    so its training metric fills that range.
+    so its training metric fills that range. The estimates are made by
+    ``workers`` forked processes.
     """
     per_fold = backbone_candidates(table, folds)
     names = [m for m in table.models if any(m in c for c in per_fold.values())]
     candidates = fit({m: make(m) for m in names})
+    inner = inner_curves(candidates, table, thresholds, workers)
     chosen = {}
     for k, options in per_fold.items():
         train = table.subset(np.flatnonzero(folds != k))
         gflops = [train.gflops[m] for m in train.models]
         floor = single_values(train, [train.models[0]], exact=False)[train.models[0]]
-        scores = {m: front_score(*held_out_curve(candidates[m], table, thresholds, outer_fold=k, exact=False), min(gflops), max(gflops), floor)
-                  for m in options}
+        scores = {m: front_score(*inner[k][m], min(gflops), max(gflops), floor) for m in options}
         chosen[k] = max(options, key=lambda m: (scores[m], -train.gflops[m]))
         log.debug("fold %d: backbone %s (inner-CV front scores %s)", k, chosen[k], {m: round(s, 2) for m, s in scores.items()})
     first = candidates[names[0]]

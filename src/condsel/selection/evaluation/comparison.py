@@ -15,11 +15,12 @@ import numpy as np
 from condsel._io import torch_threads
 from condsel.errors import CondselError
 from condsel.selection.evaluation.backbone import choose_backbone
-from condsel.selection.evaluation.crossfit import CrossFits, fit_all, forked_map, held_out_curve
+from condsel._parallel import forked_map
+from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve, inner_curves
 from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
 from condsel.selection.method.metrics import MAP_POINTS
 from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
-from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, inner_curves, nested_front
+from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, nested_front
 from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 
@@ -100,7 +101,7 @@ def compare_policies(
         return entries
 
     recommended = nested(list(fits))
-    choices = static_choices(table)
+    choices = static_choices(table, workers=workers)
     points = static_points(choices, table.labels)
     pruned = {}
     for f in fits.values():
@@ -110,7 +111,7 @@ def compare_policies(
         "policies": fronts,
         "static": points,
         "static_hull": static_hull(points, metric),
-        "fusion_oracle": fusion_oracle(choices, table.labels),
+        "fusion_oracle": fusion_oracle(choices, table.labels, workers=workers),
         "recommended": recommended,
         "pruned": pruned,
     }
@@ -195,7 +196,7 @@ def evaluate_policies(
             if not nested:
                 raise CondselError(f"choosing the backbone on training folds needs at least 3 folds, got {config.folds}; name one (--backbone)")
             choice = choose_backbone(lambda b: selector.clone(backbone=b), table, folds,
-                                     lambda requests: fit_all(table, folds, requests, True, progress, workers), THRESHOLDS)
+                                     lambda requests: fit_all(table, folds, requests, True, progress, workers), THRESHOLDS, workers)
             backbone, chosen = choice.majority, choice.chosen
             log.info("backbone chosen on the training folds: %s (per fold: %s)", backbone, [chosen[k] for k in sorted(chosen)])
             requests = {n: ({k: p.clone(backbone=b) for k, b in chosen.items()} if n in SELECTOR_FAMILY and n != "selector" else p)

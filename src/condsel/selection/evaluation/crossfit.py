@@ -13,20 +13,21 @@ Fits with equal hyperparameters and equal excluded folds are made once.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-import multiprocessing
 import time
-from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from condsel._io import return_freed_memory, torch_threads
+from condsel._parallel import forked_imap, forked_map, in_worker
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.fusion import FusedStats, member_outputs, percent
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, metric_value
+from condsel.selection.method.metrics import column_labels
 from condsel.selection.method.static import subsets
 
 log = logging.getLogger(__name__)
@@ -72,60 +73,13 @@ def held_out(fitted: Policy, table: PredictionTable, folds: np.ndarray, excluded
     return HeldOutFit(fitted, {k: table.subset(np.flatnonzero(folds == k)) for k in excluded})
 
 
-_WORK: tuple = ()  # (table, folds) of the running fit_all, inherited by forked workers
-
-
-def _fit_job(job: tuple[Policy, tuple[int, ...]]) -> Policy:
-    table, folds = _WORK
+def _fit_one(table: PredictionTable, folds: np.ndarray, job: tuple[Policy, tuple[int, ...]]) -> Policy:
     policy, excluded = job
     with torch_threads(1):
         fitted = policy.clone().fit(table.subset(np.flatnonzero(~np.isin(folds, excluded))), choose_default=False)
-    if _IN_WORKER:
+    if in_worker():  # the calling process does not trim (see return_freed_memory)
         return_freed_memory()
     return fitted
-
-
-def _stats_job(job: tuple[list[tuple[str, ...]], slice]):
-    table, _ = _WORK
-    return member_outputs(table.origin[0]).compute_stats(*job)
-
-
-_IN_WORKER = False  # set in forked workers: only they trim their heap (see _fit_job)
-
-
-def _mark_worker() -> None:
-    global _IN_WORKER
-    _IN_WORKER = True
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_mark_worker)
-
-
-_TASK = None  # the function forked_map's workers apply, inherited at fork rather than pickled
-
-
-def _apply_task(item):
-    return _TASK(item)
-
-
-def forked_map(fn, items, workers: int) -> list:
-    """``[fn(x) for x in items]``, by ``workers`` forked processes when there are several.
-
-    The workers inherit what ``fn`` reads (fits, shared arrays, a closure
-    over them) at fork, so only the items and the results travel. Each item
-    is computed alone, so the results do not depend on the worker count.
-    """
-    global _TASK
-    items = list(items)
-    if workers <= 1 or len(items) < 2:
-        return [fn(x) for x in items]
-    _TASK = fn
-    try:
-        with _pool(min(workers, len(items))) as pool:
-            return list(pool.map(_apply_task, items))
-    finally:
-        _TASK = None
 
 
 def derive_shared(table: PredictionTable, workers: int) -> None:
@@ -145,11 +99,7 @@ def derive_shared(table: PredictionTable, workers: int) -> None:
     n = root.num_samples
     bounds = np.linspace(0, n, min(n, 4 * workers) + 1).round().astype(int) if workers > 1 else np.array([0, n])
     jobs = [(todo, slice(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    if len(jobs) < 2:
-        parts = [outputs.compute_stats(*job) for job in jobs]
-    else:
-        with _pool(workers) as pool:
-            parts = list(pool.map(_stats_job, jobs))
+    parts = forked_map(lambda job: outputs.compute_stats(*job), jobs, workers)
     for i, s in enumerate(todo):
         outputs.add_stats(s, FusedStats.concatenate([p[i] for p in parts]))
 
@@ -160,17 +110,8 @@ def _fits(jobs: list, table: PredictionTable, folds: np.ndarray, workers: int):
     Each fit is seeded by its policy and runs one torch thread, so results do
     not depend on the worker count (only the order they are collected in, which is fixed).
     """
-    global _WORK
-    _WORK = (table, folds)
-    try:
-        derive_shared(table, workers)
-        if workers <= 1 or len(jobs) < 2:
-            yield from map(_fit_job, jobs)
-            return
-        with _pool(min(workers, len(jobs))) as pool:
-            yield from pool.map(_fit_job, jobs)
-    finally:
-        _WORK = ()
+    derive_shared(table, workers)
+    yield from forked_imap(functools.partial(_fit_one, table, folds), jobs, workers)
 
 
 def fit_jobs(policy: Policy | Mapping[int, Policy], folds: np.ndarray, nested: bool) -> list[tuple[Policy, tuple[int, ...]]]:
@@ -249,20 +190,42 @@ class HeldOutRoutes:
     gflops: np.ndarray
 
 
-def held_out_routes(fits: CrossFits, threshold: float, outer_fold: int | None = None) -> HeldOutRoutes:
-    """Every sample routed by a fit that never saw it.
+def _held_out_fits(fits: CrossFits, outer_fold: int | None) -> list[tuple[int, HeldOutFit]]:
+    """(fold, fit) pairs that route every sample :func:`held_out_routes` covers, by a fit that never saw it."""
+    return [(i, fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]) for i in fits.outer if i != outer_fold]
+
+
+def column_scores(routes: Iterable[Routing], rows: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The routes' scores one after another in one (rows, C) float32 array, in column order.
+
+    mAP reads a class's scores over every sample at a time: stored by
+    column, they are contiguous. ``out`` (such an array) is reused.
+    """
+    start = 0
+    for r in routes:
+        out = np.empty((rows, r.scores.shape[1]), dtype=np.float32, order="F") if out is None else out
+        out[start:start + len(r.scores)] = r.scores
+        start += len(r.scores)
+    return out
+
+
+def held_out_routes(fits: CrossFits, threshold: float, outer_fold: int | None = None, out: np.ndarray | None = None) -> HeldOutRoutes:
+    """Every sample routed by a fit that never saw it (scores by :func:`column_scores`, into ``out`` when given).
 
     ``outer_fold=None``: all samples, by the outer fits (out-of-fold). Else the
     samples outside ``outer_fold``, by the inner fits that also lack it.
     """
-    parts = []
-    for i in fits.outer:
-        if outer_fold is None:
-            parts.append((i, fits.outer[i].route(i, threshold)))
-        elif i != outer_fold:
-            parts.append((i, fits.inner[(outer_fold, i)].route(i, threshold)))
+    parts = _held_out_fits(fits, outer_fold)
+    gflops = []
+
+    def routed():
+        for i, fit in parts:
+            r = fit.route(i, threshold)
+            gflops.append(r.gflops)
+            yield r
+
     rows = np.concatenate([np.flatnonzero(fits.folds == i) for i, _ in parts])
-    return HeldOutRoutes(rows, np.concatenate([r.scores for _, r in parts]), np.concatenate([r.gflops for _, r in parts]))
+    return HeldOutRoutes(rows, column_scores(routed(), len(rows), out), np.concatenate(gflops))
 
 
 def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarray, outer_fold: int | None = None,
@@ -275,19 +238,37 @@ def held_out_curve(fits: CrossFits, table: PredictionTable, thresholds: np.ndarr
     Everything but mAP decomposes over samples and comes from each fit's
     :class:`~condsel.selection.method.policies.base.Outcomes`; mAP is
     computed once per distinct routing (thresholds that route every sample
-    alike share it).
+    alike share it), into one reused array of scores.
     """
-    parts = [(i, fits.outer[i] if outer_fold is None else fits.inner[(outer_fold, i)]) for i in fits.outer if i != outer_fold]
+    parts = _held_out_fits(fits, outer_fold)
     outcomes = [(i, fit.outcomes(i, thresholds)) for i, fit in parts]
     costs = np.hstack([o.gflops for _, o in outcomes]).mean(axis=1)
     if not (table.multilabel and exact):
         utility = np.hstack([o.utility(table.labels[fits.folds == i]) for i, o in outcomes])
         return costs, percent(utility.mean(axis=1), table.multilabel)
-    values, seen = [], {}
+    labels = column_labels(table.labels[np.concatenate([np.flatnonzero(fits.folds == i) for i, _ in parts])])
+    values, seen, scores = [], {}, None
     for t, threshold in enumerate(thresholds):
         key = b"".join(o.picks[t].tobytes() for _, o in outcomes)
         if key not in seen:
-            r = held_out_routes(fits, threshold, outer_fold)
-            seen[key] = metric_value(r.scores, table.labels[r.rows])
+            scores = held_out_routes(fits, threshold, outer_fold, scores).scores
+            seen[key] = metric_value(scores, labels)
         values.append(seen[key])
     return costs, np.array(values)
+
+
+def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray, workers: int = 1) -> dict[int, dict]:
+    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold.
+
+    Estimates are per sample (top-1, or minus the mean loss for multi-label):
+    they only rank options, and a multi-label one would otherwise rank all
+    samples again at every threshold of every policy and fold. ``workers``
+    forked processes share the (fold, policy) curves.
+    """
+    folds = next(iter(fits.values())).folds
+    jobs = [(k, name) for k in np.unique(folds).tolist() for name in fits]
+    curves = forked_map(lambda job: held_out_curve(fits[job[1]], table, thresholds, outer_fold=job[0], exact=False), jobs, workers)
+    inner: dict[int, dict] = {}
+    for (k, name), curve in zip(jobs, curves):
+        inner.setdefault(k, {})[name] = curve
+    return inner

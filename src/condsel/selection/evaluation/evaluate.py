@@ -20,7 +20,8 @@ import numpy as np
 from condsel.errors import CondselError
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.selection.data.table import PredictionTable
-from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, forked_map
+from condsel._parallel import forked_map
+from condsel.selection.evaluation.crossfit import CrossFits, cross_fit
 from condsel.selection.method.curves import (
     choice_fractions,
     choose_models,
@@ -31,7 +32,7 @@ from condsel.selection.method.curves import (
     upper_hull,
 )
 from condsel.selection.evaluation.headline import headline_figures
-from condsel.selection.method.metrics import MAP_POINTS, mean_average_precision, topk_correct
+from condsel.selection.method.metrics import MAP_POINTS, column_labels, mean_average_precision, topk_correct
 from condsel.selection.method.fusion import member_outputs
 from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
 from condsel.selection.method.policies.selector import SelectorPolicy
@@ -193,7 +194,7 @@ def picked_logits(table: PredictionTable, order: list[str], picks: np.ndarray, r
     A multi-label member's sigmoid is monotone, so its logits rank samples
     as its probabilities do and mAP can read them directly.
     """
-    out = np.empty((len(rows), table.num_classes), dtype=np.float32)
+    out = np.empty((len(rows), table.num_classes), dtype=np.float32, order="F")  # by column, as mAP reads it
     for k in np.unique(picks):
         chosen = picks == k
         out[chosen] = table.logits[order[k]][rows[chosen]]
@@ -226,7 +227,7 @@ def _hits_curve(table, order, p, idx, costs, oracle_costs, config) -> SelectorCu
 
 def _map_curve(table, order, p, idx, costs, selector_gflops, config, workers: int = 1) -> SelectorCurve:
     thresholds = np.linspace(0.0, 1.0, min(config.thresholds, MAP_POINTS))
-    labels = table.labels[idx]
+    labels = column_labels(table.labels[idx])
     picks_at = [choose_models(p, t) for t in thresholds]
     rng = np.random.default_rng(config.seed)
     random_picks = [[rng.permutation(k) for k in picks_at] for _ in range(min(config.random_seeds, MAP_RANDOM_SEEDS))]

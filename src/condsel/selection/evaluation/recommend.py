@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from condsel.selection.evaluation.crossfit import CrossFits, forked_map, held_out_curve
+from condsel._parallel import forked_map
+from condsel.selection.evaluation.crossfit import CrossFits, column_scores, inner_curves
+from condsel.selection.method.metrics import column_labels
 from condsel.selection.method.policies.base import metric_value
 from condsel.selection.data.table import PredictionTable
 
@@ -76,23 +78,6 @@ class NestedPoint:
         }
 
 
-def inner_curves(fits: dict[str, CrossFits], table: PredictionTable, thresholds: np.ndarray, workers: int = 1) -> dict[int, dict]:
-    """For each outer fold, every policy's curve estimated on the other folds by fits that never saw the outer fold.
-
-    Estimates are per sample (top-1, or minus the mean loss for multi-label):
-    they only rank options, and a multi-label one would otherwise rank all
-    samples again at every threshold of every policy and fold. ``workers``
-    forked processes share the (fold, policy) curves.
-    """
-    folds = next(iter(fits.values())).folds
-    jobs = [(k, name) for k in np.unique(folds).tolist() for name in fits]
-    curves = forked_map(lambda job: held_out_curve(fits[job[1]], table, thresholds, outer_fold=job[0], exact=False), jobs, workers)
-    inner: dict[int, dict] = {}
-    for (k, name), curve in zip(jobs, curves):
-        inner.setdefault(k, {})[name] = curve
-    return inner
-
-
 def nested_front(
     fits: dict[str, CrossFits], table: PredictionTable, budgets: np.ndarray, thresholds: np.ndarray, inner: dict[int, dict] | None = None,
     workers: int = 1,
@@ -114,10 +99,11 @@ def nested_front(
         plans.append((float(budget), choices, outcomes, tuple((k, c.policy, c.threshold) for k, c in choices.items())))
     maps = {}
     if table.multilabel:
+        rows = np.concatenate([np.flatnonzero(folds == k) for k in inner])  # every key lists the folds in this order
+        labels = column_labels(table.labels[rows])
+
         def routed_map(key: tuple) -> float:
-            routed = [(k, fits[policy].outer[k].route(k, threshold)) for k, policy, threshold in key]
-            rows = np.concatenate([np.flatnonzero(folds == k) for k, _ in routed])
-            return metric_value(np.concatenate([r.scores for _, r in routed]), table.labels[rows])
+            return metric_value(column_scores((fits[policy].outer[k].route(k, threshold) for k, policy, threshold in key), len(rows)), labels)
 
         keys = list(dict.fromkeys(plan[3] for plan in plans))
         maps = dict(zip(keys, forked_map(routed_map, keys, workers)))

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from condsel._parallel import forked_map
 from condsel.selection.method.curves import oracle_curve, upper_hull
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.metrics import MAP_POINTS, mean_average_precision
+from condsel.selection.method.metrics import MAP_POINTS, column_labels, mean_average_precision
+from condsel.selection.method.policies.base import gather
 from condsel.selection.data.table import PredictionTable
 
 MAX_LISTED = 100  # beyond this many subsets only the Pareto ones are listed
@@ -44,7 +46,8 @@ def subsets(members: list[str], max_size: int = 3) -> list[tuple[str, ...]]:
     return [c for size in range(1, min(max_size, len(members)) + 1) for c in itertools.combinations(members, size)]
 
 
-def static_choices(table: PredictionTable, max_size: int = 3, members: list[str] | None = None, exact: bool = True) -> StaticChoices:
+def static_choices(table: PredictionTable, max_size: int = 3, members: list[str] | None = None, exact: bool = True,
+                   workers: int = 1) -> StaticChoices:
     """Every single member and fused subset (mean of probabilities) of ``members`` (default: all), by ascending cost.
 
     Read from the table's :class:`~condsel.selection.method.fusion.FusedStats`,
@@ -52,6 +55,7 @@ def static_choices(table: PredictionTable, max_size: int = 3, members: list[str]
     Multi-label values are mAP, which needs each subset's fused scores; with
     ``exact=False`` (ranking choices on training samples) they are minus
     the mean fused loss instead, which is per sample and so computed once.
+    Exact mAPs are computed by ``workers`` forked processes.
     """
     members = table.models if members is None else members
     chosen = subsets(members, max_size)
@@ -60,7 +64,8 @@ def static_choices(table: PredictionTable, max_size: int = 3, members: list[str]
     outputs = member_outputs(table)
     stats = [outputs.stats(chosen[i]) for i in order]
     if table.multilabel and exact:
-        values = np.array([100 * mean_average_precision(outputs.fuse(chosen[i]), table.labels) for i in order])
+        labels = column_labels(table.labels)
+        values = np.array(forked_map(lambda i: 100 * mean_average_precision(outputs.fuse(chosen[i]), labels), order.tolist(), workers))
     else:
         values = np.array([s.training_value(table.labels) for s in stats])
     per_sample = np.stack([s.loss if table.multilabel else s.hits(table.labels) for s in stats], axis=1)
@@ -84,23 +89,23 @@ def static_hull(points: list[dict], metric: str) -> list[dict]:
     return [{"gflops": float(x), metric: float(y)} for x, y in zip(c, a)]
 
 
-def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = MAP_POINTS) -> list[dict]:
-    """Per sample, the cheapest static choice that is right (lowest loss for multi-label), cheapest upgrades first."""
+def fusion_oracle(choices: StaticChoices, labels: np.ndarray, points: int = MAP_POINTS, workers: int = 1) -> list[dict]:
+    """Per sample, the cheapest static choice that is right (lowest loss for multi-label), cheapest upgrades first.
+
+    Multi-label points are evaluated by ``workers`` forked processes.
+    """
     if labels.ndim == 1:
         cost, acc = oracle_curve(choices.per_sample, choices.gflops)
         idx = np.unique(np.linspace(0, len(cost) - 1, min(500, len(cost))).round().astype(int))
         return [{"gflops": float(cost[i]), "top1": float(100 * acc[i])} for i in idx]
     best = choices.per_sample.argmin(axis=1)
     upgrade = np.argsort(choices.gflops[best] - choices.gflops[0], kind="stable")
-    scores = choices.probs(0)
-    picks = np.zeros(len(labels), dtype=np.int64)
-    done, out = 0, []
-    for n_up in np.unique(np.linspace(0, len(labels), points).round().astype(int)):
-        rows = upgrade[done:n_up]
-        for j in np.unique(best[rows]):
-            these = rows[best[rows] == j]
-            scores[these] = choices.probs(int(j), these)
-            picks[these] = j
-        done = n_up
-        out.append({"gflops": float(choices.gflops[picks].mean()), "map": float(100 * mean_average_precision(scores, labels))})
-    return out
+    labels = column_labels(labels)
+
+    def point(upgraded: int) -> dict:
+        picks = np.zeros(len(labels), dtype=np.int64)
+        picks[upgrade[:upgraded]] = best[upgrade[:upgraded]]
+        scores = gather(lambda j, rows: choices.probs(j, rows), picks)
+        return {"gflops": float(choices.gflops[picks].mean()), "map": float(100 * mean_average_precision(scores, labels))}
+
+    return forked_map(point, np.unique(np.linspace(0, len(labels), points).round().astype(int)).tolist(), workers)
