@@ -60,6 +60,17 @@ def float32_by_rows(shape: tuple[int, ...], make) -> np.ndarray:
     return out
 
 
+def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
+    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k, rows)`` gives choice k's on the rows that picked it."""
+    out = None
+    for k in np.unique(picks):
+        rows = np.flatnonzero(picks == k)
+        probs = choice_probs(int(k), rows)
+        out = np.empty((len(picks), probs.shape[1]), dtype=probs.dtype) if out is None else out
+        out[rows] = probs
+    return out
+
+
 def stage_confidence(probs: np.ndarray, multilabel: bool, rule: str) -> np.ndarray:
     """How sure a fused prediction is, in [0, 1], per sample (last axis = classes): see :func:`confidences`."""
     if rule not in STOP_RULES:

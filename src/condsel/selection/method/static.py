@@ -15,9 +15,8 @@ import numpy as np
 
 from condsel._parallel import forked_map
 from condsel.selection.method.curves import oracle_curve, upper_hull
-from condsel.selection.method.fusion import MemberOutputs, member_outputs
+from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
 from condsel.selection.method.metrics import MAP_POINTS, column_labels, mean_average_precision
-from condsel.selection.method.policies.base import gather
 from condsel.selection.data.table import PredictionTable
 
 MAX_LISTED = 100  # beyond this many subsets only the Pareto ones are listed

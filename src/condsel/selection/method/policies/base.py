@@ -29,7 +29,7 @@ from condsel._io import write_json
 from condsel.errors import NotFittedError
 from condsel.selection.method.fusion import FusedStats, member_outputs, percent
 from condsel.selection.method.operating import default_point
-from condsel.selection.method.metrics import mean_average_precision, topk_correct
+from condsel.selection.method.metrics import column_labels, mean_average_precision, topk_correct
 from condsel.selection.data.table import PredictionTable
 
 POLICY_FILE = "policy.json"
@@ -74,17 +74,6 @@ class Outcomes:
     def utility(self, labels: np.ndarray) -> np.ndarray:
         """(T, N) :meth:`FusedStats.utility`: 1 per top-1 hit, or minus the fused loss for multi-label."""
         return self._take([s.utility(labels) for s in self.stats])
-
-
-def gather(choice_probs, picks: np.ndarray) -> np.ndarray:
-    """(N, C) rows of choice ``picks[n]``'s probabilities; ``choice_probs(k, rows)`` gives choice k's on the rows that picked it."""
-    out = None
-    for k in np.unique(picks):
-        rows = np.flatnonzero(picks == k)
-        probs = choice_probs(int(k), rows)
-        out = np.empty((len(picks), probs.shape[1]), dtype=probs.dtype) if out is None else out
-        out[rows] = probs
-    return out
 
 
 def cost_scale(table: PredictionTable) -> list[float]:
@@ -258,8 +247,13 @@ class Policy:
         metric = metric_name(table)
         thresholds = self._sweep_thresholds()
         outcomes = self._outcomes(prepared, thresholds)
-        if table.multilabel:  # mAP needs each threshold's routed scores
-            values = [metric_value(self._route(prepared, float(t)).scores, table.labels) for t in thresholds]
+        if table.multilabel:  # mAP needs routed scores: once per distinct routing, as held-out curves do
+            labels, seen = column_labels(table.labels), {}
+            for t, threshold in enumerate(thresholds):
+                key = outcomes.picks[t].tobytes()
+                if key not in seen:
+                    seen[key] = metric_value(self._route(prepared, float(threshold)).scores, labels)
+            values = [seen[outcomes.picks[t].tobytes()] for t in range(len(thresholds))]
         else:
             values = percent(outcomes.utility(table.labels).mean(axis=1), multilabel=False)
         costs = outcomes.gflops.mean(axis=1)

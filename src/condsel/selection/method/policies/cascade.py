@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.curves import pareto_indices
-from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, member_outputs, stacking_rows, stage_confidence, summarize_by_rows
-from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget
+from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, gather, member_outputs, stacking_rows, stage_confidence, summarize_by_rows
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget
 from condsel.selection.data.table import PredictionTable
 
 NEVER = 2.0  # a stage threshold no confidence in [0, 1] reaches

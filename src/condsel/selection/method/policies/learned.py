@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.method.affinity import hard_affinity, normalized_costs
-from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.policies.base import Outcomes, Policy, Routing, gather
+from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing
 from condsel.selection.method.network import Selector
 from condsel.selection.data.table import PredictionTable
 

@@ -9,8 +9,8 @@ import numpy as np
 from condsel.errors import CondselError
 from condsel.selection.method.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
-from condsel.selection.method.fusion import member_outputs, probabilities
-from condsel.selection.method.policies.base import Outcomes, Policy, Routing, gather
+from condsel.selection.method.fusion import gather, member_outputs, probabilities
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing
 from condsel.selection.method.network import Selector, selector_inputs
 from condsel.selection.data.table import PredictionTable
 

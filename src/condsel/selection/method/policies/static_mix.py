@@ -16,8 +16,8 @@ import numpy as np
 
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
-from condsel.selection.method.fusion import MemberOutputs, member_outputs
-from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, gather, log_budget, video_draw
+from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget, video_draw
 from condsel.selection.method.static import static_choices
 
 
