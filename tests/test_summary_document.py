@@ -198,7 +198,8 @@ def test_a_hold_out_run_is_a_document_without_the_policy_sections():
 
 def test_a_multilabel_run_spells_the_headline_after_map():
     from test_selection_multilabel import _table
-    from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+    from condsel.selection.evaluation.comparison import cross_validate
+    from condsel.selection.evaluation.evaluate import SelectionConfig
     from condsel.selection.method.policies import SelectorPolicy
 
     data = cross_validate(SelectorPolicy(backbone="cheap"), _table(300), SelectionConfig(folds=3, bootstrap=0, random_seeds=2, thresholds=51))
