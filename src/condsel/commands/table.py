@@ -71,7 +71,7 @@ def register(sub) -> None:
     p.add_argument("--budget", type=positive_float, action="append", metavar="GFLOPS",
                    help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
                         "recommended front's budgets; repeatable")
-    p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
+    p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200; 0: no CIs)")
     p.add_argument("--workers", type=positive_int, default=every_core(),
                    help="processes fitting policies in parallel (default: every core); the output is the same whatever the count")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
+    if args.bootstrap == 0:
+        print("--bootstrap 0: no confidence intervals (summary.ci95 holds only \"replicates\": 0, recommended points no ci95)")
     if unit == "ms":
         print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
     with progress_bar(total=0, desc="policy fits", unit="fit") as bar:

@@ -328,6 +328,8 @@ def build_summary(
 def _named_figures(figures: dict, order: list[str], metric: str = "top1") -> dict:
     """Headline figures with the model named and the accuracy keys spelled after the metric."""
     out = dict(figures)
+    if metric == "map":
+        out["oracle_gap_closed"] = None  # a per-sample oracle does not bound mAP, so "share of its lead" has no scale
     out["best_model"] = order[out.pop("best_index")]
     out[f"best_{metric}"] = out.pop("best_accuracy")
     out[f"{metric}_gain_at_best_gflops"] = out.pop("accuracy_gain_at_best_gflops")
