@@ -149,3 +149,61 @@ def test_a_budget_above_the_costliest_setting_is_a_warning(table_file, tmp_path,
     printed = capsys.readouterr().out
     assert f"warning: {summary['warnings'][0]}" in printed
     assert "recommended front: what each budget gets" in printed and "this selector alone at budget 40.0 GFLOPs" in printed
+
+
+# --- item 14: console and plots ---------------------------------------------------------------------------
+
+def test_progress_is_a_line_per_stage_when_stderr_is_not_a_terminal(table_file, tmp_path, capsys):
+    from condsel._progress import progress_bar
+
+    assert list(progress_bar(range(500), desc="decode", unit="video")) == list(range(500))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "decode: started (500 video)" and lines[1].startswith("decode: done, 500 video in ") and len(lines) == 2
+    assert main(["table", "--table", str(table_file), "--backbone", "small", "--policies", "cascade", "--folds", "3",
+                 "--bootstrap", "0", "--workers", "1", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "policy fits: started" in err and len(err) < 2000
+
+
+def _figure_of(draw, monkeypatch):
+    import condsel.report.plots as plots
+
+    captured = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: captured.setdefault("fig", fig))
+    draw(plots)
+    fig = captured["fig"]
+    fig.canvas.draw()
+    return fig
+
+
+def _legend_below_everything_drawn(fig) -> bool:
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    if not fig.legends or ax.get_legend() is not None:
+        return False
+    return fig.legends[0].get_window_extent(renderer).y1 <= ax.get_tightbbox(renderer).y0 + 1
+
+
+def test_curve_legend_covers_no_data_and_no_threshold_label(monkeypatch, tmp_path):
+    from condsel.selection.evaluation.document import SummaryDocument
+
+    summary = cross_validate(SelectorPolicy(backbone="small", epochs=1), _single_label(), SelectionConfig(folds=3, bootstrap=0, random_seeds=2), workers=1)
+    doc = SummaryDocument.from_json(summary)
+    fig = _figure_of(lambda plots: plots.plot_curves(doc, tmp_path / "c.png", title="t"), monkeypatch)
+    assert _legend_below_everything_drawn(fig)
+    point = {"threshold": 0.5, "gflops": 30.0, "top1": 60.0}
+    curve = [{"threshold": t, "gflops": 2 + 78 * t, "top1": 40 + 30 * t} for t in np.linspace(0, 1, 11)]
+    fig = _figure_of(lambda plots: plots.plot_operating_curve(curve, {"small": {"gflops": 2, "top1": 40}}, point, tmp_path / "o.png", "selector"), monkeypatch)
+    assert _legend_below_everything_drawn(fig)
+
+
+def test_zoo_columns_line_up(capsys):
+    assert main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name"))
+    rows = [line for line in lines[header + 1:] if line and not line.startswith("Frame models")]
+    starts = [lines[header].index(h) for h in ("input", "GFLOPs")]
+    ends = [lines[header].index("published") + len("published")]
+    for row in rows:
+        assert row[starts[0] - 1] == " " and row[starts[0] - 2] == " "  # the name column never runs into the input column
+        assert len(row) == ends[0]  # right-aligned numbers end under their header
