@@ -127,10 +127,10 @@ def _table(args):
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
     from condsel.sources import resolve_table
 
-    from condsel.commands.table import check_table_folds
+    from condsel.selection.evaluation.evaluate import check_folds
 
     table, _, _ = resolve_table(args.table or "ucf101-split1", costs=args.costs)
-    check_table_folds(table, args.folds)
+    check_folds(table, args.folds, "--folds")
     backbone = args.backbone or (UCF101_BACKBONE if not args.table else table.models[0])
     return table, backbone, (f"table {args.table}" if args.table else UCF101_DATA)
 

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from condsel._io import write_json
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.report.plots import plot_curves
-    from condsel.selection.evaluation.evaluate import SelectionConfig
+    from condsel.selection.evaluation.evaluate import SelectionConfig, check_folds
     from condsel.selection.evaluation.comparison import SELECTOR_FAMILY, check_pool, evaluate_policies, parse_policies
     from condsel.selection.method.policies import POLICIES
     from condsel.sources import resolve_table, source_provenance
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = _source(args)
     table, derivation, unit = resolve_table(source, args.models, args.costs)
-    check_table_folds(table, args.folds)
+    check_folds(table, args.folds, "--folds")
     check_pool(table, args.backbone)  # every check on the input before the first line of output
     provenance = Provenance.from_json(source_provenance(source, table))
     names = parse_policies(",".join(args.policies))
@@ -124,16 +124,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(doc))
     print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
     return 0
-
-
-def check_table_folds(table, folds: int) -> None:
-    """``--folds`` against the table just read: an error naming the flag before any fit starts."""
-    from condsel.selection.evaluation.evaluate import check_folds
-
-    try:
-        check_folds(table, folds)
-    except ValueError as e:
-        raise ValueError(f"--folds {folds}: {e}") from None
 
 
 def _source(args: argparse.Namespace):

@@ -55,19 +55,19 @@ class SelectionConfig:
     budgets: list[float] = field(default_factory=list)  # GFLOPs targets; empty = 3 defaults
 
 
-def check_folds(table: PredictionTable, folds: int) -> tuple[np.ndarray, np.ndarray]:
+def check_folds(table: PredictionTable, folds: int, name: str = "folds") -> tuple[np.ndarray, np.ndarray]:
     """The units folds are made of (groups, else samples) and each sample's unit; an error if they cannot fill ``folds``.
 
-    Commands call it as soon as the table is read, so ``--folds`` too large
-    fails before any fit, in the table's own words.
+    Commands call it as soon as the table is read (``name="--folds"``), so a
+    fold count too large fails before any fit, in the table's own words.
     """
     if folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+        raise ValueError(f"{name} {folds}: cross-validation needs at least 2 folds")
     keys = table.groups if table.groups is not None else table.names
     unique, inverse = np.unique(keys, return_inverse=True)
     if len(unique) < folds:
         units = f"{table.num_samples} videos" + (f" in {len(unique)} groups" if table.groups is not None else "")
-        raise ValueError(f"{units} cannot fill {folds} folds; each fold needs at least one "
+        raise ValueError(f"{name} {folds}: {units} cannot fill {folds} folds; each fold needs at least one "
                          f"{'group' if table.groups is not None else 'video'}")
     return unique, inverse
 
