@@ -16,9 +16,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def small_table(tmp_path_factory):
-    """600 real UCF101 split-1 videos without their groups, three models, with costs."""
+    """200 real UCF101 split-1 videos without their groups, three models, with costs."""
     table = load_ucf101_split1().select_models(["mv", "flow", "iframe"]).with_costs({"mv": 44.36, "flow": 44.36, "iframe": 287.79})
-    table = table.subset(np.random.default_rng(0).permutation(table.num_samples)[:600])
+    table = table.subset(np.random.default_rng(0).permutation(table.num_samples)[:200])
     table.groups = None  # videos, not UCF101 groups, fill the folds
     path = tmp_path_factory.mktemp("tables") / "small.npz"
     table.save(path)

@@ -197,7 +197,13 @@ def test_curve_legend_covers_no_data_and_no_threshold_label(monkeypatch, tmp_pat
     assert _legend_below_everything_drawn(fig)
 
 
-def test_zoo_columns_line_up(capsys):
+def test_zoo_columns_line_up(capsys, monkeypatch):
+    """Rows as `condsel zoo` lists them (FLOP counting stubbed: the zoo's own tests count them), a 16-character name among them."""
+    from condsel import models
+
+    rows = {"bninception_flow": (1, 224, 1, 10, 2.307, None), "x3d_xs": (4, 160, 12, 3, 0.605, 0.6), "x3d_l": (16, 312, 5, 3, 18.368, 18.37)}
+    monkeypatch.setattr(models, "list_models", lambda: list(rows))
+    monkeypatch.setattr(models, "describe", lambda name: dict(zip(("frames", "crop", "stride", "channels", "gflops", "published_gflops"), rows[name]), name=name))
     assert main(["zoo"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("name"))
