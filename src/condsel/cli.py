@@ -150,5 +150,6 @@ def _strings(value) -> list[str]:
         return [s for v in value for s in _strings(v)]
     return []
 
+
 if __name__ == "__main__":
     sys.exit(main())

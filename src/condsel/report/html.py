@@ -52,7 +52,8 @@ ANALYSIS_TITLES = {
     "localization": "Localization: beta, pseudo-labels, disparity (Fig. 5)",
 }
 DEMO_REAL_AND_SYNTHETIC = (  # the demo's own parts only: other sections are described from their provenance
-    "The demo's parts (ucf101/, synthetic/, localization/, analyses/). Real: the UCF101 per-video scores of five published models (DMC-Net/CoViAR, facebookresearch/dmc-net, MIT "
+    "The demo's parts (ucf101/, synthetic/, localization/, analyses/). Real: the UCF101 per-video scores of five "
+    "published models (DMC-Net/CoViAR, facebookresearch/dmc-net, MIT "
     "licence), video decoding and sampling, the model architectures and their FLOP counts (multiply-adds, counted "
     "from the graphs), the THUMOS'14 and MultiThumos annotations and the detection-mAP rules. "
     "Synthetic: the benchmark videos (generated, then encoded and decoded as real files), the weights of the "
