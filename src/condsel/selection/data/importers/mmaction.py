@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _load_storage(data: bytes):
         raise pickle.UnpicklingError(f"a tensor storage must be bytes, got {type(data).__name__}")
     try:
         storage = torch.load(io.BytesIO(data), weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - torch's reader fails in many ways on bytes it did not write; all mean "refuse"
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise pickle.UnpicklingError(f"refusing a tensor storage that is not plain data: {first_line}") from e
     if not isinstance(storage, torch.storage.TypedStorage):
@@ -55,10 +56,12 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
              and not hooks and not metadata)
     if not plain:
         raise pickle.UnpicklingError("refusing a tensor that is not a plain view of its storage")
-    # torch would grow the storage to fit the view (any size a file claims); a plain tensor lies inside it
+    # torch would grow the storage to fit the view (any size a file claims), and a zero stride repeats one
+    # value any number of times: a plain tensor lies inside its storage and has no more values than it
     values = storage._size()  # the public size() warns that TypedStorage is deprecated
     last = offset + sum((n - 1) * step for n, step in zip(size, stride)) if all(n > 0 for n in size) else offset - 1
-    if len(size) != len(stride) or min((offset, *size, *stride), default=0) < 0 or last >= values:
+    if (len(size) != len(stride) or min((offset, *size, *stride), default=0) < 0 or last >= values
+            or math.prod(size) > values):
         raise pickle.UnpicklingError(f"tensor of size {size} does not fit its storage of {values} values")
     tensor = torch._utils._rebuild_tensor(storage, offset, size, stride)
     return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
