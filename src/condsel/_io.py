@@ -212,12 +212,13 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
     return _read_npy(data, str(path), encoding)
 
 
-def load_pickle(path: str | Path, encoding: str = "ASCII"):
+def load_pickle(path: str | Path, encoding: str = "ASCII", unpickler: type[pickle.Unpickler] | None = None):
     """Unpickle a file that may hold only numpy arrays and plain Python containers and scalars.
 
     For published result files such as mmaction2's ``--out results.pkl`` (a
     list of per-sample score arrays). Anything else (a model, a tensor, a
-    callable) is refused with an error naming the file.
+    callable) is refused with an error naming the file. ``unpickler``: a
+    subclass of the arrays-only one that admits a few more globals.
     """
     path = Path(path)
     try:
@@ -225,7 +226,7 @@ def load_pickle(path: str | Path, encoding: str = "ASCII"):
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
     try:
-        return _ArraysOnlyUnpickler(data, encoding=encoding).load()
+        return (unpickler or _ArraysOnlyUnpickler)(data, encoding=encoding).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, LookupError) as e:
         raise ValueError(f"{path}: cannot read pickle safely: {e}") from e
 
