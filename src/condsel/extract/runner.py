@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from condsel.models.costs import FLOP_CONVENTION
-from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
+from condsel.extract.dataset import VideoViews, iterate
 from condsel.extract.distributed import DistContext
 from condsel.extract.inference import video_outputs
 from condsel.extract.manifest import Manifest
@@ -112,8 +112,6 @@ def extract(
             try:
                 arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
             except (RuntimeError, ValueError) as e:
-                if is_worker_failure(e):
-                    raise
                 error, stage = f"{entry.path}: {type(e).__name__}: {e}", "inference"
             else:
                 store.write_entry(entry.name, entry.label, {"windows": item["windows"], **arrays})
