@@ -256,6 +256,26 @@ def test_two_workers_killed_in_the_same_window_cost_exactly_their_two_videos(mat
     assert all("worker died" in e and "Segmentation fault" in e for e in errors.values())
 
 
+def test_a_second_run_started_while_the_first_creates_the_store_joins_it(material, tmp_path, monkeypatch):
+    """The first run pauses at the worst moment of creating the store (store.json written whole under a
+    temporary name, not yet in place) and a second run on the same new --out goes from start to end in
+    that pause. The first then finds the second's store and joins it as a resumed run does."""
+    out = tmp_path / "new" / "store"
+    link, second = os.link, []
+
+    def paused_link(staged, path):
+        if not second:
+            second.append("started")
+            second.append(_extract(material["run"], material["manifest"], out))
+        return link(staged, path)
+
+    monkeypatch.setattr(os, "link", paused_link)
+    assert _extract(material["run"], material["manifest"], out) == 1
+    assert second == ["started", 1]  # the second run finished, with the manifest's failures
+    _assert_same_store(out, material["reference"])
+    assert sorted(p.name for p in out.iterdir()) == ["failures", "store.json", "videos"]
+
+
 class _Misbehaving(extract_dataset.VideoViews):
     """Entry 1 crashes the process decoding it; entry 2 hangs it."""
 
