@@ -54,6 +54,7 @@ from serve_control import build, nearest, sequential  # noqa: E402  (a sibling b
 from condsel.pool.run_dir import load_run  # noqa: E402
 from condsel.serve.client import post_video  # noqa: E402
 from condsel.serve.control import OperatingCurve  # noqa: E402
+from condsel.serve.ray_host import LOOPBACK_ENV  # noqa: E402
 
 PORT = 8767
 REQUEST_TIMEOUT_S = 120.0
@@ -118,7 +119,8 @@ def service_rss(service: subprocess.Popen) -> dict[str, float]:
 def object_count(gcs_address: str) -> int:
     """Objects in Ray's object store, as ``ray memory --stats-only`` counts them."""
     ray = Path(sys.executable).with_name("ray")
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # send the token the local Ray made (~/.ray/auth_token)
+    # send the token the local Ray made (~/.ray/auth_token), and look for Ray on loopback as condsel serve put it
+    env = {**os.environ, "RAY_AUTH_MODE": "token", LOOPBACK_ENV: "0"}
     text = subprocess.run([str(ray), "memory", "--stats-only", "--address", gcs_address],
                           capture_output=True, text=True, timeout=120, env=env).stdout
     found = re.search(r"([\d,]+) objects", text)

@@ -6,7 +6,9 @@ manifest's unreadable rows; all ranks then list the completed videos, wait
 for each other, and each takes every ``world_size``-th remaining video. The
 listing happens before anyone writes, so all ranks agree on what remains and
 the shards are disjoint and cover it. After a final barrier every rank reads
-the outcome from the store, so all of them exit with the same status.
+the outcome from the store, so all of them exit with the same status. Every
+rank holds the store ``in_use`` while it writes, so that another run joining
+the store meanwhile leaves its writes in progress alone.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def extract(
     if store is None:
         store = Store.open(store_root)
         store.check_identity(meta["identity"])
-    with store.in_use():  # a run joining this store meanwhile leaves our writes in progress alone
+    with store.in_use():
         if ctx.is_main:
             store.clear_failures(manifest_id)
             for row in manifest.bad_rows:
