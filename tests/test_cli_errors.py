@@ -122,6 +122,16 @@ def test_help_documents_the_exit_codes(capsys):
         assert line in text
 
 
+def test_version_prints_it_and_no_command_prints_the_help(capsys):
+    import condsel
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"condsel {condsel.__version__}\n"
+    assert main([]) == 0
+    assert capsys.readouterr().out == _help(capsys)
+
+
 def test_project_errors_are_value_errors():
     for error in (VideoDecodeError("x.mp4", "empty file"), CheckpointError("x.pt: not found")):
         assert isinstance(error, CondselError) and isinstance(error, ValueError)

@@ -21,6 +21,8 @@ import importlib
 import logging
 import sys
 
+from condsel import __version__
+
 # subcommand name -> module under condsel.commands
 COMMANDS: dict[str, str] = {
     "detection-map": "detection_map",
@@ -69,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"condsel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: the help (main)
     for module in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(f"condsel.commands.{module}").register(sub)
     return parser
@@ -77,12 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:  # a usage error (argparse has said which) returns its status; --help still exits
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (argparse has said which) returns its status; --help, --version still exit
         if not e.code:
             raise
         return int(e.code)
+    if args.command is None:
+        parser.print_help()
+        return 0
     from condsel._io import fix_mmap_threshold
 
     fix_mmap_threshold()  # freed whole-table arrays go back to the system (a long run's heap stays bounded)
