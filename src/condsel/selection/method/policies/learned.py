@@ -55,6 +55,22 @@ def prefix_targets(losses: np.ndarray, cumulative: np.ndarray, alpha: float) -> 
     return hard_affinity(losses, normalized_costs(cumulative), alpha).argmax(axis=1)
 
 
+def gain_targets(utility: np.ndarray, tie_weight: float) -> np.ndarray:
+    """(N * S, 2) weighted (go on, stop) targets of stages 0..S-1 from (N, S + 1) prefix utilities.
+
+    The gain of going on at stage k is the best later prefix's utility minus
+    the current one's: stop when it is not positive. Samples whose gain is
+    zero (both right or both wrong) weigh ``tie_weight``; others their |gain|.
+    """
+    stages = utility.shape[1] - 1
+    rows = []
+    for k in range(stages):
+        gain = utility[:, k + 1:].max(axis=1) - utility[:, k]
+        weight = np.where(gain == 0, tie_weight, np.abs(gain))
+        rows.append(np.stack([(gain > 0) * weight, (gain <= 0) * weight], axis=1))
+    return np.vstack(rows).astype(np.float32)
+
+
 class LearnedCascadePolicy(Policy):
     """A cascade over ``members`` (default: the pruned pool by ascending cost) with a learned stopping rule.
 
@@ -71,9 +87,12 @@ class LearnedCascadePolicy(Policy):
     name = "learned_cascade"
     _tuple_params = ("hidden",)
 
-    def __init__(self, members: list[str] | None = None, alpha: float = 0.5, hidden: tuple[int, ...] = (32,), epochs: int = 5, lr: float = 1e-3, seed: int = 0) -> None:
+    def __init__(self, members: list[str] | None = None, alpha: float = 0.5, hidden: tuple[int, ...] = (32,), epochs: int = 5, lr: float = 1e-3, seed: int = 0,
+                 target: str = "prefix", tie_weight: float = 0.1) -> None:
         self.members = members
         self.alpha = alpha
+        self.target = target
+        self.tie_weight = tie_weight
         self.hidden = hidden
         self.epochs = epochs
         self.lr = lr
@@ -93,13 +112,17 @@ class LearnedCascadePolicy(Policy):
         self.members_ = order
         self.gflops_ = {m: float(table.gflops[m]) for m in order}
         outputs = member_outputs(table)
-        losses = np.stack([outputs.stats(order[: k + 1]).loss for k in range(len(order))], axis=1)
-        best = prefix_targets(losses, np.cumsum([self.gflops_[m] for m in order]), self.alpha)
+        stats = [outputs.stats(order[: k + 1]) for k in range(len(order))]
         stages = len(order) - 1
         X = np.vstack(self._table_stage_features(table))
-        stop = np.concatenate([best <= k for k in range(stages)])
+        if self.target == "gain":
+            targets = gain_targets(np.stack([s.utility(table.labels) for s in stats], axis=1), self.tie_weight)
+        else:
+            best = prefix_targets(np.stack([s.loss for s in stats], axis=1), np.cumsum([self.gflops_[m] for m in order]), self.alpha)
+            stop = np.concatenate([best <= k for k in range(stages)])
+            targets = np.eye(2, dtype=np.float32)[stop.astype(int)]
         self.model_ = Selector(hidden=tuple(self.hidden), epochs=self.epochs, lr=self.lr, seed=self.seed)
-        self.model_.fit(X, np.eye(2, dtype=np.float32)[stop.astype(int)])
+        self.model_.fit(X, targets)
         self.overhead_gflops_ = stages * float(self.model_.gflops())  # at most one call per stage: an upper bound
 
     def _stage_features(self, outputs: MemberOutputs, stages: int) -> Iterator[np.ndarray]:
