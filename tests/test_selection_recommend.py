@@ -132,7 +132,7 @@ def test_multilabel_tables_get_map_everywhere():
     logits = {name: (3 * labels - 1.5 + rng.normal(size=(n, c)) * noise).astype(np.float32) for name, noise in (("cheap", 2.5), ("mid", 1.2), ("big", 0.5))}
     table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
     folds = fold_ids(table, 3, 0)
-    out = compare_policies(table, folds, fit_all(table, folds, candidates(["cascade", "learned_cascade"])), bootstrap=10, budgets=np.array([2.0, 8.0]))
+    out = compare_policies(table, folds, fit_all(table, folds, candidates(["cascade", "static"])), bootstrap=10, budgets=np.array([2.0, 8.0]))
     assert all("map" in p for pts in out["policies"].values() for p in pts)
     assert all("map" in p for p in out["static"] + out["static_hull"] + out["fusion_oracle"] + out["recommended"])
     assert out["recommended"][0]["ci95"] is None  # no bootstrap for mAP
