@@ -308,3 +308,13 @@ def test_chunked_probabilities_equal_one_pass():
     weighted = fuse([logits, -logits], False, np.array([0.7, 0.2]))
     np.testing.assert_allclose(weighted, probabilities(0.7 * logits.astype(np.float64) - 0.2 * logits, False), atol=1e-7)
     np.testing.assert_allclose(fuse([logits[0], -logits[0]], False, np.array([0.7, 0.2])), weighted[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
+def test_what_ran_without_scores_is_what_route_ran(make, ucf):
+    """``_ran_at`` (the recommended front's share reads it) equals ``route``'s ``ran`` at every threshold."""
+    train, test = ucf.subset(np.arange(600)), ucf.subset(np.arange(600, 900))
+    policy = make().fit(train, choose_default=False)
+    prepared = policy._prepare(test)
+    for t in (0.0, 0.3, 0.6, 1.0):
+        np.testing.assert_array_equal(policy._ran_at(prepared, t), policy.route(test, t).ran)
