@@ -12,7 +12,7 @@ from condsel.cli import main
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.evaluation.comparison import cross_validate
 from condsel.selection.evaluation.evaluate import SelectionConfig
-from condsel.selection.method.policies import CascadePolicy, LearnedCascadePolicy, SelectorPolicy, StaticPolicy
+from condsel.selection.method.policies import CascadePolicy, EnsembleSelectorPolicy, SelectorPolicy, StaticPolicy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,7 +49,7 @@ def table_file(tmp_path_factory):
     (SelectorPolicy(backbone="small", alpha=-1), "alpha", "-1", ">= 0"),
     (SelectorPolicy(backbone="small", temperature=0.0), "temperature", "0", "> 0"),
     (SelectorPolicy(backbone="small", seed=-2), "seed", "-2", ">= 0"),
-    (LearnedCascadePolicy(alpha=-0.5), "alpha", "-0.5", ">= 0"),
+    (EnsembleSelectorPolicy(alpha=-0.5), "alpha", "-0.5", ">= 0"),
 ])
 def test_fit_refuses_what_the_flag_refuses_in_the_same_words(policy, flag, value, rule, table_file, tmp_path, capsys):
     with pytest.raises(ValueError, match=f"\\({flag}\\): must be {rule}, got {value}"):

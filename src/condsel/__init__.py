@@ -32,7 +32,6 @@ _API: dict[str, str] = {
     "Policy": "condsel.selection.method.policies",
     "SelectorPolicy": "condsel.selection.method.policies",
     "CascadePolicy": "condsel.selection.method.policies",
-    "LearnedCascadePolicy": "condsel.selection.method.policies",
     "EnsembleSelectorPolicy": "condsel.selection.method.policies",
     "load_policy": "condsel.selection.method.policies",
     "Selector": "condsel.selection.method.network",

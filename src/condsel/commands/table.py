@@ -20,7 +20,7 @@ the backbone's cost, the selector's points also the selector's own.
 
 Besides the paper's selector (curves.selector), every policy in --policies is
 cross-fitted on the same folds: selector, cascade (fused outputs, per-stage
-thresholds; mean and stacked fusion), learned_cascade, ensemble_selector and
+thresholds; mean and stacked fusion), ensemble_selector and
 static (a static choice, or a per-video mix of two, as a policy the
 recommended front can pick).
 summary.json adds their out-of-fold fronts ("policies"), every static choice
@@ -56,7 +56,7 @@ def register(sub) -> None:
     source.add_argument("--store", metavar="STORE", help="a store written by `condsel extract` (costs come with it)")
     p.add_argument("--backbone", help="the model that always runs and feeds the selector (default: chosen on the training folds)")
     p.add_argument("--policies", nargs="+", default=["all"], metavar="all|LIST",
-                   help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
+                   help="policies to compare, comma- or space-separated: selector, cascade, "
                         "ensemble_selector, static (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml",

@@ -12,6 +12,7 @@ anywhere. A part that cannot be read is shown as a note, never a crash.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from condsel._io import atomic_path
 from condsel.errors import CondselError
+from condsel.report.plots import plot_share
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
     ANALYSIS_TABLES,
@@ -175,16 +177,29 @@ def _image(path: Path, rundir: Path) -> str:
             raise ValueError("not a PNG file")
     except (OSError, ValueError) as e:
         return paragraph(f"{rel}: left out ({e})", "note missing")
-    encoded = base64.b64encode(data).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{escape(rel)}">'
-            f"<figcaption>{escape(rel)}</figcaption></figure>")
+    return _figure(data, rel)
+
+
+def _figure(png: bytes, caption: str) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _share_chart(doc: SummaryDocument) -> str:
+    """The recommended front's share per budget as a stacked bar chart, drawn from summary.json (older runs have no share)."""
+    if not doc.recommended or any("share" not in p for p in doc.recommended):
+        return ""
+    buffer = io.BytesIO()
+    plot_share(doc, buffer)
+    return _figure(buffer.getvalue(), "recommended front: share of videos per member, per budget (from summary.json)")
 
 
 def _summary_html(section: Section) -> str:
     """The tables of the section's classification document or localization summary."""
     try:
         if section.document is not None:
-            return classification_tables(section.document)
+            return classification_tables(section.document) + _share_chart(section.document)
         return localization_tables(section.summary)
     except (KeyError, TypeError, ValueError) as e:
         return paragraph(f"summary.json has an unexpected layout and its tables are left out: {e!r}", "note missing")

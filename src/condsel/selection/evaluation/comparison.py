@@ -26,7 +26,7 @@ from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
-POLICY_NAMES = ("selector", "cascade", "learned_cascade", "ensemble_selector", "static")
+POLICY_NAMES = ("selector", "cascade", "ensemble_selector", "static")
 SELECTOR_FAMILY = ("selector", "ensemble_selector")
 THRESHOLDS = np.linspace(0.0, 1.0, 51)
 
@@ -153,8 +153,8 @@ def evaluate_policies(
         one on its training folds (:mod:`condsel.selection.evaluation.backbone`)
         and the paper's curve uses the one most folds chose.
     policies : "all" or list of str or Policy
-        Names among ``selector``, ``cascade``, ``learned_cascade``,
-        ``ensemble_selector``, or policy instances (their hyperparameters).
+        Names among ``selector``, ``cascade``, ``ensemble_selector``,
+        ``static``, or policy instances (their hyperparameters).
     config : SelectionConfig, optional
         The protocol: folds, seed, thresholds, bootstrap replicates, budgets.
     progress : tqdm-like, optional

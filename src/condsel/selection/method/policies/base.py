@@ -108,6 +108,20 @@ def video_draw(names, seed: int) -> np.ndarray:
     return np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{s}".encode(), digest_size=8).digest(), "little") / 2.0**64 for s in stems])
 
 
+def ended_counts(ran: np.ndarray, members: list[str], costs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per member, how many samples the routing ended at it: the costliest member that ran (the later column on equal costs).
+
+    ``ran`` is (N, K) bool over ``members``, ``costs`` their (K,) costs. Every
+    sample counts for exactly one member, so the counts sum to N: the
+    selector's share (the backbone: stopped there; another member: chosen),
+    a cascade's stop stage, a static subset's costliest member.
+    """
+    rank = np.empty(len(members), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(members)), np.asarray(costs)))] = np.arange(len(members))
+    ended = np.where(ran, rank[None, :], -1).argmax(axis=1)
+    return dict(zip(members, np.bincount(ended, minlength=len(members))))
+
+
 def metric_name(table: PredictionTable) -> str:
     return "map" if table.multilabel else "top1"
 
@@ -272,6 +286,13 @@ class Policy:
             values = percent(outcomes.utility(table.labels).mean(axis=1), multilabel=False)
         costs = outcomes.gflops.mean(axis=1)
         return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))} for t, c, v in zip(thresholds, costs, values)]
+
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        """(N, K) bool over ``members_``: what :meth:`route` runs at ``threshold``.
+
+        Policies that know it without fusing scores override this.
+        """
+        return self._route(prepared, threshold).ran
 
     def _prepare(self, table: PredictionTable):
         missing = [m for m in self.members_ if m not in table.logits]

@@ -224,6 +224,9 @@ class CascadePolicy(Policy):
             ran[:, column[m]] = stop >= k
         return ran
 
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._ran(*self._stops(prepared, threshold))
+
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, cache, _ = prepared
         order, stop = self._stops(prepared, threshold)

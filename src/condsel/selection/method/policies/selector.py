@@ -125,6 +125,9 @@ class SelectorPolicy(Policy):
         np.put_along_axis(ran, picks[..., None], True, axis=-1)
         return ran
 
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._ran(choose_models(prepared[1], threshold))
+
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, proba = prepared
         picks = choose_models(proba, threshold)

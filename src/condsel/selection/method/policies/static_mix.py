@@ -93,6 +93,9 @@ class StaticPolicy(Policy):
         table = super()._prepare(table)
         return member_outputs(table), video_draw(table.names, self.seed)
 
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._runs()[self._picks(prepared[1], threshold)]
+
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, draws = prepared
         picks = self._picks(draws, threshold)
