@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from condsel.pool.device import Placement
 
     torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
+    # checked (exit 2 naming the flag) before any work starts; without --device, a rank's GPU if there is one
+    checked = placement_from(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.device is not None:
-        args.device = placement_from(args).name  # checked (exit 2 naming the flag) before any work starts
+        args.device = checked.name
     settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views,
                                precision=args.precision)
     # everything that can be wrong with the inputs is found before any work starts

@@ -100,7 +100,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condsel.errors import CondselError
+    from condsel.pool.device import Placement
     from condsel.serve.ray_host import prepare_ray
+
+    # a GPU must be here for a local service; a cluster's (--address, --write-config) is checked where members load
+    here = not (args.write_config or args.address or os.environ.get("RAY_ADDRESS"))
+    placement = Placement.parse(args.device, args.precision, here)
 
     ray_init = prepare_ray(args.address or os.environ.get("RAY_ADDRESS"), args.ray_host)  # before Ray is imported
     try:
@@ -110,13 +115,9 @@ def run(args: argparse.Namespace) -> int:
         raise CondselError(f"condsel serve needs the serve extra: pip install 'condsel[serve]' ({e})") from e
     from condsel.models.costs import load_costs_toml
     from condsel.pool.run_dir import load_run
-    from condsel.pool.device import Placement
     from condsel.serve.config import Replicas, ServeOptions, deployment_options, parse_gpus
     from condsel.serve.routing import RunPool
 
-    # a GPU must be here for a local service; a cluster's (--address, --write-config) is checked where members load
-    here = not (args.write_config or args.address or os.environ.get("RAY_ADDRESS"))
-    placement = Placement.parse(args.device, args.precision, here)
     loaded = load_run(args.run)
     replicas = dict(Replicas.parse(text) for text in args.replicas)
     run_dir = loaded.root.resolve()
