@@ -325,10 +325,13 @@ def bench_overhead(serve, build_graph, config_path: Path, args, base) -> dict:
     return {"profiled_ms": {m: spread_of(v) for m, v in forward.items()}, "overhead_ms": {mode: {m: spread_of(v) for m, v in ms.items()} for mode, ms in per_round.items()}}
 
 
-def bench_colocated_x3d(serve, build_graph, config_path: Path, shares: dict[str, float], args, base) -> dict:
-    """X3D pool in fixed shares against X3D-L alone, both colocated and unbatched: the ratio per round."""
+def bench_colocated_x3d(serve, build_graph, config_path: Path, shares: dict[str, float], args, base,
+                        options: ServeOptions = ServeOptions(max_batch=1, batch_wait_ms=0, colocate=True)) -> dict:
+    """X3D pool in fixed shares against X3D-L alone, both colocated (unbatched by default): the ratio per round.
+
+    ``args.rounds`` alternating rounds of ``SCHEDULE_LENGTH`` requests per application from ``args.clients`` clients.
+    """
     (alone, alone_loaders), (policy, loaders), gflops = x3d_pools(config_path, shares)
-    options = ServeOptions(max_batch=1, batch_wait_ms=0, colocate=True)
     apps = {"largest": (alone, alone_loaders), "policy": (policy, loaders)}
     serve.run_many([serve.RunTarget(build_graph(load, members, options), name=f"c{i}", route_prefix=f"/c{i}")
                     for i, (load, members) in enumerate(apps.values())])
