@@ -26,8 +26,9 @@ from condsel import models
 from condsel.cli import main
 from condsel.commands.placement import PRECISION_CHOICES
 from condsel.errors import CondselError
+from condsel.extract import load_store
 from condsel.extract.runner import ExtractSettings
-from condsel.pool.config import build_pool
+from condsel.pool.config import build_pool, write_pool_config
 from condsel.pool.device import PRECISIONS, Placement, parse_device
 from condsel.pool.inference import member_scores, pool_table
 from condsel.pool.predict import predict_video
@@ -174,3 +175,25 @@ def test_predict_says_its_precision(trained_run, capsys):
     assert result["precision"] == "bf16"
     assert main(["predict", "--run", str(run_dir), "--precision", "bf16", "--device", "cpu", str(held_out[0])]) == 0
     assert "forward passes in bf16 (autocast) on cpu" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_extract_in_bf16_records_it_and_resumes_only_at_bf16(tmp_path, capsys):
+    data = generate(tmp_path / "videos", 3, seed=2)
+    pool = write_pool_config(SYNTHETIC_POOL, tmp_path / "pool.toml")
+    (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES))
+    stores = {}
+    for precision in ("fp32", "bf16"):
+        stores[precision] = tmp_path / f"store_{precision}"
+        argv = ["extract", "--pool", str(pool), "--classes", str(tmp_path / "classes.txt"), "--manifest", str(data.root / "manifest.csv"),
+                "--out", str(stores[precision]), "--random-weights", "--workers", "0", "--no-progress", "--device", "cpu"]
+        torch.manual_seed(0)
+        assert main([*argv, "--precision", precision]) == 0
+    settings = {p: json.loads((s / "store.json").read_text())["settings"] for p, s in stores.items()}
+    assert "precision" not in settings["fp32"] and settings["bf16"]["precision"] == "bf16"
+    fp32, bf16 = load_store(stores["fp32"]), load_store(stores["bf16"])
+    for name in SYNTHETIC_POOL.names:
+        _assert_close_in_bf16(fp32.logits[name], bf16.logits[name], f"stored {name}")
+    capsys.readouterr()
+    assert main([*argv, "--precision", "fp32"]) == 2  # argv writes into the bf16 store, which fp32 may not resume
+    assert "different pool or different settings" in capsys.readouterr().err
