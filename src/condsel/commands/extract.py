@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from condsel._argtypes import nonnegative_int, positive_float, positive_int
-from condsel.commands.placement import add_placement_flags
+from condsel._argtypes import add_placement_flags, nonnegative_int, positive_float, positive_int
 
 DESCRIPTION = """\
 Run every model of a pool over the videos of a manifest and store, per video,
@@ -69,7 +68,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from condsel.commands.placement import placement_from
     from condsel.extract import ExtractSettings, extract, load_pool, read_manifest
     from condsel.extract.distributed import distributed
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
     # checked (exit 2 naming the flag) before any work starts; without --device, a rank's GPU if there is one
-    checked = placement_from(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    checked = Placement.parse(args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.precision)
     if args.device is not None:
         args.device = checked.name
     settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views,

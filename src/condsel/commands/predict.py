@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from condsel._argtypes import fraction, positive_float
-from condsel.commands.placement import add_placement_flags
+from condsel._argtypes import add_placement_flags, fraction, positive_float
 
 DESCRIPTION = """\
 For each VIDEO: decode it once, then let the run's policy decide which pool
@@ -64,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE
     from condsel.pool.predict import predict_video, warm_up
-    from condsel.commands.placement import placement_from
+    from condsel.pool.device import Placement
     from condsel.pool.run_dir import load_run
     from condsel.video.decode import VideoDecodeError
 
-    loaded = load_run(args.run, placement=placement_from(args))
+    loaded = load_run(args.run, placement=Placement.parse(args.device, args.precision))
     threshold = loaded.operating_threshold(args.threshold, args.budget)
     warm_up(loaded)
     results = []

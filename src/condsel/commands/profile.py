@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from condsel._argtypes import positive_int
-from condsel.commands.placement import add_placement_flags
+from condsel._argtypes import add_placement_flags, positive_int
 
 DESCRIPTION = """\
 Measure each member of a pool (POOL.toml, or the pool of a run directory) on
@@ -57,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel._io import torch_threads
     from condsel.pool.config import build_pool, load_pool_config
-    from condsel.commands.placement import placement_from
+    from condsel.pool.device import Placement
     from condsel.pool.profile import hardware, profile_pool, write_costs_ms
     from condsel.pool.run_dir import load_run
 
-    placement = placement_from(args)
+    placement = Placement.parse(args.device, args.precision)
     if args.run:
         loaded = load_run(args.run)
         pool, models = loaded.pool, loaded.models

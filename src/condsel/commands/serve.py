@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from condsel._argtypes import fraction, nonnegative_float, port, positive_float, positive_int
-from condsel.commands.placement import add_placement_flags
+from condsel._argtypes import add_placement_flags, fraction, nonnegative_float, port, positive_float, positive_int
 
 DESCRIPTION = """\
 Serve conditional inference over HTTP with Ray Serve. Each upload is decoded

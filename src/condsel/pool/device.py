@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from condsel._argtypes import PRECISIONS
 from condsel.errors import CondselError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICE_FORMS = "cpu, cuda or cuda:N"
 
