@@ -1,8 +1,8 @@
 """The Ray Serve application: HTTP ingress -> backbone -> policy -> chosen member, each member batched.
 
 By default every pool member is its own deployment with its own replicas; its
-forward pass is batched with ``@serve.batch``, so the videos that the policy
-routes to one member within ``batch_wait_ms`` share a forward pass. The
+forward pass is batched (``condsel.serve.batching``), so the videos that the
+policy routes to one member within ``batch_wait_ms`` share a forward pass. The
 ingress decodes each upload once (the frames every member may need), then
 asks the policy which members to run and calls their deployments through
 handles. With ``colocate`` the members live in the ingress's process instead
@@ -23,14 +23,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
-
-import torch
 
 from condsel.pool.device import Placement
 from condsel.serve.batching import BatchedMember
