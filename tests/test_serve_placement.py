@@ -92,3 +92,50 @@ def test_serve_tests_skip_without_the_serve_extra_and_none_errors_at_collection(
     assert "ERROR" not in report and not re.search(r"\d+ errors?\b", report), report[-3000:]
     assert re.search(r"SKIPPED \[\d+\] tests/test_serve.py:\d+: condsel serve needs the serve extra", report), report[-3000:]
     assert "test_serve_routing.py::test_the_async_loop_runs_what_route_runs" in report  # it needs no Ray: it runs
+
+
+class _Batches:
+    """Stands in for MemberMetrics: the batch sizes each member ran."""
+
+    def __init__(self):
+        self.sizes: dict[str, list[int]] = {}
+
+    def batch(self, member: str, size: int, seconds: float) -> None:
+        self.sizes.setdefault(member, []).append(size)
+
+
+@pytest.mark.slow
+def test_colocated_members_batch_apart_and_answer_their_own_videos():
+    """Two members in one event loop, 6 concurrent videos each: every answer is its own member's, batched per member."""
+    pytest.importorskip("ray.serve", reason="the batched member reports through Ray's metrics (the serve extra)")
+    import asyncio
+
+    import numpy as np
+    import torch
+
+    from condsel.pool.config import build_pool
+    from condsel.pool.device import Placement
+    from condsel.pool.inference import run_member
+    from condsel.serve.batching import BatchedMember
+    from condsel.synthetic import render_clip
+    from condsel.video.decode import DecodedVideo
+    from condsel.workflows.demo import SYNTHETIC_POOL
+
+    torch.manual_seed(0)
+    nets = build_pool(SYNTHETIC_POOL, random_weights=True)
+    rng = np.random.default_rng(0)
+    frames = [render_clip("grow", rng) for _ in range(6)]
+    videos = [DecodedVideo(f"v{i}", f, np.arange(len(f)), len(f), 8.0) for i, f in enumerate(frames)]
+    metrics = _Batches()
+    names = ["frame2d", "conv3d_s"]
+
+    async def serve_all():
+        members = {n: BatchedMember(SYNTHETIC_POOL.member(n), nets[n], "logits", Placement(), 4, 50.0, metrics) for n in names}
+        return await asyncio.gather(*(members[n](v) for v in videos for n in names))
+
+    answers = iter(asyncio.run(serve_all()))
+    for v in videos:
+        for n in names:
+            expected = run_member(SYNTHETIC_POOL.member(n), nets[n], [v], "logits").logits[0]
+            np.testing.assert_allclose(next(answers), expected, rtol=1e-4, atol=1e-5, err_msg=f"{n} on {v.path}")
+    assert sorted(metrics.sizes) == sorted(names) and all(sum(s) == 6 and max(s) <= 4 and len(s) < 6 for s in metrics.sizes.values())
