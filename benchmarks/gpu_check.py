@@ -146,7 +146,7 @@ def check_logits(table: Table, pool: PoolConfig, cuda: Placement) -> None:
         cpu_nets[member.name] = model.cpu()
     gap = max(worst.values())
     figure = ", ".join(f"{n} {w:.1e}" for n, w in worst.items())
-    table.add(f"logits cuda vs cpu, fp32 ({'+'.join(worst)})", figure, f"<= {LOGIT_RTOL:g} relative", gap <= LOGIT_RTOL)
+    table.add(f"logits {cuda.name} vs cpu, fp32 ({'+'.join(worst)})", figure, f"<= {LOGIT_RTOL:g} relative", gap <= LOGIT_RTOL)
 
 
 def check_profile(table: Table, tmp: Path, pool_file: Path, device: str) -> None:
