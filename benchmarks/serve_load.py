@@ -283,6 +283,7 @@ def spread_of(values: list[float]) -> dict:
 
 def bench_overhead(serve, build_graph, config_path: Path, args, base) -> dict:
     """Extra-member-call overhead (see the module docstring), per-member deployments against colocated, per round."""
+    from condsel._io import torch_threads
     from condsel.pool.config import build_pool
     from condsel.pool.profile import profile_pool
 
@@ -306,7 +307,8 @@ def bench_overhead(serve, build_graph, config_path: Path, args, base) -> dict:
             timed(f"{base}/o{i}/v1/predict", video[: len(then)], 1)
         for r in range(args.rounds):
             # profiled in the round, beside the served runs, so that both see the same load
-            profiled = profile_pool(config, nets, (1,), repeats=PROFILE_REPEATS)["ms"]
+            with torch_threads(1):  # as the replicas run (ServeOptions.torch_threads); more threads than cores spin
+                profiled = profile_pool(config, nets, (1,), repeats=PROFILE_REPEATS)["ms"]
             for m in others:
                 forward[m].append(profiled[m])
             for i, mode in enumerate(modes):
