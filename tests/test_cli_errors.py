@@ -64,7 +64,7 @@ def test_a_corrupt_score_file_exits_2_naming_it(tmp_path, capsys, corruption):
 
 def test_a_model_named_twice_is_a_usage_error(tmp_path, capsys):
     good = _good(tmp_path / "GOOD.npz")
-    assert main(["table", "--scores", f"a={good}", "--scores", f"a={good}", "--backbone", "a", "--out", str(tmp_path)]) == 2
+    assert main(["table", "--scores", f"a={good}", "--scores", f"a={good}", "--backbone", "a", "--out", str(tmp_path / "out")]) == 2
     assert "condsel table: error: a model name is given twice in --scores" in _err(capsys)
 
 

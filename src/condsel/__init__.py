@@ -38,7 +38,7 @@ _API: dict[str, str] = {
     "Selector": "condsel.selection.method.network",
     # evaluation
     "SelectionConfig": "condsel.selection.evaluation.evaluate",
-    "cross_validate": "condsel.selection.evaluation.evaluate",
+    "cross_validate": "condsel.selection.evaluation.comparison",
     "evaluate_holdout": "condsel.selection.evaluation.evaluate",
     "evaluate_policies": "condsel.selection.evaluation.comparison",
     "SummaryDocument": "condsel.selection.evaluation.document",

@@ -73,20 +73,21 @@ def source_provenance(source: str | Path | Mapping[str, str | Path], table: Pred
     """Where ``table`` (read by :func:`load_table` from ``source``) came from, as the summary's ``provenance``.
 
     Only the bundled published scores are known to be real; score files, tables
-    and stores are files condsel cannot vouch for ("unknown"). ``groups`` names
+    and stores are the user's ("user": ``sources`` names them, and condsel makes
+    no claim about what produced them). ``groups`` names
     what keeps samples in one fold: UCF101's gXX groups for its score files, the
     source video for a store's clips.
     """
     grouped = table.groups is not None
     if isinstance(source, Mapping):
         # ucf101_join groups only UCF101 names (v_Class_gXX_cYY)
-        return {"data": "unknown", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
+        return {"data": "user", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
     if isinstance(source, str) and source in BUNDLED:
         return {"data": "real", "sources": [f"{source}: {BUNDLED_SCORES}"], "groups": "UCF101 gXX"}
     path = Path(source)
     if path.is_dir():
-        return {"data": "unknown", "sources": [str(path)], "groups": "source video" if grouped else None}
-    return {"data": "unknown", "sources": [str(path)], "groups": "as stored with the table" if grouped else None}
+        return {"data": "user", "sources": [str(path)], "groups": "source video" if grouped else None}
+    return {"data": "user", "sources": [str(path)], "groups": "as stored with the table" if grouped else None}
 
 
 def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.models.costs import FLOP_CONVENTION
 from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
@@ -114,7 +114,7 @@ def extract(
     log.info("rank %d/%d: %d videos to extract, %d already stored", ctx.rank, ctx.world_size, len(shard), stored_before)
     plan = ViewPlan({m.name: m.clip for m in pool.members}, settings.per_clip_seconds)
     placement = Placement(ctx.device, settings.precision)
-    bar = tqdm(total=len(shard), desc="extract", unit="video", disable=not (progress and ctx.is_main), dynamic_ncols=True)
+    bar = progress_bar(total=len(shard), desc="extract", unit="video", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     failed = 0
 
     def handle(item: dict) -> None:

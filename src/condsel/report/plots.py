@@ -56,8 +56,15 @@ def plot_curves(doc: SummaryDocument, path: str | Path, title: str = "", annotat
         ax.set_title(title)
     low = min(m[metric] for m in doc.models.values())
     ax.set_ylim(bottom=max(0.0, low - 5))
-    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    legend_below(fig, ax)
     save(fig, path)
+
+
+def legend_below(fig, ax) -> None:
+    """The legend under the axes, outside them: inside, it covered curve points and threshold labels wherever it sat."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.set_figheight(fig.get_figheight() + 0.22 * ((len(labels) + 1) // 2))  # room for its rows; the axes keep their size
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8.5, frameon=False)
 
 
 def _policy_layers(ax, doc: SummaryDocument, metric: str) -> None:
@@ -94,5 +101,5 @@ def plot_operating_curve(
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    legend_below(fig, ax)
     save(fig, path)

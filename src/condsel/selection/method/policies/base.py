@@ -25,6 +25,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from condsel._argtypes import Range
 from condsel._io import write_json
 from condsel.errors import NotFittedError
 from condsel.selection.method.fusion import FusedStats, member_outputs, percent
@@ -144,6 +145,8 @@ class Policy:
 
     name: str = ""
     _tuple_params: tuple[str, ...] = ()
+    # hyperparameter -> its valid range, the same definition the CLI's flags use (condsel._argtypes); None skips the check
+    _ranges: dict[str, Range] = {}
 
     # ---- estimator plumbing -------------------------------------------------
     def get_params(self) -> dict:
@@ -186,6 +189,7 @@ class Policy:
         Policy
             ``self``, fitted.
         """
+        self._check_params()
         missing = sorted(set(table.logits) - set(table.gflops))
         if missing:
             raise ValueError(f"no GFLOPs for models {missing}")
@@ -196,6 +200,16 @@ class Policy:
         if choose_default:
             self.default_threshold_ = self._default_threshold(table)
         return self
+
+    def _check_params(self) -> None:
+        """Each hyperparameter within its range (a tuple's every entry), in the words the CLI uses for its flag."""
+        for name, rule in self._ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, (tuple, list)):
+                for i, v in enumerate(value):
+                    rule.check(f"{type(self).__name__}({name}[{i}])", v)
+            elif value is not None:
+                rule.check(f"{type(self).__name__}({name})", value)
 
     def _default_threshold(self, table: PredictionTable) -> float:
         """The cheapest training point that reaches the best single member, else the most accurate one."""

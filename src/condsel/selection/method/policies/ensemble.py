@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import positive_int
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
@@ -30,6 +31,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
     """
 
     name = "ensemble_selector"
+    _ranges = {**SelectorPolicy._ranges, "max_size": positive_int}
 
     def __init__(self, backbone: str | None = None, max_size: int = 3, **selector_params) -> None:
         super().__init__(backbone=backbone, **selector_params)

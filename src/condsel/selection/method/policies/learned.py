@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from condsel.selection.method.affinity import hard_affinity, normalized_costs
 from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing
@@ -70,6 +71,7 @@ class LearnedCascadePolicy(Policy):
 
     name = "learned_cascade"
     _tuple_params = ("hidden",)
+    _ranges = {"alpha": nonnegative_float, "hidden": positive_int, "epochs": positive_int, "lr": positive_float, "seed": nonnegative_int}
 
     def __init__(self, members: list[str] | None = None, alpha: float = 0.5, hidden: tuple[int, ...] = (32,), epochs: int = 5, lr: float = 1e-3, seed: int = 0) -> None:
         self.members = members

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import nonnegative_int, positive_int
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
 from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
@@ -44,6 +45,7 @@ class StaticPolicy(Policy):
     """
 
     name = "static"
+    _ranges = {"max_size": positive_int, "seed": nonnegative_int}
 
     def __init__(self, max_size: int = 3, seed: int = 0) -> None:
         self.max_size = max_size
