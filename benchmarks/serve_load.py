@@ -358,14 +358,19 @@ def bench_colocated_x3d(serve, build_graph, config_path: Path, shares: dict[str,
             "wall_speedup": spread_of([r["wall_speedup"] for r in rounds]), "gflops_speedup": rounds[0]["gflops_speedup"]}
 
 
-def colocate_report(overhead: dict, x3d: dict) -> str:
+def colocate_report(overhead: dict | None, x3d: dict | None) -> str:
+    """Markdown tables of the checks that ran (None: not run)."""
     def cell(s: dict, fmt: str = "{:.1f}") -> str:
         return f"{fmt.format(s['median'])} ({fmt.format(s['min'])} to {fmt.format(s['max'])})"
 
-    lines = ["| extra member | profiled forward ms | overhead ms, per-member deployments | overhead ms, colocated |", "|---|---|---|---|"]
-    for m, ms in overhead["profiled_ms"].items():
-        if m in overhead["overhead_ms"]["colocated"]:
-            lines.append(f"| {m} | {cell(ms, '{:.2f}')} | {cell(overhead['overhead_ms']['per-member'][m])} | {cell(overhead['overhead_ms']['colocated'][m])} |")
+    lines = []
+    if overhead is not None:
+        lines += ["| extra member | profiled forward ms | overhead ms, per-member deployments | overhead ms, colocated |", "|---|---|---|---|"]
+        for m, ms in overhead["profiled_ms"].items():
+            per_member, colocated = overhead["overhead_ms"]["per-member"][m], overhead["overhead_ms"]["colocated"][m]
+            lines.append(f"| {m} | {cell(ms, '{:.2f}')} | {cell(per_member)} | {cell(colocated)} |")
+    if x3d is None:
+        return "\n".join(lines)
     lines += ["", "| X3D, colocated, unbatched | median over rounds (min to max) |", "|---|---|",
               f"| wall speedup over X3D-L alone | {cell(x3d['wall_speedup'], '{:.2f}')} |",
               f"| GFLOPs speedup | {x3d['gflops_speedup']:.2f} |",
@@ -384,6 +389,8 @@ def main() -> None:
     parser.add_argument("--colocate", action="store_true",
                         help="measure the colocated service instead: extra-member-call overhead and the X3D ratio (see above)")
     parser.add_argument("--overhead-requests", type=int, default=8, help="requests per route per round of the overhead check (default: 8)")
+    parser.add_argument("--checks", nargs="+", choices=["overhead", "x3d"], default=["overhead", "x3d"],
+                        help="with --colocate: which checks to run (default: both)")
     parser.add_argument("--max-batch", type=int, default=8, help="batch size of the batched settings (default: 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=20.0, help="batch wait of the batched settings (default: 20)")
     parser.add_argument("--shares", default="0.5,0.2,0.2,0.1", help="X3D XS,S,M,L shares when no --demo-run (default: 0.5,0.2,0.2,0.1)")
@@ -445,8 +452,8 @@ def run_colocate_checks(serve, build_graph, args, base) -> None:
         x3d = Path(tmp) / "pool_x3d.toml"
         x3d.write_text(X3D_POOL)
         shares = dict(zip(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], map(float, args.shares.split(","))))
-        overhead = bench_overhead(serve, build_graph, synthetic, args, base)
-        ratio = bench_colocated_x3d(serve, build_graph, x3d, shares, args, base)
+        overhead = bench_overhead(serve, build_graph, synthetic, args, base) if "overhead" in args.checks else None
+        ratio = bench_colocated_x3d(serve, build_graph, x3d, shares, args, base) if "x3d" in args.checks else None
     serve.shutdown()
     ray.shutdown()
     print(f"\n--colocate checks on 127.0.0.1, {args.cores} CPU core(s), 1 torch thread, unbatched; {args.rounds} alternating rounds, "
