@@ -33,6 +33,23 @@ inputs costs more per view there): 1 means every GFLOP saved is time saved. Ever
 CPU cores (Ray's processes inherit the affinity); the largest model alone
 gets one replica per core, the policy one replica per member, all sharing the
 same CPUs.
+
+With ``--colocate`` it measures the colocated service (``condsel serve
+--colocate``) instead, in ``--rounds`` (default 3) alternating rounds, and
+prints each figure's median over the rounds with its spread (min-max):
+
+- ``overhead``: what each extra member call costs beyond that member's profiled
+  forward time. The synthetic pool's members (random weights) serve the bundled
+  Kinetics clip one request at a time, unbatched, routed in turn to the
+  backbone alone and to the backbone + each other member. Per member M,
+  overhead = median server seconds of route (backbone, M) - median of route
+  (backbone) - M's profiled forward ms (``condsel profile``'s measurement,
+  taken in each round just before the served requests, under the same
+  pinning and threads). Per-member
+  deployments and the colocated service are measured side by side.
+- ``x3d``: the X3D pool in fixed shares, colocated, against X3D-L alone,
+  colocated, both unbatched with ``--clients`` clients: wall speedup / GFLOPs
+  speedup per round.
 """
 
 from __future__ import annotations
@@ -71,6 +88,7 @@ backbone = "x3d_xs"
 [models.x3d_l]
 """
 SCHEDULE_LENGTH = 10  # requests per cycle of the fixed-share routing
+PROFILE_REPEATS = 15  # forward passes per member per round of the overhead check
 PORT = 8765
 
 
@@ -97,7 +115,7 @@ class SharesPool:
     def decode(self, path):
         return decode_video(path, frames_needed(list(self.clips.values())), short_side=self.short_side)
 
-    def next_members(self, outputs, threshold):
+    def next_members(self, outputs, threshold, video=None):
         if not outputs:
             return [self.first]
         if len(outputs) == 1:
@@ -128,7 +146,8 @@ def interleave(shares: dict, length: int) -> list:
     return [k for _, _, k in slots]
 
 
-def x3d_member(config_path: str, name: str):
+def random_member(config_path: str, name: str):
+    """A member loader (picklable with ``partial``): member ``name`` of a pool config file, with random weights."""
     member = load_pool_config(config_path).member(name)
     return member, member.build(random_weights=True), "logits"
 
@@ -239,7 +258,7 @@ def x3d_pools(config_path: Path, shares: dict[str, float]):
     config = load_pool_config(config_path)
     clips = {m.name: m.clip for m in config.members}
     gflops = {m.name: m.gflops_per_video for m in config.members}
-    loaders = {m.name: partial(x3d_member, str(config_path), m.name) for m in config.members}
+    loaders = {m.name: partial(random_member, str(config_path), m.name) for m in config.members}
     classes = config.members[0].num_classes
     then = {None if k == config.backbone else k: v for k, v in shares.items()}
     largest = max(gflops, key=gflops.get)
@@ -257,12 +276,121 @@ def table(rows: list[dict]) -> str:
     )
 
 
+def spread_of(values: list[float]) -> dict:
+    """Median over rounds, and the spread (min, max) that the median hides."""
+    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values)), "rounds": values}
+
+
+def bench_overhead(serve, build_graph, config_path: Path, args, base) -> dict:
+    """Extra-member-call overhead (see the module docstring), per-member deployments against colocated, per round."""
+    from condsel._io import torch_threads
+    from condsel.pool.config import build_pool
+    from condsel.pool.profile import profile_pool
+
+    config = load_pool_config(config_path)
+    clips = {m.name: m.clip for m in config.members}
+    gflops = {m.name: m.gflops_per_video for m in config.members}
+    others = [m.name for m in config.members if m.name != config.backbone]
+    nets = build_pool(config, random_weights=True)
+    loaders = {name: partial(random_member, str(config_path), name) for name in clips}
+    then = {None: 1.0, **{m: 1.0 for m in others}}
+    pool = partial(SharesPool, clips, gflops, config.members[0].num_classes, config.backbone, then)
+    modes = {"per-member": ServeOptions(max_batch=1, batch_wait_ms=0),
+             "colocated": ServeOptions(max_batch=1, batch_wait_ms=0, colocate=True)}
+    serve.run_many([serve.RunTarget(build_graph(pool, loaders, o), name=f"o{i}", route_prefix=f"/o{i}")
+                    for i, o in enumerate(modes.values())])
+    video = [KINETICS_CLIP] * (len(then) * args.overhead_requests)
+    per_round: dict[str, dict[str, list[float]]] = {mode: {m: [] for m in others} for mode in modes}
+    forward: dict[str, list[float]] = {m: [] for m in others}
+    try:
+        for i in range(len(modes)):  # warm-up
+            timed(f"{base}/o{i}/v1/predict", video[: len(then)], 1)
+        for r in range(args.rounds):
+            # profiled in the round, beside the served runs, so that both see the same load
+            with torch_threads(1):  # as the replicas run (ServeOptions.torch_threads); more threads than cores spin
+                profiled = profile_pool(config, nets, (1,), repeats=PROFILE_REPEATS)["ms"]
+            for m in others:
+                forward[m].append(profiled[m])
+            for i, mode in enumerate(modes):
+                logging.info("overhead: round %d/%d, %s", r + 1, args.rounds, mode)
+                _, answers = timed(f"{base}/o{i}/v1/predict", video, 1)
+                seconds: dict[str, list[float]] = {}
+                for _, a in answers:
+                    seconds.setdefault("+".join(a["members"]), []).append(a["seconds"])
+                alone = float(np.median(seconds[config.backbone]))
+                for m in others:
+                    extra = 1000 * (float(np.median(seconds[f"{config.backbone}+{m}"])) - alone)
+                    per_round[mode][m].append(extra - profiled[m])
+    finally:
+        for i in range(len(modes)):
+            serve.delete(f"o{i}")
+    return {"profiled_ms": {m: spread_of(v) for m, v in forward.items()}, "overhead_ms": {mode: {m: spread_of(v) for m, v in ms.items()} for mode, ms in per_round.items()}}
+
+
+def bench_colocated_x3d(serve, build_graph, config_path: Path, shares: dict[str, float], args, base,
+                        options: ServeOptions = ServeOptions(max_batch=1, batch_wait_ms=0, colocate=True)) -> dict:
+    """X3D pool in fixed shares against X3D-L alone, both colocated (unbatched by default): the ratio per round.
+
+    ``args.rounds`` alternating rounds of ``SCHEDULE_LENGTH`` requests per application from ``args.clients`` clients.
+    """
+    (alone, alone_loaders), (policy, loaders), gflops = x3d_pools(config_path, shares)
+    apps = {"largest": (alone, alone_loaders), "policy": (policy, loaders)}
+    serve.run_many([serve.RunTarget(build_graph(load, members, options), name=f"c{i}", route_prefix=f"/c{i}")
+                    for i, (load, members) in enumerate(apps.values())])
+    paths = [KINETICS_CLIP] * SCHEDULE_LENGTH
+    rounds = []
+    try:
+        for i in range(len(apps)):  # warm-up
+            timed(f"{base}/c{i}/v1/predict", paths[: args.clients], args.clients)
+        for r in range(args.rounds):
+            row = {}
+            for i, name in enumerate(apps):
+                logging.info("x3d colocated: round %d/%d, %s", r + 1, args.rounds, name)
+                wall, answers = timed(f"{base}/c{i}/v1/predict", paths, args.clients)
+                row[name] = summarise(wall, answers)
+            wall_speedup = row["policy"]["videos_per_s"] / row["largest"]["videos_per_s"]
+            gflops_speedup = row["largest"]["gflops"] / row["policy"]["gflops"]
+            rounds.append({**row, "wall_speedup": wall_speedup, "gflops_speedup": gflops_speedup, "ratio": wall_speedup / gflops_speedup})
+    finally:
+        for i in range(len(apps)):
+            serve.delete(f"c{i}")
+    return {"rounds": rounds, "ratio": spread_of([r["ratio"] for r in rounds]),
+            "wall_speedup": spread_of([r["wall_speedup"] for r in rounds]), "gflops_speedup": rounds[0]["gflops_speedup"]}
+
+
+def colocate_report(overhead: dict | None, x3d: dict | None) -> str:
+    """Markdown tables of the checks that ran (None: not run)."""
+    def cell(s: dict, fmt: str = "{:.1f}") -> str:
+        return f"{fmt.format(s['median'])} ({fmt.format(s['min'])} to {fmt.format(s['max'])})"
+
+    lines = []
+    if overhead is not None:
+        lines += ["| extra member | profiled forward ms | overhead ms, per-member deployments | overhead ms, colocated |", "|---|---|---|---|"]
+        for m, ms in overhead["profiled_ms"].items():
+            per_member, colocated = overhead["overhead_ms"]["per-member"][m], overhead["overhead_ms"]["colocated"][m]
+            lines.append(f"| {m} | {cell(ms, '{:.2f}')} | {cell(per_member)} | {cell(colocated)} |")
+    if x3d is None:
+        return "\n".join(lines)
+    lines += ["", "| X3D, colocated, unbatched | median over rounds (min to max) |", "|---|---|",
+              f"| wall speedup over X3D-L alone | {cell(x3d['wall_speedup'], '{:.2f}')} |",
+              f"| GFLOPs speedup | {x3d['gflops_speedup']:.2f} |",
+              f"| ratio (wall / GFLOPs) | {cell(x3d['ratio'], '{:.2f}')} |"]
+    for i, r in enumerate(x3d["rounds"]):
+        lines.append(f"| round {i + 1}: videos/s X3D-L alone / policy | {r['largest']['videos_per_s']:.3f} / {r['policy']['videos_per_s']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo-run", type=Path, help="DIR/synthetic/run from `condsel demo --out DIR` (without it: X3D pool only)")
     parser.add_argument("--requests", type=int, default=20, help="measured requests per setting (default: 20)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default: 4)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds (default: 2)")
+    parser.add_argument("--rounds", type=int, help="alternating measurement rounds (default: 2; 3 with --colocate)")
+    parser.add_argument("--colocate", action="store_true",
+                        help="measure the colocated service instead: extra-member-call overhead and the X3D ratio (see above)")
+    parser.add_argument("--overhead-requests", type=int, default=8, help="requests per route per round of the overhead check (default: 8)")
+    parser.add_argument("--checks", nargs="+", choices=["overhead", "x3d"], default=["overhead", "x3d"],
+                        help="with --colocate: which checks to run (default: both)")
     parser.add_argument("--max-batch", type=int, default=8, help="batch size of the batched settings (default: 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=20.0, help="batch wait of the batched settings (default: 20)")
     parser.add_argument("--shares", default="0.5,0.2,0.2,0.1", help="X3D XS,S,M,L shares when no --demo-run (default: 0.5,0.2,0.2,0.1)")
@@ -270,6 +398,7 @@ def main() -> None:
     parser.add_argument("--pools", nargs="+", choices=["synthetic", "x3d"], default=["synthetic", "x3d"])
     parser.add_argument("--out", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
+    args.rounds = args.rounds or (3 if args.colocate else 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
@@ -283,6 +412,9 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     base = f"http://127.0.0.1:{PORT}"
     rows = []
+    if args.colocate:
+        run_colocate_checks(serve, build_graph, args, base)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if "synthetic" in args.pools and args.demo_run:
             largest, policy = synthetic_pool(args.demo_run)
@@ -306,6 +438,30 @@ def main() -> None:
     print(table(rows))
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
+
+
+def run_colocate_checks(serve, build_graph, args, base) -> None:
+    from condsel.pool.config import write_pool_config
+    from condsel.workflows.demo import SYNTHETIC_POOL
+
+    import ray
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic = Path(tmp) / "pool_synthetic.toml"
+        write_pool_config(SYNTHETIC_POOL, synthetic)
+        x3d = Path(tmp) / "pool_x3d.toml"
+        x3d.write_text(X3D_POOL)
+        shares = dict(zip(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], map(float, args.shares.split(","))))
+        overhead = bench_overhead(serve, build_graph, synthetic, args, base) if "overhead" in args.checks else None
+        ratio = bench_colocated_x3d(serve, build_graph, x3d, shares, args, base) if "x3d" in args.checks else None
+    serve.shutdown()
+    ray.shutdown()
+    print(f"\n--colocate checks on 127.0.0.1, {args.cores} CPU core(s), 1 torch thread, unbatched; {args.rounds} alternating rounds, "
+          f"median (min to max); overhead: {args.overhead_requests} requests per route per round, 1 client; "
+          f"X3D: {SCHEDULE_LENGTH} requests per setting per round from {args.clients} clients, shares {shares}\n")
+    print(colocate_report(overhead, ratio))
+    if args.out:
+        args.out.write_text(json.dumps({"overhead": overhead, "x3d": ratio, "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from conftest import FIXTURES, shared_data
 from condsel.cli import main
 from condsel.datasets.ucf101 import ucf101_score_files
 from condsel.selection.data.table import PredictionTable
+from condsel.selection.evaluation.document import load_summary
 from condsel.sources import load_table
 
 def _run_table(scores_dir, out, *extra):
@@ -103,6 +104,7 @@ def test_costs_file_overrides_defaults(tmp_path):
     assert summary["models"]["costly"]["gflops"] == 288.0  # stored with the table
 
 
+@pytest.mark.slow
 def test_ms_costs_replace_every_cost_and_the_summary_names_the_unit(tmp_path, capsys):
     """On the 202-video subset's two models, one policy, 3 folds: a flag's test needs no full comparison."""
     files = {m: str(p) for m, p in ucf101_score_files(FIXTURES / "ucf101_scores_subset", split=1).items() if m in ("mv", "iframe")}
@@ -111,14 +113,29 @@ def test_ms_costs_replace_every_cost_and_the_summary_names_the_unit(tmp_path, ca
     costs.write_text("[ms]\nmv = 3.0\niframe = 40.0\n")
     out = tmp_path / "run"
     flags = ["--backbone", "mv", "--policies", "selector", "--folds", "3", "--bootstrap", "0", "--costs", str(costs)]
-    assert main(["table", *scores, *flags, "--out", str(out)]) == 0
+    assert main(["table", *scores, *flags, "--budget", "20", "--out", str(out)]) == 0
     assert "profiled ms per video" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cost_unit"] == "ms"
-    assert summary["models"]["mv"]["gflops"] == 3.0 and summary["models"]["iframe"]["gflops"] == 40.0
+    assert summary["models"]["mv"]["ms"] == 3.0 and summary["models"]["iframe"]["ms"] == 40.0
+    # where the unit is ms the keys say ms (README's schema): points, budgets, fronts, headline; no "gflops" key holds ms
+    assert not [k for k in _keys(summary) if "gflops" in k]
+    assert all("ms" in p for p in summary["curves"]["selector"] + summary["policies"]["selector"] + summary["static"])
+    assert {"best_ms", "ms_to_match_best", "ms_ratio_to_match_best", "top1_gain_at_best_ms"} <= set(summary["summary"])
+    assert {"target_ms", "reached_ms"} <= set(summary["budget"][0]) and summary["budget"][0]["target_ms"] == 20.0
+    assert summary["recommended"][0]["ms"] <= 20.0 + 1e-9 and "selector_ms" in summary
+    assert 3.0 <= summary["curves"]["selector"][0]["ms"] <= 43.0  # the cheapest route and the two models together
+    assert load_summary(out / "summary.json").to_json() == summary  # read back to the GFLOPs spelling in memory, and out again
     costs.write_text("[ms]\nmv = 3.0\n")  # ms cannot be mixed with the other models' counted GFLOPs
     assert main(["table", *scores, *flags, "--out", str(tmp_path / "part")]) == 2
     assert "no cost for model(s) ['iframe']" in capsys.readouterr().err
+
+
+def _keys(doc) -> list[str]:
+    """Every key of a JSON document, at every depth."""
+    if isinstance(doc, dict):
+        return [k for k, v in doc.items() for k in [k, *_keys(v)]]
+    return [k for v in doc for k in _keys(v)] if isinstance(doc, list) else []
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, capsys):

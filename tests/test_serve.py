@@ -47,7 +47,7 @@ from condsel.pool.config import build_pool  # noqa: E402
 from condsel.pool.inference import pool_table  # noqa: E402
 from condsel.pool.run_dir import load_run, save_run  # noqa: E402
 from condsel.selection.method.policies import SelectorPolicy  # noqa: E402
-from condsel.serve.app import build_graph  # noqa: E402
+from condsel.serve.app import build_app, build_graph  # noqa: E402
 from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E402
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
 from condsel.serve.control import OperatingCurve  # noqa: E402
@@ -335,6 +335,37 @@ def test_a_budget_controlled_application_answers_at_the_controllers_threshold(ma
         status, doc = get_json(f"{service['base']}/budget/v1/models")
         assert status == 200 and doc["controller"]["target_gflops"] == pytest.approx(target) and doc["controller"]["window"] == 4
         serve.delete("budget")
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_colocated_application_is_one_deployment_answering_as_predict(material, service, capsys):
+    """``--colocate`` on the same Ray: one deployment; answers equal predict's (fp32), then say bf16 where asked."""
+    run = str(material["run"])
+    expected = _predict_cli(capsys, material, material["files"])
+    ray.init(address=service["address"], log_to_driver=False)
+    try:
+        for name, precision in (("colo", "fp32"), ("colo16", "bf16")):
+            options = ServeOptions(threshold=material["threshold"], max_batch=4, batch_wait_ms=20, colocate=True, precision=precision)
+            serve.run(build_app(run, options), name=name, route_prefix=f"/{name}")
+            assert list(serve.status().applications[name].deployments) == [INGRESS]  # no member deployments
+            url = f"{service['base']}/{name}/v1/predict"
+            files = [material["files"][i % len(material["files"])] for i in range(12)]
+            with ThreadPoolExecutor(CLIENTS) as pool:  # concurrent: members batch inside the one process
+                answers = list(pool.map(lambda f: post_video(url, f), files))
+            for path, (status, answer) in zip(files, answers):
+                assert status == 200, answer
+                want = expected[path.name]
+                if precision == "fp32":
+                    assert "precision" not in answer
+                    assert (answer["model"], answer["label"], answer["members"]) == (want["model"], want["label"], want["members"])
+                    assert answer["score"] == pytest.approx(want["score"], abs=1e-5)
+                else:
+                    assert answer["precision"] == "bf16" and answer["members"][0] == want["members"][0]
+            status, doc = get_json(f"{service['base']}/{name}/v1/models")
+            assert status == 200 and doc["serving"]["colocate"] is True and doc["precision"] == precision
+            serve.delete(name)
     finally:
         ray.shutdown()
 

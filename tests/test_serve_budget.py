@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from condsel.cli import main
 from condsel.errors import CondselError
@@ -85,6 +84,7 @@ def test_bad_controller_flags_exit_2_naming_the_flag(run_dir, tmp_path, capsys, 
 
 def test_serve_costs_must_be_ms_and_travel_to_the_written_config(run_dir, tmp_path, capsys):
     pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra")
+    yaml = pytest.importorskip("yaml", reason="the written Ray Serve config needs the serve extra")
     (tmp_path / "g.toml").write_text('[gflops]\nf = 1.0\nc = 2.0\n')
     (tmp_path / "ms.toml").write_text('[ms]\nf = 2.0\nc = 8.0\n')
     assert _serve(run_dir, tmp_path, "--costs", str(tmp_path / "g.toml")) == 2

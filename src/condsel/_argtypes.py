@@ -69,3 +69,19 @@ positive_float = Range(float, lambda v: v > 0, "> 0")  # budgets, durations, rat
 nonnegative_float = Range(float, lambda v: v >= 0, ">= 0")  # cost weights, waits, tolerances
 fraction = Range(float, lambda v: 0 <= v <= 1, "in [0, 1]")  # thresholds, shares
 port = Range(int, lambda v: 1 <= v <= 65535, "a port in [1, 65535]")
+
+
+# --device and --precision: the same two flags, spelt the same way, on every command that runs a pool (predict,
+# serve, extract, profile). Their values are checked by condsel.pool.device.Placement when the command runs (a GPU
+# that is not there, fp16 on a CPU: one line naming the flag, exit 2); torch is not imported to build --help.
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def add_placement_flags(parser: argparse.ArgumentParser, runs: str, device_default: str | None = "cpu",
+                        device_help: str = "default: cpu") -> None:
+    """Add ``--device`` and ``--precision`` to ``parser``; ``runs`` says what they apply to (for --help)."""
+    parser.add_argument("--device", default=device_default, metavar="DEVICE",
+                        help=f"where {runs} run: cpu, cuda (the current GPU) or cuda:N ({device_help}); "
+                             "decoding stays on CPU workers")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help=f"autocast precision of {runs} (default: fp32; fp16 needs CUDA); scores stay float32")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from condsel._argtypes import nonnegative_int, positive_float, positive_int
+from condsel._argtypes import add_placement_flags, nonnegative_int, positive_float, positive_int
 
 DESCRIPTION = """\
 Run every model of a pool over the videos of a manifest and store, per video,
@@ -34,6 +34,9 @@ sharded by rank and the store is the same as from one process:
   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
       --rdzv-endpoint HOST:29400 --rdzv-id JOB -m condsel extract ...
 GPUs use NCCL, CPUs gloo. STORE must be on a file system all nodes share.
+--device and --precision are spelt as for `predict` and `serve`; a store
+made with --precision bf16 or fp16 records it (STORE/store.json settings), and
+resuming it needs the same precision.
 GFLOPs are multiply-adds (the X3D/fvcore convention).
 """
 
@@ -51,7 +54,8 @@ def register(sub) -> None:
     p.add_argument("--aggregate", choices=["softmax", "logits"], default="softmax",
                    help="how views are combined: mean softmax as PySlowFast (default), or mean logits")
     p.add_argument("--save-views", action="store_true", help="also store every view's logits")
-    p.add_argument("--device", help="torch device (default: this rank's GPU if there is one, else cpu)")
+    add_placement_flags(p, "the models' forward passes", device_default=None,
+                        device_help="default: this rank's GPU if there is one, else cpu")
     p.add_argument("--threads", type=positive_int, help="intra-op threads per process (default: OMP_NUM_THREADS if set, "
                    "as torchrun does, else this process's share of the cores minus --workers, at least 1)")
     p.add_argument("--random-weights", action="store_true",
@@ -67,15 +71,22 @@ def run(args: argparse.Namespace) -> int:
     from condsel.extract import ExtractSettings, extract, load_pool, read_manifest
     from condsel.extract.distributed import distributed
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE
+    from condsel.pool.device import Placement
 
     torch.set_num_threads(_intra_op_threads(args.threads, args.workers))
-    settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views)
+    # checked (exit 2 naming the flag) before any work starts; without --device, a rank's GPU if there is one
+    checked = Placement.parse(args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.precision)
+    if args.device is not None:
+        args.device = checked.name
+    settings = ExtractSettings(aggregate=args.aggregate, per_clip_seconds=args.per_clip, save_views=args.save_views,
+                               precision=args.precision)
     # everything that can be wrong with the inputs is found before any work starts
     pool = load_pool(args.pool, args.classes, args.random_weights)
     manifest = read_manifest(args.manifest, pool.num_classes, pool.class_names)
     with distributed(args.device) as ctx:
+        placement = Placement(ctx.device, settings.precision)  # fp16 on a CPU rank: exit 2 naming --precision
         for model in pool.models.values():
-            model.to(ctx.device)
+            placement.place(model)
         report = extract(pool, manifest, args.out, ctx, settings, args.workers, progress=not args.no_progress)
         if ctx.is_main:
             _print_summary(report, args, ctx.world_size)

@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         result = fit_policy(pool, table, settings)
     operating_point, notes = describe_fit(table, settings, result, label)
     notes = {"store": {"path": str(Path(args.store).resolve()), "digest": table_digest(table),
-                       "identity": store.meta["identity"], "videos": int(table.num_samples)}, **notes}
+                       "identity": store.meta["identity"], "videos": int(table.num_samples),
+                       # a store extracted at reduced precision (extract --precision) says so in the run too
+                       **{k: v for k, v in store.meta["settings"].items() if k == "precision"}}, **notes}
     point = result.point
     plot_operating_curve(result.curve, notes["single_members"], point, Path(args.out) / "calibration.png",
                          result.policy.name,

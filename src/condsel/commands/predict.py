@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from condsel._argtypes import fraction, positive_float
+from condsel._argtypes import add_placement_flags, fraction, positive_float
 
 DESCRIPTION = """\
 For each VIDEO: decode it once, then let the run's policy decide which pool
@@ -29,6 +29,12 @@ the budget. A run fitted on profiled [ms] costs (`condsel fit --costs`) takes
 --budget in ms, and each result also has "ms": the profiled forward ms of the
 members run. A run fitted with --random-weights says so in every result.
 
+--device runs the members on a GPU (cuda, cuda:N); decoding stays on the CPU
+and the views are copied over pinned and non-blocking. --precision bf16|fp16
+runs the forward passes under autocast (scores stay float32); each result then
+has "precision", and the text output says it. fp16 needs CUDA; asking for
+cuda where torch sees none is an error (exit 2).
+
 A video that cannot be decoded gets {"video", "error"} and the others go on;
 the exit status is 1 if any video failed.
 """
@@ -48,6 +54,7 @@ def register(subparsers) -> None:
     point.add_argument("--budget", type=positive_float, metavar="COST",
                        help="mean cost per video to stay within, in the run's unit (GFLOPs; ms for a run fitted on [ms] costs)")
     p.add_argument("--json", action="store_true", help="print a JSON list of per-video results")
+    add_placement_flags(p, "the members' forward passes")
     p.set_defaults(func=run)
 
 
@@ -56,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE
     from condsel.pool.predict import predict_video, warm_up
+    from condsel.pool.device import Placement
     from condsel.pool.run_dir import load_run
     from condsel.video.decode import VideoDecodeError
 
-    loaded = load_run(args.run)
+    loaded = load_run(args.run, placement=Placement.parse(args.device, args.precision))
     threshold = loaded.operating_threshold(args.threshold, args.budget)
     warm_up(loaded)
     results = []
@@ -73,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{loaded.policy.name} policy, threshold {threshold:.3f}; "
               "GFLOPs = multiply-adds per video (every member run + the policy)"
-              + ("; ms = profiled forward ms of the members run" if loaded.cost_unit == "ms" else ""))
+              + ("; ms = profiled forward ms of the members run" if loaded.cost_unit == "ms" else "")
+              + (f"; forward passes in {loaded.placement.precision} (autocast) on {loaded.placement.name}"
+                 if loaded.placement.reduced else ""))
         if loaded.random_weights:
             print(f"WARNING: {RANDOM_WEIGHTS_NOTE}")
         for r in results:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from condsel._argtypes import positive_int
+from condsel._argtypes import add_placement_flags, positive_int
 
 DESCRIPTION = """\
 Measure each member of a pool (POOL.toml, or the pool of a run directory) on
@@ -15,9 +15,11 @@ video for the whole pool) and each member's view sampling per video, apart.
 
 Writes OUT, a costs file with an [ms] table (median forward ms per video at
 the first --batch size) that `condsel table`, `fit`, `predict` and `serve`
-accept with --costs, and a [profile] table: hardware, device, torch version,
-threads, batch sizes, repeats and every statistic. --random-weights profiles
-a pool before it has checkpoints (latency does not depend on the weights).
+accept with --costs, and a [profile] table: hardware, device, precision,
+torch version, threads, batch sizes, repeats and every statistic.
+--random-weights profiles a pool before it has checkpoints (latency does not
+depend on the weights). --device and --precision are spelt as for `predict`
+and `serve`: profile where and how you will serve.
 """
 
 
@@ -39,7 +41,7 @@ def register(sub) -> None:
     source.add_argument("--run", metavar="RUNDIR", help="a run directory (its pool.toml and weights)")
     p.add_argument("--batch", type=_batches, default=[1], metavar="1,4,8", help="batch sizes in videos (default: 1)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: 1)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the forward passes run (default: cpu)")
+    add_placement_flags(p, "the forward passes")
     p.add_argument("--videos", nargs="+", default=[], metavar="V", help="video files to time decoding and view sampling on")
     p.add_argument("--repeats", type=positive_int, default=10, metavar="N", help="timed repeats per measurement (default: 10)")
     p.add_argument("--random-weights", action="store_true", help="allow members without a checkpoint")
@@ -54,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel._io import torch_threads
     from condsel.pool.config import build_pool, load_pool_config
-    from condsel.pool.profile import hardware, profile_pool, resolve_device, write_costs_ms
+    from condsel.pool.device import Placement
+    from condsel.pool.profile import hardware, profile_pool, write_costs_ms
     from condsel.pool.run_dir import load_run
 
-    device = resolve_device(args.device)
+    placement = Placement.parse(args.device, args.precision)
     if args.run:
         loaded = load_run(args.run)
         pool, models = loaded.pool, loaded.models
@@ -66,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
         pool = load_pool_config(args.pool)
         models = build_pool(pool, args.random_weights)
     with torch_threads(args.threads), torch.inference_mode():
-        measured = profile_pool(pool, models, args.batch, args.repeats, args.videos, device, progress=True)
-        where = hardware(device)
-    conditions = {"device": device.type, "hardware": where, "torch": torch.__version__, "threads": args.threads,
+        measured = profile_pool(pool, models, args.batch, args.repeats, args.videos, placement, progress=True)
+        where = hardware(placement.device)
+    conditions = {"device": placement.device.type, "precision": placement.precision, "hardware": where, "torch": torch.__version__, "threads": args.threads,
                   "batch": args.batch[0], "batches": args.batch, "repeats": args.repeats,
                   "source": str(args.run or args.pool), "statistic": "median over repeats, per video"}
     path = write_costs_ms(args.out, measured, conditions)
-    print(f"condsel profile: {len(measured['ms'])} member(s) on {where}, torch {torch.__version__} -> {path}")
+    print(f"condsel profile: {len(measured['ms'])} member(s) on {where} in {placement.precision}, torch {torch.__version__} -> {path}")
     for name, stats in measured["forward"].items():
         cells = ", ".join(f"batch {b.split('_')[1]}: {s['median_ms']:.2f} ms (p90 {s['p90_ms']:.2f})" for b, s in stats.items())
         print(f"  {name:<12} forward per video  {cells}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from condsel._argtypes import fraction, nonnegative_float, port, positive_float, positive_int
+from condsel._argtypes import add_placement_flags, fraction, nonnegative_float, port, positive_float, positive_int
 
 DESCRIPTION = """\
 Serve conditional inference over HTTP with Ray Serve. Each upload is decoded
@@ -35,6 +35,17 @@ or the p99 latency passes 0.4 x P, and returns when p99 falls under 0.3 x P.
 A target outside the curve's [cheapest, costliest] range or a non-positive
 --slo-ms is an error (exit 2). A request's own `threshold` bypasses the
 controller.
+
+Where members run (docs/serve.md, "Devices and colocation"): --device cpu,
+cuda or cuda:N and --precision fp32|bf16|fp16 (autocast; answers then carry
+"precision"). --colocate puts every member in the ingress's process on one
+device, the policy's loop calling them in-process (no handle calls, no
+object transfers; each member still batches): choose it when the pool fits
+one device. Per-member deployments (the default) pay a handle call per member
+run but give each member its own replicas (--replicas NAME=N). --gpus NAME=F
+reserves F GPUs (Ray's num_gpus, fractions share a GPU) per replica of member
+NAME; with --colocate, --gpus F for the one deployment. On --device cuda,
+members without --gpus get 1/(members) GPU each (colocated: 1).
 
 Without --address (or RAY_ADDRESS) a local Ray starts here and stops on
 SIGINT/SIGTERM; with it, the application is added to that cluster and removed
@@ -71,6 +82,11 @@ def register(subparsers) -> None:
     p.add_argument("--max-batch", type=positive_int, default=16, metavar="N", help="most videos per member forward batch (default: 16; 1 = no batching)")
     p.add_argument("--batch-wait-ms", type=nonnegative_float, default=10.0, metavar="MS", help="longest wait to fill a batch (default: 10)")
     p.add_argument("--replicas", nargs="+", default=[], metavar="NAME=N", help="replicas per deployment (a member or Ingress): N, or MIN-MAX to autoscale")
+    add_placement_flags(p, "the members' forward passes")
+    p.add_argument("--colocate", action="store_true",
+                   help="every member in one deployment (the ingress's process, one device), called in-process")
+    p.add_argument("--gpus", nargs="+", default=[], metavar="NAME=F",
+                   help="GPUs per replica (Ray num_gpus, fractions allowed): NAME=F per member deployment, F with --colocate")
     p.add_argument("--address", default=None, metavar="RAY_ADDRESS", help="attach to this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--max-upload-mb", type=positive_float, default=200.0, metavar="MB", help="largest accepted upload (default: 200)")
     p.add_argument("--torch-threads", type=positive_int, default=1, metavar="N", help="torch threads per member replica (default: 1)")
@@ -83,7 +99,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condsel.errors import CondselError
+    from condsel.pool.device import Placement
     from condsel.serve.ray_host import prepare_ray
+
+    # a GPU must be here for a local service; a cluster's (--address, --write-config) is checked where members load
+    here = not (args.write_config or args.address or os.environ.get("RAY_ADDRESS"))
+    placement = Placement.parse(args.device, args.precision, here)
 
     ray_init = prepare_ray(args.address or os.environ.get("RAY_ADDRESS"), args.ray_host)  # before Ray is imported
     try:
@@ -93,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise CondselError(f"condsel serve needs the serve extra: pip install 'condsel[serve]' ({e})") from e
     from condsel.models.costs import load_costs_toml
     from condsel.pool.run_dir import load_run
-    from condsel.serve.config import Replicas, ServeOptions
+    from condsel.serve.config import Replicas, ServeOptions, deployment_options, parse_gpus
     from condsel.serve.routing import RunPool
 
     loaded = load_run(args.run)
@@ -119,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         slo_ms=args.slo_ms,
         costs_ms=costs_ms,
+        device=args.device.strip(),
+        precision=placement.precision,
+        colocate=args.colocate,
+        gpus=parse_gpus(args.gpus, args.colocate),
     )
+    deployment_options(options, loaded.order)  # unknown --replicas / --gpus names: exit 2 before Ray starts
     RunPool(loaded, options.threshold, costs_ms).controller(options)  # a target off the curve: exit 2 before Ray starts
     if args.write_config:
         from condsel.serve.config import write_config
@@ -153,8 +179,9 @@ def _serve(args: argparse.Namespace, run_dir, options, ray_init: dict) -> int:
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(build_app(run_dir, options), name=APP_NAME, route_prefix="/")
+        where = f"{'colocated' if options.colocate else 'per-member deployments'}, {options.device}, {options.precision}"
         print(
-            f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); "
+            f"condsel serve: http://{args.host}:{args.port} (POST /v1/predict, GET /healthz, GET /v1/models); {where}; "
             f"Ray at {ray.get_runtime_context().gcs_address}; Ctrl-C stops",
             flush=True,
         )

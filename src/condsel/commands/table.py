@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap == 0:
         print("--bootstrap 0: no confidence intervals (summary.ci95 holds only \"replicates\": 0, recommended points no ci95)")
     if unit == "ms":
-        print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
+        print("  costs are profiled ms per video: every cost below is ms, and summary.json spells its cost keys in ms (ms, best_ms, target_ms, ...; cost_unit)")
     with progress_bar(total=0, desc="policy fits", unit="fit") as bar:
         sections = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params),
                                      workers=args.workers)

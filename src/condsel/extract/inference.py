@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from condsel.extract.pool import ExtractionPool
+from condsel.pool.device import Placement
 from condsel.pool.inference import member_scores
 
 
@@ -22,12 +23,14 @@ def video_outputs(
     views: Mapping[str, torch.Tensor],
     aggregate: str = "softmax",
     save_views: bool = False,
+    placement: Placement | None = None,
 ) -> dict[str, np.ndarray]:
-    """Store arrays for one video from each member's (K, V, T, S, S, 3) uint8 views."""
+    """Store arrays for one video from each member's (K, V, T, S, S, 3) uint8 views, run at ``placement``
+    (default: the models' device, fp32)."""
     arrays = {}
     for member in pool.members:
         is_backbone = member.name == pool.backbone
-        out = member_scores(member, pool.models[member.name], views[member.name], aggregate, features=is_backbone)
+        out = member_scores(member, pool.models[member.name], views[member.name], aggregate, is_backbone, placement)
         arrays[f"logits/{member.name}"] = out.logits
         if save_views:
             arrays[f"views/{member.name}"] = out.views

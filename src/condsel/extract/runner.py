@@ -27,6 +27,7 @@ from condsel.extract.inference import video_outputs
 from condsel.extract.manifest import Manifest
 from condsel.extract.pool import ExtractionPool
 from condsel.extract.store import Failure, Store, video_key
+from condsel.pool.device import PRECISIONS, Placement
 from condsel.pool.inference import AGGREGATIONS
 from condsel.pool.views import ViewPlan
 
@@ -40,12 +41,23 @@ class ExtractSettings:
     aggregate: str = "softmax"
     per_clip_seconds: float | None = None
     save_views: bool = False
+    precision: str = "fp32"  # autocast precision of the forward passes (--precision); the device does not change the numbers
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {self.aggregate!r}")
         if self.per_clip_seconds is not None and not self.per_clip_seconds > 0:
             raise ValueError(f"per_clip_seconds must be positive, got {self.per_clip_seconds}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def recorded(self) -> dict:
+        """The settings as the store records them (and checks on resume); ``precision`` only where reduced,
+        so stores written before reduced precision existed (all fp32) keep their identity."""
+        out = asdict(self)
+        if self.precision == "fp32":
+            del out["precision"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ class ExtractReport:
 
 
 def store_metadata(pool: ExtractionPool, settings: ExtractSettings) -> dict:
-    settings_dict = asdict(settings)
+    settings_dict = settings.recorded()
     return {
         "identity": pool.identity(settings_dict),
         "pool": pool.describe(),
@@ -104,6 +116,7 @@ def extract(
         shard = ctx.shard([e for e in manifest.entries if video_key(e.name) not in done])
         log.info("rank %d/%d: %d videos to extract, %d already stored", ctx.rank, ctx.world_size, len(shard), stored_before)
         plan = ViewPlan({m.name: m.clip for m in pool.members}, settings.per_clip_seconds)
+        placement = Placement(ctx.device, settings.precision)
         bar = progress_bar(total=len(shard), desc="extract", unit="video", disable=not (progress and ctx.is_main), dynamic_ncols=True)
         failed = 0
 
@@ -113,7 +126,7 @@ def extract(
             error, stage = item.get("error"), "decode"
             if error is None:
                 try:
-                    arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
+                    arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views, placement)
                 except (RuntimeError, ValueError) as e:
                     error, stage = f"{entry.path}: {type(e).__name__}: {e}", "inference"
                 else:

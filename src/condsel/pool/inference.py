@@ -13,6 +13,10 @@ window in one of two ways:
 - ``logits``: the mean of the per-view logits (the demo's pool tables).
 
 Features are the mean of the views' pooled embeddings.
+
+Where and how precisely the networks run is a :class:`condsel.pool.device.Placement`
+(device and autocast precision); every function here takes one, and the
+scores they return are float32 whatever the forward precision.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch import nn
 from condsel._progress import progress_bar
 
 from condsel.pool.config import PoolMember
+from condsel.pool.device import Placement
 from condsel.pool.views import member_views
 from condsel.selection.data.table import PredictionTable
 from condsel.video.decode import DecodedVideo
@@ -80,21 +85,32 @@ def forward(model: nn.Module, x: torch.Tensor, features: bool) -> tuple[torch.Te
 
 @torch.inference_mode()
 def member_scores(
-    member: PoolMember, model: nn.Module, views: torch.Tensor | np.ndarray, aggregate: str, features: bool = False
+    member: PoolMember,
+    model: nn.Module,
+    views: torch.Tensor | np.ndarray,
+    aggregate: str,
+    features: bool = False,
+    placement: Placement | None = None,
 ) -> MemberOutputs:
-    """A member's scores from its (K, V, T, S, S, 3) uint8 views, on the model's device.
+    """A member's scores from its (K, V, T, S, S, 3) uint8 views, float32 on the CPU.
 
     The K x V views run in passes of at most ``MAX_VIEWS_PER_PASS``; each
     window's views are aggregated with ``aggregate`` (see the module docstring).
+    ``placement`` says where and at what precision the forward pass runs (the
+    model must already be on its device); by default, the model's device in fp32.
+    Views travel to the device as uint8 (pinned, non-blocking); normalisation
+    runs there in float32 and only the network runs under autocast.
     """
+    if placement is None:
+        placement = Placement(next(model.parameters()).device)
     views = torch.as_tensor(views)
     k, v = views.shape[:2]
-    device = next(model.parameters()).device
     flat = views.flatten(0, 1)
     logits, embeddings = [], []
     for chunk in flat.split(MAX_VIEWS_PER_PASS):
-        x = normalise(chunk.to(device, non_blocking=True), member.mean, member.std)
-        out, emb = forward(model, x, features)
+        x = normalise(placement.to_device(chunk), member.mean, member.std)
+        with placement.autocast():
+            out, emb = forward(model, x, features)
         logits.append(out.float())
         if features:
             embeddings.append(emb.float())
@@ -109,10 +125,11 @@ def run_member(
     videos: Sequence[DecodedVideo],
     aggregate: str = "logits",
     features: bool = False,
+    placement: Placement | None = None,
 ) -> MemberOutputs:
     """:func:`member_scores` of whole decoded videos, one row per video."""
     views = np.concatenate([member_views(v, member.clip) for v in videos])  # (n, V, ...): one window each
-    return member_scores(member, model, views, aggregate, features)
+    return member_scores(member, model, views, aggregate, features, placement)
 
 
 def run_pool(
@@ -121,9 +138,10 @@ def run_pool(
     videos: Sequence[DecodedVideo],
     features: Sequence[str] = (),
     aggregate: str = "logits",
+    placement: Placement | None = None,
 ) -> dict[str, MemberOutputs]:
     """Every member's outputs on the same decoded videos; pooled features for the members named in ``features``."""
-    return {m.name: run_member(m, models[m.name], videos, aggregate, m.name in features) for m in members}
+    return {m.name: run_member(m, models[m.name], videos, aggregate, m.name in features, placement) for m in members}
 
 
 def pool_table(
@@ -135,6 +153,7 @@ def pool_table(
     class_names: list[str],
     batch_size: int = 16,
     progress: bool = False,
+    placement: Placement | None = None,
 ) -> PredictionTable:
     """A PredictionTable of the pool on ``videos`` (mean logits), with the cheapest member's features for the selector."""
     gflops = {m.name: m.gflops_per_video for m in members}
@@ -142,7 +161,7 @@ def pool_table(
     chunks = []
     starts = range(0, len(videos), batch_size)
     for start in progress_bar(starts, desc="pool outputs", unit="batch", disable=not progress):
-        chunks.append(run_pool(members, models, videos[start : start + batch_size], features=[cheapest]))
+        chunks.append(run_pool(members, models, videos[start : start + batch_size], features=[cheapest], placement=placement))
     return PredictionTable(
         names=np.asarray(names),
         labels=np.asarray(labels),

@@ -82,7 +82,7 @@ def measure_latency(
     }
 
     def largest_batch(batch: Sequence[Path]) -> None:
-        run_member(member, run.models[largest], [decode_for(run, p, [largest]) for p in batch], run.aggregate)
+        run_member(member, run.models[largest], [decode_for(run, p, [largest]) for p in batch], run.aggregate, placement=run.placement)
 
     with torch_threads(threads), torch.no_grad():
         for p in paths[:warmup]:

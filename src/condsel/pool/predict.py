@@ -47,12 +47,15 @@ class Prediction:
     seconds: float
     random_weights: bool
     ms: float | None = None  # profiled ms of the members run, in a run fitted on ms costs
+    precision: str = "fp32"  # the forward passes' autocast precision (--precision)
 
     def to_dict(self) -> dict:
-        """The JSON answer; ``ms`` only where known."""
+        """The JSON answer; ``ms`` only where known, ``precision`` only where reduced (bf16, fp16)."""
         out = asdict(self)
         if self.ms is None:
             del out["ms"]
+        if self.precision == "fp32":
+            del out["precision"]
         return out
 
 
@@ -105,7 +108,7 @@ def video_runner(run: Run, video: DecodedVideo, load: bool = False) -> RunMember
         for name in names:
             member = run.members[name]
             model = run.load_model(name) if load and name != run.backbone else run.models[name]
-            out[name] = member_scores(member, model, member_views(video, member.clip), run.aggregate).logits[0]
+            out[name] = member_scores(member, model, member_views(video, member.clip), run.aggregate, placement=run.placement).logits[0]
         return out
 
     return run_members
@@ -116,15 +119,16 @@ def make_prediction(run: Run, path, scores: np.ndarray, members: list[str], seco
     c = int(np.argmax(scores))
     costs = run.video_costs(members)
     return Prediction(str(path), run.class_names[c], float(scores[c]), members[-1], members, float(costs["gflops"]), seconds,
-                      run.random_weights, costs.get("ms"))
+                      run.random_weights, costs.get("ms"), run.placement.precision)
 
 
 def warm_up(run: Run) -> None:
     """Run every network once on zeros, so the first video's ``seconds`` do not include one-off kernel setup."""
-    with torch.inference_mode():
+    placement = run.placement
+    with torch.inference_mode(), placement.autocast():
         for name in run.order:
             clip = run.members[name].clip
-            run.models[name](torch.zeros(clip.views, 3, clip.num_frames, clip.size, clip.size))
+            run.models[name](torch.zeros(clip.views, 3, clip.num_frames, clip.size, clip.size, device=placement.device))
 
 
 def predict_video(run: Run, path: str | Path, threshold: float, load_chosen: bool = False) -> Prediction:
@@ -160,7 +164,7 @@ def predict_batched(run: Run, paths: Sequence[str | Path], threshold: float) -> 
             routed = [i for i in active if name in asked[i]]
             member = run.members[name]
             views = np.concatenate([member_views(videos[i], member.clip) for i in routed])
-            scores = member_scores(member, run.models[name], views, run.aggregate).logits
+            scores = member_scores(member, run.models[name], views, run.aggregate, placement=run.placement).logits
             for i, s in zip(routed, scores):
                 outputs[i][name] = s
     per_video = (time.perf_counter() - start) / max(len(paths), 1)

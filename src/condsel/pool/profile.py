@@ -30,6 +30,7 @@ from condsel._progress import progress_bar
 from condsel._io import atomic_path
 from condsel.errors import CondselError
 from condsel.pool.config import PoolConfig
+from condsel.pool.device import CPU_FP32, Placement
 from condsel.pool.inference import member_scores
 from condsel.pool.views import ViewPlan, decode_for_plan, member_views
 
@@ -54,15 +55,6 @@ def time_ms(work: Callable[[], object], repeats: int, warmup: int = WARMUP) -> l
     return out
 
 
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda``; asking for CUDA where there is none is an error naming the flag."""
-    if name not in ("cpu", "cuda"):
-        raise CondselError(f"--device {name!r}: expected cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CondselError("--device cuda: CUDA is not available on this machine (torch sees no GPU); use --device cpu")
-    return torch.device(name)
-
-
 def hardware(device: torch.device) -> str:
     """A one-line description of what ran the forward passes."""
     if device.type == "cuda":
@@ -84,13 +76,14 @@ def profile_pool(
     batches: Sequence[int] = (1,),
     repeats: int = 10,
     videos: Sequence[str | Path] = (),
-    device: torch.device = torch.device("cpu"),
+    placement: Placement = CPU_FP32,
     progress: bool = False,
 ) -> dict:
     """Per-member forward ms per video at each batch size; decoding and view sampling per video on ``videos``.
 
     Forward inputs are random uint8 views of each member's shape (the time
-    does not depend on the pixels); the networks are moved to ``device``.
+    does not depend on the pixels); the networks are moved to ``placement``'s
+    device and run at its precision, as ``predict`` and ``serve`` run them.
 
     Returns
     -------
@@ -109,14 +102,13 @@ def profile_pool(
     forward: dict[str, dict] = {}
     steps = [(m, b) for m in pool.members for b in batches]
     for member, batch in progress_bar(steps, desc="profile", unit="step", disable=not progress, leave=False):
-        model = models[member.name].to(device).eval()
+        model = placement.place(models[member.name])
         clip = member.clip
         views = torch.from_numpy(rng.integers(0, 256, (batch, clip.views, clip.num_frames, clip.size, clip.size, 3), dtype=np.uint8))
 
         def run(model=model, member=member, views=views):
-            member_scores(member, model, views, "logits")
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            member_scores(member, model, views, "logits", placement=placement)
+            placement.synchronize()
 
         samples = [t / batch for t in time_ms(run, repeats)]
         forward.setdefault(member.name, {})[f"batch_{batch}"] = spread(samples)

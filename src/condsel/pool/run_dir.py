@@ -43,6 +43,7 @@ from condsel.pool.config import (
     uses_random_weights,
     write_pool_config,
 )
+from condsel.pool.device import CPU_FP32, Placement
 from condsel.pool.views import ViewPlan
 from condsel.selection.method.policies import Policy, load_policy
 
@@ -58,7 +59,7 @@ POLICY_DIR = "policy"
 class Run:
     root: Path
     pool: PoolConfig
-    models: dict[str, nn.Module]  # resident networks, eval mode
+    models: dict[str, nn.Module]  # resident networks, eval mode, on placement's device
     policy: Policy
     class_names: list[str]
     threshold: float  # the default operating point
@@ -66,6 +67,7 @@ class Run:
     aggregate: str  # how a member's views are combined (as in the store the policy was fitted on)
     random_weights: bool
     cost_unit: str = "gflops"  # what the policy was fitted on: counted GFLOPs, or profiled ms (fit --costs MS.toml)
+    placement: Placement = CPU_FP32  # where and at what precision the members run (predict/serve --device, --precision)
 
     @property
     def backbone(self) -> str:
@@ -95,8 +97,8 @@ class Run:
         return ViewPlan({n: self.members[n].clip for n in names}, decode_size=self.decode_short_side)
 
     def load_model(self, name: str) -> nn.Module:
-        """A fresh copy of member ``name`` from its checkpoint (for the load-per-selection mode)."""
-        return self.pool.member(name).build(self.random_weights)
+        """A fresh copy of member ``name`` from its checkpoint, on the run's device (for the load-per-selection mode)."""
+        return self.placement.place(self.pool.member(name).build(self.random_weights))
 
     def operating_threshold(self, threshold: float | None = None, budget: float | None = None) -> float:
         """``threshold`` if given (checked), else the threshold for ``budget``, else the run's default."""
@@ -216,7 +218,7 @@ def read_run_pool(root: str | Path) -> tuple[PoolConfig, list[str]]:
     return load_pool_config(pool_file), class_names
 
 
-def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
+def load_run(root: str | Path, members: Sequence[str] | None = None, placement: Placement = CPU_FP32) -> Run:
     """Read a run directory (from ``condsel fit`` or ``condsel demo``) and build its networks; errors name the file at fault.
 
     Parameters
@@ -226,6 +228,9 @@ def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
     members : sequence of str, optional
         Build only these members' networks (a serve replica holds one member;
         ``[]`` builds none). By default, every member the policy may run.
+    placement : Placement, optional
+        The device the networks are moved to and the precision of their
+        forward passes (default: CPU, fp32).
 
     Returns
     -------
@@ -262,7 +267,7 @@ def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
     return Run(
         root=root,
         pool=pool,
-        models=build_pool(running, random_weights),
+        models={name: placement.place(model) for name, model in build_pool(running, random_weights).items()},
         policy=policy,
         class_names=class_names,
         threshold=threshold,
@@ -270,4 +275,5 @@ def load_run(root: str | Path, members: Sequence[str] | None = None) -> Run:
         aggregate=aggregate,
         random_weights=random_weights,
         cost_unit=cost_unit,
+        placement=placement,
     )

@@ -1,10 +1,12 @@
 """The Ray Serve application: HTTP ingress -> backbone -> policy -> chosen member, each member batched.
 
-Every pool member is its own deployment with its own replicas; its forward
-pass is batched with ``@serve.batch``, so the videos that the policy routes to
-one member within ``batch_wait_ms`` share a forward pass. The ingress decodes
-each upload once (the frames every member may need), then asks the policy
-which members to run and calls their deployments through handles.
+By default every pool member is its own deployment with its own replicas; its
+forward pass is batched (``condsel.serve.batching``), so the videos that the
+policy routes to one member within ``batch_wait_ms`` share a forward pass. The
+ingress decodes each upload once (the frames every member may need), then
+asks the policy which members to run and calls their deployments through
+handles. With ``colocate`` the members live in the ingress's process instead
+and are called in-process (``condsel.serve.colocated``).
 
 ``app_builder`` is the ``import_path`` target of a written config
 (``condsel serve --write-config``), for ``serve deploy``.
@@ -29,7 +31,9 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 
-from condsel.pool.inference import run_member
+from condsel.pool.device import Placement
+from condsel.serve.batching import BatchedMember
+from condsel.serve.colocated import ColocatedMembers
 from condsel.serve.config import INGRESS, ServeOptions, deployment_options
 from condsel.serve.metrics import IngressMetrics, MemberMetrics
 from condsel.serve.ray_host import keep_replica_grpc_on_loopback
@@ -52,45 +56,18 @@ api = FastAPI(title="condsel serve", description="Conditional model selection fo
 
 @serve.deployment
 class Member:
-    """One pool member: its network, resident, behind a batched forward pass.
+    """One pool member in its own replica: a :class:`~condsel.serve.batching.BatchedMember` behind a handle."""
 
-    A batch that raises is rerun one video at a time, so only the videos that
-    fail get an error.
-    """
-
-    def __init__(self, load: MemberLoader, max_batch: int, batch_wait_ms: float, torch_threads: int):
+    def __init__(self, load: MemberLoader, max_batch: int, batch_wait_ms: float, torch_threads: int,
+                 device: str = "cpu", precision: str = "fp32"):
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         torch.set_num_threads(torch_threads)
-        self.member, self.model, self.aggregate = load()
-        self.model.eval()
-        self.metrics = MemberMetrics()
-        self.forward.set_max_batch_size(max_batch)
-        self.forward.set_batch_wait_timeout_s(batch_wait_ms / 1000.0)
-        clip = self.member.clip
-        with torch.inference_mode():  # one-off kernel setup before the first request
-            self.model(torch.zeros(1, 3, clip.num_frames, clip.size, clip.size))
+        member, model, aggregate = load()
+        self.runner = BatchedMember(member, model, aggregate, Placement.parse(device, precision), max_batch, batch_wait_ms,
+                                    MemberMetrics())
 
     async def __call__(self, video: DecodedVideo) -> np.ndarray:
-        logits = await self.forward(video)
-        if isinstance(logits, Exception):
-            raise logits
-        return logits
-
-    @serve.batch
-    async def forward(self, videos: list[DecodedVideo]) -> list:
-        return await asyncio.to_thread(self._forward, videos)
-
-    def _forward(self, videos: list[DecodedVideo]) -> list:
-        start = time.perf_counter()
-        try:
-            results = list(run_member(self.member, self.model, videos, self.aggregate).logits)
-        except Exception as e:
-            if len(videos) == 1:
-                log.exception("member forward failed on %s", videos[0].path)
-                return [e]
-            results = [self._forward([v])[0] for v in videos]
-        self.metrics.batch(len(videos), time.perf_counter() - start)
-        return results
+        return await self.runner(video)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -114,14 +91,16 @@ class _Rejected(Exception):
 class Ingress:
     """HTTP in, decoding once, the policy's loop over member handles, the ``condsel predict`` answer out.
 
-    Each member is sent only the decoded frames it samples from (``frames_for``).
+    ``members`` are the member deployments' handles, each sent only the decoded
+    frames it samples from (``frames_for``); or, colocated, the members to load
+    here and call in-process on the decoded video itself.
     """
 
-    def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle], settings: dict,
-                 options: ServeOptions | None = None):
+    def __init__(self, load_pool: Callable[[], object], members: dict[str, DeploymentHandle] | ColocatedMembers,
+                 settings: dict, options: ServeOptions | None = None):
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.pool = load_pool()
-        self.members = members
+        self._member = members.start() if isinstance(members, ColocatedMembers) else partial(self._remote, members)
         self.settings = settings
         self.max_bytes = int(settings["max_upload_mb"] * 2**20)
         self.metrics = IngressMetrics()
@@ -149,8 +128,8 @@ class Ingress:
                 log.info("controller: threshold %.4f -> %.4f (setpoint %.4g %s per video, cap %.4g %s%s)", before, c.threshold,
                          c.setpoint, c.curve.unit, c.cap, c.curve.unit, ", shedding" if c.shedding else "")
 
-    async def _member(self, name: str, video: DecodedVideo) -> np.ndarray:
-        return await self.members[name].remote(frames_for(video, self.pool.clips[name]))
+    async def _remote(self, handles: dict[str, DeploymentHandle], name: str, video: DecodedVideo) -> np.ndarray:
+        return await handles[name].remote(frames_for(video, self.pool.clips[name]))
 
     @api.post("/v1/predict")
     async def predict(self, request: Request) -> JSONResponse:
@@ -242,7 +221,8 @@ def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader
     loaders : dict
         Member name -> picklable callable returning ``(PoolMember, network, view aggregation)``.
     options : ServeOptions
-        Batching, replicas, upload limit, threads.
+        Batching, replicas, GPUs, device and precision, upload limit, threads;
+        ``colocate`` puts every member in the ingress's process.
 
     Returns
     -------
@@ -250,11 +230,16 @@ def build_graph(load_pool: Callable[[], object], loaders: dict[str, MemberLoader
         Pass it to ``serve.run``.
     """
     opts = deployment_options(options, list(loaders))
-    members = {
-        name: Member.options(name=name, **opts[name]).bind(load, options.max_batch, options.batch_wait_ms, options.torch_threads)
-        for name, load in loaders.items()
-    }
-    settings = {"max_batch": options.max_batch, "batch_wait_ms": options.batch_wait_ms, "max_upload_mb": options.max_upload_mb}
+    batching = (options.max_batch, options.batch_wait_ms, options.torch_threads)
+    if options.colocate:
+        members = ColocatedMembers(dict(loaders), options.device, options.precision, *batching)
+    else:
+        members = {
+            name: Member.options(name=name, **opts[name]).bind(load, *batching, options.device, options.precision)
+            for name, load in loaders.items()
+        }
+    settings = {"max_batch": options.max_batch, "batch_wait_ms": options.batch_wait_ms, "max_upload_mb": options.max_upload_mb,
+                "colocate": options.colocate, "device": options.device, "precision": options.precision}
     return Ingress.options(name=INGRESS, **opts[INGRESS]).bind(load_pool, members, settings, options)
 
 
@@ -266,7 +251,8 @@ def build_app(run: str | Path, options: ServeOptions) -> Application:
     >>> from ray import serve
     >>> serve.run(build_app("demo/synthetic/run", ServeOptions()))  # doctest: +SKIP
     """
-    return build_graph(partial(RunPool.from_dir, str(run), options.threshold, options.costs_ms), run_member_loaders(run), options)
+    load_pool = partial(RunPool.from_dir, str(run), options.threshold, options.costs_ms, options.precision)
+    return build_graph(load_pool, run_member_loaders(run), options)
 
 
 def app_builder(args: dict) -> Application:

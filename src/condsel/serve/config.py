@@ -8,11 +8,10 @@ same graph as the local command.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import yaml
 
 from condsel._io import atomic_path
 
@@ -70,6 +69,11 @@ class ServeOptions:
     window: int = 64
     slo_ms: float | None = None
     costs_ms: dict[str, float] | None = None  # profiled ms per video per member (condsel profile), for answers and --target-ms
+    # where the members run (condsel.pool.device): checked where they are loaded, since a GPU is only visible there
+    device: str = "cpu"
+    precision: str = "fp32"
+    colocate: bool = False  # every member in the ingress's process (condsel.serve.colocated)
+    gpus: dict[str, float] = field(default_factory=dict)  # deployment name -> Ray num_gpus per replica
 
     @property
     def controlled(self) -> bool:
@@ -92,6 +96,11 @@ class ServeOptions:
             raise ValueError(f"--window must be >= 1, got {self.window}")
         if self.slo_ms is not None and not self.slo_ms > 0:
             raise ValueError(f"--slo-ms must be positive, got {self.slo_ms}")
+        bad = {name: f for name, f in self.gpus.items() if not 0 < f < math.inf}
+        if bad:
+            raise ValueError(f"--gpus {bad}: GPUs per replica must be > 0 (fractions share a GPU)")
+        if self.gpus and not self.device.startswith("cuda"):
+            raise ValueError(f"--gpus reserves GPUs for replicas that run on --device {self.device}: give --device cuda")
 
     def to_args(self) -> dict:
         return asdict(self)
@@ -104,16 +113,46 @@ class ServeOptions:
             raise ValueError(f"condsel serve application args: {e}") from e
 
 
+def parse_gpus(values: list[str], colocate: bool) -> dict[str, float]:
+    """``--gpus``: ``F`` for the colocated service (its one deployment, the ingress), ``NAME=F`` per member deployment."""
+    out = {}
+    for text in values:
+        name, _, number = text.rpartition("=")
+        try:
+            share = float(number)
+        except ValueError:
+            raise ValueError(f"--gpus {text!r}: expected NAME=F (per member) or F (with --colocate), F a number of GPUs") from None
+        if colocate and name:
+            raise ValueError(f"--gpus {text!r}: with --colocate every member shares one deployment; give --gpus F")
+        if not colocate and not name:
+            raise ValueError(f"--gpus {text!r}: a bare F is for --colocate; per-member deployments take --gpus NAME=F")
+        out[name or INGRESS] = share
+    return out
+
+
 def deployment_options(options: ServeOptions, members: list[str]) -> dict[str, dict]:
-    """Ray Serve options per deployment name (the ingress and every member); unknown names in ``replicas`` are errors."""
-    unknown = sorted(set(options.replicas) - {INGRESS, *members})
-    if unknown:
-        raise ValueError(f"--replicas names {unknown} that are not deployments; known: {[INGRESS, *members]}")
+    """Ray Serve options per deployment name (the ingress and every member; only the ingress when colocated).
+
+    Unknown names in ``replicas`` or ``gpus`` are errors. On ``--device cuda``
+    a deployment that runs members and has no ``gpus`` entry gets a GPU share
+    (Ray hides the GPUs from a replica that reserved none): 1 for the colocated
+    ingress, 1 / members for each member deployment, so a pool shares one GPU.
+    """
     if INGRESS in members:
         raise ValueError(f"a pool member may not be called {INGRESS!r}: that name is the HTTP ingress")
-    actor = {"num_cpus": options.cpus_per_replica}
+    deployments = [INGRESS] if options.colocate else [INGRESS, *members]
+    for flag, named in (("--replicas", options.replicas), ("--gpus", options.gpus)):
+        unknown = sorted(set(named) - set(deployments))
+        if unknown:
+            raise ValueError(f"{flag} names {unknown} that are not deployments; known: {deployments}")
+    running = deployments if options.colocate else members  # the deployments that hold networks
+    default_gpus = (1.0 if options.colocate else 1.0 / max(len(members), 1)) if options.device.startswith("cuda") else 0.0
     out = {}
-    for name in [INGRESS, *members]:
+    for name in deployments:
+        actor = {"num_cpus": options.cpus_per_replica}
+        gpus = options.gpus.get(name, default_gpus if name in running else 0.0)
+        if gpus:
+            actor["num_gpus"] = gpus
         queue = INGRESS_MAX_ONGOING if name == INGRESS else QUEUE_BATCHES * options.max_batch
         low, high = options.replicas.get(name, (1, 1))
         scale: dict = {"num_replicas": low}
@@ -122,7 +161,7 @@ def deployment_options(options: ServeOptions, members: list[str]) -> dict[str, d
                 "num_replicas": "auto",
                 "autoscaling_config": {"min_replicas": low, "initial_replicas": low, "max_replicas": high, "target_ongoing_requests": max(1, queue // 2)},
             }
-        out[name] = {**scale, "max_ongoing_requests": queue, "ray_actor_options": dict(actor)}
+        out[name] = {**scale, "max_ongoing_requests": queue, "ray_actor_options": actor}
     return out
 
 
@@ -146,6 +185,8 @@ def serve_config(run: str | Path, options: ServeOptions, members: list[str], hos
 def write_config(path: str | Path, run: str | Path, options: ServeOptions, members: list[str], host: str, port: int) -> Path:
     """Write ``serve_config`` as YAML, atomically."""
     path = Path(path)
+    import yaml  # the serve extra's; imported here so that options and routing load without it
+
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(serve_config(run, options, members, host, port), sort_keys=False), encoding="utf-8")
     return path

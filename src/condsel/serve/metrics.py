@@ -61,16 +61,18 @@ class IngressMetrics:
 
 
 class MemberMetrics:
-    """Batch sizes and forward-pass seconds of one member deployment."""
+    """Batch sizes and forward-pass seconds by member: one per process, so a colocated service's members share it."""
 
     def __init__(self):
         self.batch_size = metrics.Histogram(
-            "condsel_batch_size", description="Videos per forward batch", boundaries=BATCH_BOUNDARIES
+            "condsel_batch_size", description="Videos per forward batch, by member", boundaries=BATCH_BOUNDARIES,
+            tag_keys=("member",),
         )
         self.batch_seconds = metrics.Histogram(
-            "condsel_batch_seconds", description="Seconds per forward batch (view sampling included)", boundaries=LATENCY_BOUNDARIES_S
+            "condsel_batch_seconds", description="Seconds per forward batch (view sampling included), by member",
+            boundaries=LATENCY_BOUNDARIES_S, tag_keys=("member",),
         )
 
-    def batch(self, size: int, seconds: float) -> None:
-        self.batch_size.observe(size)
-        self.batch_seconds.observe(seconds)
+    def batch(self, member: str, size: int, seconds: float) -> None:
+        self.batch_size.observe(size, tags={"member": member})
+        self.batch_seconds.observe(seconds, tags={"member": member})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -48,11 +49,15 @@ class RunPool:
     costs_ms : dict, optional
         Profiled milliseconds per video of each member (``condsel profile``):
         answers then carry their cost in ms as well as in GFLOPs.
+    precision : str, optional
+        The members' forward precision (``--precision``); answers say it where
+        it is reduced, as ``condsel predict`` does.
     """
 
-    def __init__(self, run: Run, threshold: float, costs_ms: Mapping[str, float] | None = None):
+    def __init__(self, run: Run, threshold: float, costs_ms: Mapping[str, float] | None = None, precision: str = "fp32"):
         self.run = run
         self.threshold = float(threshold)
+        self.precision = precision
         self.clips = {name: run.members[name].clip for name in run.order}
         missing = sorted(set(run.order) - set(costs_ms or run.order))
         if missing:
@@ -60,9 +65,10 @@ class RunPool:
         self.costs_ms = None if costs_ms is None else {m: float(costs_ms[m]) for m in run.order}
 
     @classmethod
-    def from_dir(cls, root: str | Path, threshold: float | None = None, costs_ms: Mapping[str, float] | None = None) -> RunPool:
-        run = load_run(root, [])  # the ingress decides and answers; member deployments hold the networks
-        return cls(run, run.threshold if threshold is None else threshold, costs_ms)
+    def from_dir(cls, root: str | Path, threshold: float | None = None, costs_ms: Mapping[str, float] | None = None,
+                 precision: str = "fp32") -> RunPool:
+        run = load_run(root, [])  # the ingress decides and answers; the members' networks are loaded where they run
+        return cls(run, run.threshold if threshold is None else threshold, costs_ms, precision)
 
     @property
     def members(self) -> list[str]:
@@ -79,7 +85,8 @@ class RunPool:
         """The ``condsel predict --json`` object for a video whose members have all run (in ``outputs`` order),
         plus the ``threshold`` it was served at and its ``cost`` per unit (``ms`` with profiled costs)."""
         ran = list(outputs)
-        answer = make_prediction(self.run, video, self.run.policy.final_scores(outputs), ran, seconds).to_dict()
+        prediction = make_prediction(self.run, video, self.run.policy.final_scores(outputs), ran, seconds)
+        answer = replace(prediction, precision=self.precision).to_dict()
         cost = {"gflops": answer["gflops"]}
         if self.costs_ms is not None:
             cost["ms"] = sum(self.costs_ms[m] for m in ran)
@@ -128,6 +135,7 @@ class RunPool:
             "policy_gflops": policy.overhead_gflops_,
             "classes": len(run.class_names),
             "random_weights": run.random_weights,
+            "precision": self.precision,
             "flop_convention": FLOP_CONVENTION,
         }
 

@@ -109,6 +109,31 @@ class Provenance:
 
 # JSON key -> attribute where they differ
 _KEYS = {"summary": "headline"}
+# Cost keys, spelt for GFLOPs: a document whose cost_unit is "ms" writes them with "ms" instead (gflops -> ms,
+# best_gflops -> best_ms, ...) at every level but the demo's own sections and the NAME level of name-keyed maps.
+_COST_KEYS = ("gflops", "best_gflops", "gflops_to_match_best", "gflops_ratio_to_match_best", "target_gflops",
+              "reached_gflops", "selector_gflops", "{metric}_gain_at_best_gflops")
+_NAMED = {"models", "policies", "pruned", "share"}  # maps whose keys are member or policy names, never renamed
+_UNIT_FREE = {"latency", "synthetic"}  # the demo's sections keep their own units
+
+
+def _in_unit(value, renames: dict[str, str], key: str | None = None):
+    """``value`` with its cost keys renamed by ``renames``, recursively (see ``_COST_KEYS``)."""
+    if isinstance(value, list):
+        return [_in_unit(v, renames) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if key in _NAMED:
+        return {name: _in_unit(v, renames) for name, v in value.items()}
+    return {renames.get(k, k): v if k in _UNIT_FREE else _in_unit(v, renames, k) for k, v in value.items()}
+
+
+def _unit_renames(metric: str, unit: str | None) -> dict[str, str]:
+    """GFLOPs-spelt cost key -> the key a document in ``unit`` writes (nothing to rename for GFLOPs)."""
+    if unit != "ms":
+        return {}
+    keys = [k.format(metric=metric) for k in _COST_KEYS]
+    return {k: k.replace("gflops", "ms") for k in keys}
 _OPTIONAL = {
     "backbone_chosen", "cost_derivation", "cost_unit", "provenance", "policies", "static", "static_hull", "fusion_oracle",
     "recommended", "selector_budgets", "pruned", "latency", "synthetic", "warnings",
@@ -139,7 +164,7 @@ class SummaryDocument:
     metric: str  # "top1", or "map" for multi-label tables
     backbone_chosen: bool | None = None
     cost_derivation: list[str] | None = None
-    cost_unit: str | None = None  # "ms" when a profiled [ms] costs file replaced the GFLOPs (the "gflops" keys then hold ms)
+    cost_unit: str | None = None  # "ms" when a profiled [ms] costs file replaced the GFLOPs (the JSON's cost keys then say ms)
     provenance: Provenance | None = None
     policies: dict[str, list[dict]] | None = None
     static: list[dict] | None = None
@@ -169,10 +194,12 @@ class SummaryDocument:
             elif isinstance(value, (Curves, Provenance)):
                 value = value.to_json()
             out["summary" if f.name == "headline" else f.name] = value
-        return out
+        return _in_unit(out, _unit_renames(self.metric, self.cost_unit))
 
     @classmethod
     def from_json(cls, data: dict, where: str = "summary.json") -> SummaryDocument:
+        if isinstance(data, dict) and data.get("cost_unit") == "ms":  # held in memory under the GFLOPs spelling
+            data = _in_unit(data, {v: k for k, v in _unit_renames(data.get("metric"), "ms").items()})
         keys = cls.json_keys()
         _check_keys(data, keys - _OPTIONAL, _OPTIONAL, where)
         values = {_KEYS.get(k, k): v for k, v in data.items()}
