@@ -170,6 +170,26 @@ def test_a_run_joining_a_store_in_use_leaves_its_writes_in_progress_alone(tmp_pa
     assert not partial.exists()
 
 
+def test_a_worker_forked_by_a_run_does_not_keep_the_store_in_use(tmp_path):
+    """A killed run's decoding worker may outlive it for a moment; the run resuming the store still tidies up."""
+    import multiprocessing
+
+    store = Store.create(tmp_path / "s", META)
+    shard = tmp_path / "s" / "videos" / "3f"
+    shard.mkdir()
+    partial = shard / ".3f9a.npz.k2j4x.tmp"
+    partial.write_bytes(b"PK\x03\x04 half a zip")
+    release = multiprocessing.get_context("fork").Event()
+    with store.in_use():
+        worker = multiprocessing.get_context("fork").Process(target=release.wait, args=(30,))
+        worker.start()
+    try:
+        Store.create(tmp_path / "s", META)  # the run is over; its worker is still alive
+        assert not partial.exists()
+    finally:
+        release.set()
+        worker.join(30)
+
 def test_load_store_per_clip_rows_and_groups(tmp_path):
     from condsel.extract.store import load_store
 

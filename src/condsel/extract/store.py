@@ -60,6 +60,19 @@ def video_key(name: str) -> str:
     return hashlib.sha1(name.encode("utf-8")).hexdigest()
 
 
+# descriptors of the store locks this process holds (Store.in_use); a forked child closes its copies
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        os.close(fd)  # the parent's descriptor keeps the lock; only this copy goes
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 @dataclass(frozen=True)
 class Failure:
     video: str
@@ -133,10 +146,20 @@ class Store:
 
     @contextmanager
     def in_use(self) -> Iterator[Store]:
-        """Held by a run for as long as it writes: a shared lock on ``store.json``, released even by kill -9."""
+        """Held by a run for as long as it writes: a shared lock on ``store.json``, released even by kill -9.
+
+        The lock belongs to the writing process alone: a forked decoding worker
+        closes its inherited copy at once (:func:`_drop_inherited_locks`), or a
+        worker outliving a killed run would keep the store "in use" for the run
+        that resumes it, and that run would leave the killed run's partial writes.
+        """
         with open(self.root / "store.json", "rb") as f:
             fcntl.flock(f, fcntl.LOCK_SH)
-            yield self
+            _HELD_LOCKS.add(f.fileno())
+            try:
+                yield self
+            finally:
+                _HELD_LOCKS.discard(f.fileno())
 
     def check_identity(self, identity: str) -> None:
         if self.meta["identity"] != identity:
