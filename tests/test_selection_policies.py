@@ -18,6 +18,7 @@ from condsel.selection.method.policies import (
     EnsembleSelectorPolicy,
     LearnedCascadePolicy,
     NotFittedError,
+    RoutingPolicy,
     SelectorPolicy,
     StaticPolicy,
     load_policy,
@@ -85,8 +86,9 @@ POLICY_CASES = [
     lambda: LearnedCascadePolicy(epochs=3),
     lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
     lambda: StaticPolicy(),
+    lambda: RoutingPolicy(),
 ]
-POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector", "static"]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector", "static", "routing"]
 
 
 @pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
@@ -99,8 +101,8 @@ def test_online_protocol_equals_offline_routing(make, ucf):
 @pytest.mark.parametrize("make", [
     lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
     lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
-    lambda: StaticPolicy(),
-], ids=["selector", "cascade", "learned_cascade", "ensemble_selector", "static"])
+    lambda: StaticPolicy(), lambda: RoutingPolicy(),
+], ids=["selector", "cascade", "learned_cascade", "ensemble_selector", "static", "routing"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))
