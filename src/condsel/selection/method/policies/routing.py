@@ -33,7 +33,7 @@ import torch
 from condsel._io import atomic_path, torch_threads
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.chunks import row_chunks
-from condsel.selection.method.fusion import FUSIONS, MemberOutputs, fit_stacking, gather, member_outputs, summarize_by_rows
+from condsel.selection.method.fusion import FUSIONS, MemberOutputs, fit_stacking, gather, member_outputs, stacking_rows, summarize_by_rows
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget, neighbour_mix, video_draw
 from condsel.selection.method.policies.cascade import subset_key
 from condsel.selection.method.static import subsets
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 TOP = 3
 TARGETS = ("right", "gain", "auto")
 ESTIMATORS_FILE = "routing_estimators.pt"
-STACKING_SCORES = 1_000_000  # K <= max_size weights need few rows: a 400-class table's fit reads 2,500
+STACKING_SCORES = 500_000  # K <= max_size weights need few rows: a 400-class table's fit reads 1,250
 STACKING_STEPS = 10
 
 
@@ -141,7 +141,7 @@ class LinearHeads:
         self.mean, self.scale, self.weight, self.bias, self.link = mean, scale, weight, bias, link
 
     @classmethod
-    def fit(cls, X: np.ndarray, Y: np.ndarray, W: np.ndarray, link: str, l2: float = 1e-3, steps: int = 30) -> LinearHeads:
+    def fit(cls, X: np.ndarray, Y: np.ndarray, W: np.ndarray, link: str, l2: float = 1e-3, steps: int = 20) -> LinearHeads:
         """Fit on features ``X`` (n, F), targets ``Y`` (n, O) and per-target sample weights ``W`` (n, O)."""
         mean = X.mean(axis=0)
         scale = X.std(axis=0) + 1e-6
@@ -230,6 +230,11 @@ class RoutingPolicy(Policy):
         Pseudo-samples shrinking a member's per-class accuracy toward its overall one.
     lambdas : int
         Cost weights traced on the training samples; the threshold mixes two neighbours.
+    max_scores : int
+        Everything but the member pruning is fitted on a seeded subsample of
+        at most this many scores (rows x classes; 2,500 videos of 400
+        classes): estimators of a few dozen features need no more, and the
+        fit's cost stops growing with the table.
     seed : int
         Salt of the per-video draw and of the cross-fitting halves.
 
@@ -244,8 +249,8 @@ class RoutingPolicy(Policy):
 
     name = "routing"
 
-    def __init__(self, fusion: str = "stacked", target: str = "auto", max_members: int = 6, max_size: int = 3, slack: float = 0.01,
-                 tie_weight: float = 0.1, prior_strength: float = 20.0, lambdas: int = 40, seed: int = 0) -> None:
+    def __init__(self, fusion: str = "stacked", target: str = "auto", max_members: int = 4, max_size: int = 3, slack: float = 0.01,
+                 tie_weight: float = 0.1, prior_strength: float = 20.0, lambdas: int = 40, max_scores: int = 1_000_000, seed: int = 0) -> None:
         self.fusion = fusion
         self.target = target
         self.max_members = max_members
@@ -254,6 +259,7 @@ class RoutingPolicy(Policy):
         self.tie_weight = tie_weight
         self.prior_strength = prior_strength
         self.lambdas = lambdas
+        self.max_scores = max_scores
         self.seed = seed
 
     # ---- structure -------------------------------------------------------------
@@ -300,7 +306,15 @@ class RoutingPolicy(Policy):
         self.gflops_ = {m: float(table.gflops[m]) for m in kept}
         self.cost_scale_ = cost_scale(table)
         self.multilabel_ = table.multilabel
-        outputs = member_outputs(table)
+        rows = stacking_rows(table.num_samples, table.num_classes, self.max_scores, self.seed)
+        table = PredictionTable(table.names[rows], table.labels[rows], {m: np.asarray(table.logits[m][rows]) for m in kept}, gflops=self.gflops_)
+        outputs = member_outputs(table)  # the sample's own: its member probabilities are kept while fitting (at most max_scores each)
+        with outputs.warm():
+            for m in kept:
+                outputs.probs(m)
+            self._fit_sample(table, outputs, kept)
+
+    def _fit_sample(self, table: PredictionTable, outputs: MemberOutputs, kept: list[str]) -> None:
         candidates = subsets(kept, self.max_size)
         self.weights_ = {}
         if self.fusion == "stacked":
