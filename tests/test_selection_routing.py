@@ -87,7 +87,7 @@ def test_state_features_read_no_class_identity():
 
 def test_the_training_target_is_chosen_on_held_out_halves_and_saved(tmp_path):
     table = ucf101_slice(1, 700)
-    policy = RoutingPolicy().fit(table)
+    policy = RoutingPolicy(target="auto").fit(table)
     assert set(policy.target_scores_) == {"right", "gain"}
     assert policy.target_ == max(policy.target_scores_, key=policy.target_scores_.get)
     policy.save(tmp_path / "p")
