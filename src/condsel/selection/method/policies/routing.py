@@ -331,7 +331,8 @@ class RoutingPolicy(Policy):
         self.sets_ = [s for i, s in enumerate(candidates) if i not in pruned]
         self.pruned_sets_ = {f"routing set {subset_key(candidates[i])}": f"dominated on the training samples by {subset_key(candidates[j])} (routing never runs toward it)"
                              for i, j in pruned.items()}
-        self.weights_ = {k: w for k, w in self.weights_.items() if any(subset_key(s) == k for s in self._closure_sets())}
+        ending = {subset_key(s) for s in self._closure_sets()}
+        self.weights_ = {k: w for k, w in self.weights_.items() if k in ending}
         self._build_states()
         train = self._training_data(table, outputs)
         targets = [self.target] if self.target != "auto" else ["right", "gain"]
@@ -342,11 +343,13 @@ class RoutingPolicy(Policy):
         else:
             self.target_ = targets[0]
         self.estimators_ = self._fit_estimators(train, self.target_, np.arange(table.num_samples))
+        log.debug("routing over %s: %d candidate sets, %d pruned, target %s", self.members_, len(self.sets_), len(self.pruned_sets_), self.target_)
         self.lambda_front_ = self._lambda_front(train)
         self.overhead_gflops_ = 0.0  # a few hundred multiply-adds per step
 
     def _closure_sets(self) -> list[tuple[str, ...]]:
-        return [s for s in {tuple(sorted(c)) for t in self.sets_ for k in range(2, len(t) + 1) for c in itertools.combinations(t, k)}]
+        """Every fused set of two or more members a routed video can end with (the sets' subsets), each once."""
+        return sorted({tuple(sorted(c)) for t in self.sets_ for k in range(2, len(t) + 1) for c in itertools.combinations(t, k)})
 
     def _fit_weights(self, table: PredictionTable, members, rows: np.ndarray) -> dict[str, float]:
         ordered = sorted(members)
