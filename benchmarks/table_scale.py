@@ -12,7 +12,9 @@ has something to find (a hard video needs a strong member). ``--multilabel``
 writes 0/1 label matrices (HVU-like). Prints wall time, peak memory of the
 child and its workers (polled every 0.5 s with psutil, see :func:`run_table`)
 and, over two or more sizes, the exponent of wall time against N (least
-squares on log-log).
+squares on log-log). A size with a target (``TARGETS``) says whether it met it.
+
+    python benchmarks/table_scale.py --sizes 240000   # Kinetics-400's training set: <= 15 min, <= 8 GB (issue 28)
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+
+
+# (videos, models, classes, multilabel) -> (wall seconds, GiB): the scale targets of issues 24 and 28.
+# Memory is checked on the larger of summed PSS and the largest process's RSS.
+TARGETS = {
+    (20_000, 10, 400, False): (300.0, 2.0),
+    (240_000, 10, 400, False): (900.0, 8.0),  # the size of Kinetics-400's training set
+    (10_000, 5, 3142, True): (600.0, None),  # HVU-sized multi-label
+}
 
 
 def generate(directory: Path, n: int, models: int, classes: int, multilabel: bool, seed: int = 0) -> list[str]:
@@ -110,6 +121,11 @@ def main() -> int:
             print(f"{n} videos x {args.models} models x {args.classes} classes ({kind}, {size:.0f} MB of npz): "
                   f"wall {wall:.1f} s, peak memory {pss:.2f} GiB (summed PSS), largest process RSS {rss:.2f} GiB, "
                   f"exit {code}, load {psutil.getloadavg()[0]:.1f}", flush=True)
+            target = TARGETS.get((n, args.models, args.classes, args.multilabel))
+            if target is not None:
+                seconds, gib = target
+                met = wall <= seconds and (gib is None or max(pss, rss) <= gib)
+                print(f"  target <= {seconds / 60:.0f} min" + (f", <= {gib:.0f} GB" if gib else "") + f": {'met' if met else 'NOT met'}", flush=True)
             if code != 0:
                 return code
     if len(walls) >= 2:

@@ -46,14 +46,14 @@ def test_views_from_a_per_view_file(tmp_path):
     labels = rng.integers(0, 4, 200)
     views = (np.eye(4)[labels][:, None] + 1.5 * rng.standard_normal((200, 3, 4))).astype(np.float32)
     PerViewScores(np.arange(200).astype(str), labels, {"m": views}, {"m": (3, 1)}, {"m": 2.0}).save(tmp_path / "v.npz")
-    assert main(["analyze", "views", "--per-view", str(tmp_path / "v.npz"), "--draws", "3", "--out", str(tmp_path)]) == 0
-    points = outputs(tmp_path, "views")["models"]["m"]["points"]
+    assert main(["analyze", "views", "--per-view", str(tmp_path / "v.npz"), "--draws", "3", "--out", str(tmp_path / "out")]) == 0
+    points = outputs(tmp_path / "out", "views")["models"]["m"]["points"]
     assert [p["gflops"] for p in points] == [2.0, 4.0, 6.0]
 
 
 def test_latency_needs_a_latency_block(tmp_path, capsys):
     write_json(tmp_path / "summary.json", {"models": {}, "curves": {}})
-    assert main(["analyze", "latency", "--summary", str(tmp_path / "summary.json"), "--out", str(tmp_path)]) == 2
+    assert main(["analyze", "latency", "--summary", str(tmp_path / "summary.json"), "--out", str(tmp_path / "out")]) == 2
     assert "summary.json" in capsys.readouterr().err
-    assert main(["analyze", "views", "--run", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert main(["analyze", "views", "--run", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "--manifest" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_a_corrupt_score_file_exits_2_naming_it(tmp_path, capsys, corruption):
 
 def test_a_model_named_twice_is_a_usage_error(tmp_path, capsys):
     good = _good(tmp_path / "GOOD.npz")
-    assert main(["table", "--scores", f"a={good}", "--scores", f"a={good}", "--backbone", "a", "--out", str(tmp_path)]) == 2
+    assert main(["table", "--scores", f"a={good}", "--scores", f"a={good}", "--backbone", "a", "--out", str(tmp_path / "out")]) == 2
     assert "condsel table: error: a model name is given twice in --scores" in _err(capsys)
 
 
@@ -120,6 +120,16 @@ def test_help_documents_the_exit_codes(capsys):
     assert "exit status:" in text
     for line in ("0  done", "1  ran, but some inputs failed", "2  bad usage or bad input"):
         assert line in text
+
+
+def test_version_prints_it_and_no_command_prints_the_help(capsys):
+    import condsel
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"condsel {condsel.__version__}\n"
+    assert main([]) == 0
+    assert capsys.readouterr().out == _help(capsys)
 
 
 def test_project_errors_are_value_errors():

@@ -182,6 +182,100 @@ def test_a_decoder_that_kills_its_worker_costs_one_video(material, tmp_path, mon
     assert "worker died" in errors[victim] and len(errors) == 7
 
 
+def test_first_death_as_a_reset_then_a_death_report_mid_handling_costs_one_video(material, tmp_path, monkeypatch):
+    """Issue 26's sequence, forced: the dead worker's pipe surfaces as ConnectionResetError (as the tensor
+    rebuild did), and while that death is being handled PyTorch's worker-death RuntimeError is raised at the
+    log call, where its SIGCHLD handler struck. One video is recorded, the run goes on."""
+    victim = material["good"][5]
+    decode, receive, log = extract_dataset.decode_for_plan, extract_dataset._receive, extract_dataset.log
+    events = []
+
+    def crashing_decode(path, *args, **kwargs):
+        if str(path).endswith(victim):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return decode(path, *args, **kwargs)
+
+    def resetting_receive(channel):
+        try:
+            return receive(channel)
+        except EOFError:
+            events.append("ConnectionResetError")
+            raise ConnectionResetError(104, "Connection reset by peer") from None
+
+    class InterruptedLog:
+        def __getattr__(self, name):
+            return getattr(log, name)
+
+        def warning(self, message, *args):
+            if events == ["ConnectionResetError"]:
+                events.append("RuntimeError")
+                raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Segmentation fault. ")
+            log.warning(message, *args)
+
+    monkeypatch.setattr(extract_dataset, "decode_for_plan", crashing_decode)
+    monkeypatch.setattr(extract_dataset, "_receive", resetting_receive)
+    monkeypatch.setattr(extract_dataset, "log", InterruptedLog())
+    out = tmp_path / "store"
+    assert _extract(material["run"], material["manifest"], out) == 1
+    assert events == ["ConnectionResetError", "RuntimeError"]  # both reports happened, in that order
+    store = Store.open(out)
+    assert sorted(store.video_names()) == sorted(n for n in material["good"] if n != victim)
+    errors = {f.video: f.error for f in store.failures()}
+    assert "worker died" in errors[victim] and "Segmentation fault" in errors[victim] and len(errors) == 7
+
+
+def test_two_workers_killed_in_the_same_window_cost_exactly_their_two_videos(material, tmp_path, monkeypatch):
+    """Both decoding processes die at once (each waits until the other is on its fatal video): the two
+    videos they published are recorded, the two dispatched behind them are re-queued and stored."""
+    good = material["good"]
+    victims = good[:2]  # indices 0 and 1: the first dispatch hands one to each worker
+    decode = extract_dataset.decode_for_plan
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+
+    def crashing_together(path, *args, **kwargs):
+        name = Path(path).name
+        if any(str(path).endswith(v) for v in victims):
+            (rendezvous / name).touch()
+            deadline = time.monotonic() + 60
+            while len(list(rendezvous.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract_dataset, "decode_for_plan", crashing_together)
+    root = material["manifest"].parent
+    manifest = write_manifest(tmp_path / "manifest.csv", [(str(root / n), "grow") for n in good])
+    out = tmp_path / "store"
+    assert _extract(material["run"], manifest, out) == 1
+    assert len(list(rendezvous.iterdir())) == 2  # both were being decoded at the same time
+    store = Store.open(out)
+    assert sorted(store.video_names()) == sorted(str(root / n) for n in good[2:])
+    errors = {f.video: f.error for f in store.failures()}
+    assert sorted(errors) == sorted(str(root / v) for v in victims)
+    assert all("worker died" in e and "Segmentation fault" in e for e in errors.values())
+
+
+def test_a_second_run_started_while_the_first_creates_the_store_joins_it(material, tmp_path, monkeypatch):
+    """The first run pauses at the worst moment of creating the store (store.json written whole under a
+    temporary name, not yet in place) and a second run on the same new --out goes from start to end in
+    that pause. The first then finds the second's store and joins it as a resumed run does."""
+    out = tmp_path / "new" / "store"
+    link, second = os.link, []
+
+    def paused_link(staged, path):
+        if not second:
+            second.append("started")
+            second.append(_extract(material["run"], material["manifest"], out))
+        return link(staged, path)
+
+    monkeypatch.setattr(os, "link", paused_link)
+    assert _extract(material["run"], material["manifest"], out) == 1
+    assert second == ["started", 1]  # the second run finished, with the manifest's failures
+    _assert_same_store(out, material["reference"])
+    assert sorted(p.name for p in out.iterdir()) == ["failures", "store.json", "videos"]
+
+
 class _Misbehaving(extract_dataset.VideoViews):
     """Entry 1 crashes the process decoding it; entry 2 hangs it."""
 
@@ -193,17 +287,18 @@ class _Misbehaving(extract_dataset.VideoViews):
         return super().decode(index)
 
 
-def test_a_video_decoded_alone_answers_only_for_its_own_process(material):
-    entries = read_manifest(material["manifest"], len(CLASS_NAMES), list(CLASS_NAMES)).entries[:3]
+def test_a_crash_or_a_hang_costs_the_video_its_process_published(material):
+    entries = read_manifest(material["manifest"], len(CLASS_NAMES), list(CLASS_NAMES)).entries[:4]
     dataset = _Misbehaving(entries, ViewPlan({m.name: m.clip for m in TINY_POOL.members}))
-    alone = extract_dataset.decode_alone(dataset, 0)
-    here = extract_dataset.VideoViews(entries, dataset.plan)[0]
-    assert alone.keys() == here.keys() == {"index", "windows", "views"}
-    for member, views in here["views"].items():
-        assert torch.equal(alone["views"][member], views)
-    crashed = extract_dataset.decode_alone(dataset, 1)
-    assert crashed["error"] == f"{entries[1].path}: the decoding worker died or hung on this file (killed by signal: Segmentation fault)"
+    items = {}
     started = time.monotonic()
-    hung = extract_dataset.decode_alone(dataset, 2, timeout_s=2)
-    assert hung["error"] == f"{entries[2].path}: the decoding worker died or hung on this file (no result in 2 s)"
+    extract_dataset.iterate(dataset, 2, lambda item: items.setdefault(item["index"], item), timeout_s=2)
     assert time.monotonic() - started < 30
+    assert sorted(items) == [0, 1, 2, 3]
+    for index in (0, 3):
+        here = extract_dataset.VideoViews(entries, dataset.plan)[index]
+        assert items[index].keys() == here.keys() == {"index", "windows", "views"}
+        for member, views in here["views"].items():
+            assert torch.equal(items[index]["views"][member], views)
+    assert items[1]["error"] == f"{entries[1].path}: the decoding worker died or hung on this file (killed by signal: Segmentation fault)"
+    assert items[2]["error"] == f"{entries[2].path}: the decoding worker died or hung on this file (no result in 2 s)"

@@ -157,6 +157,19 @@ def test_reopening_removes_writes_a_kill_interrupted(tmp_path):
     assert not partial.exists() and len(list(shard.iterdir())) == 1
 
 
+def test_a_run_joining_a_store_in_use_leaves_its_writes_in_progress_alone(tmp_path):
+    store = Store.create(tmp_path / "s", META)
+    shard = tmp_path / "s" / "videos" / "3f"
+    shard.mkdir()
+    partial = shard / ".3f9a.npz.k2j4x.tmp"
+    partial.write_bytes(b"PK\x03\x04 half a zip")
+    with store.in_use():  # a run writing now
+        Store.create(tmp_path / "s", META)
+        assert partial.exists()
+    Store.create(tmp_path / "s", META)  # nobody writing: a leftover
+    assert not partial.exists()
+
+
 def test_load_store_per_clip_rows_and_groups(tmp_path):
     from condsel.extract.store import load_store
 

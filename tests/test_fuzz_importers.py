@@ -210,6 +210,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["list"].write_text("".join(f"{n} 30 {y}\n" for n, y in zip(names, labels)))
     out["pkl"] = root / "results.pkl"
     out["pkl"].write_bytes(pickle.dumps([row for row in logits], protocol=2))
+    import torch  # imported here, not first under bounded_memory's address-space cap
+
+    out["dump"] = root / "dump.pkl"  # MMAction2 1.x --dump: dicts of tensors
+    out["dump"].write_bytes(pickle.dumps([{"pred_score": torch.from_numpy(z), "gt_label": torch.tensor([int(y)])}
+                                          for z, y in zip(logits, labels)], protocol=2))
     out["npy"] = root / "scores.npy"
     np.save(out["npy"], logits)
     out["pred"] = root / "pred.json"
@@ -293,7 +298,7 @@ def test_generated_score_csv(tmp_path, capsys, files):
     run()
 
 
-@pytest.mark.parametrize("seed", ["pkl", "npy"])
+@pytest.mark.parametrize("seed", ["pkl", "dump", "npy"])
 def test_damaged_list_order_scores(tmp_path, capsys, files, seed):
     path = tmp_path / f"BAD{files[seed].suffix}"
 

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # datasets.manifests: the dataset-agnostic video lists, which the score importers read TSN / mmaction lists with,
 # below the table layer that the per-dataset modules (UCF101's joined scores) build on.
 LAYERS = [
-    {"_io", "errors", "_argtypes", "_parallel"},
+    {"_io", "errors", "_argtypes", "_parallel", "_progress"},
     {"models", "video", "datasets.manifests"},
     {"synthetic", "selection", "selection.data"},  # selection/__init__ is only the package's docstring
     {"datasets"},

@@ -215,13 +215,51 @@ def test_the_recommended_front_leads_the_classification_tables():
     doc = build_document(sections, Provenance("unknown", ["slice"]))
     out = classification_tables(doc)
     assert out.startswith("<table><caption>Recommended front")
-    first = out[: out.index("</table>")]
-    rows = re.findall(r"<tr><td>(.*?)</td></tr>", first)
+    lead = re.findall(r"<tr><td>(.*?)</td></tr>", out[: out.index("</table>")])
+    assert 6 <= len(lead) <= 8 < len(doc.recommended)
+    lead_text = html.unescape(" ".join(lead))
+    for member in ("mv", "flow", "iframe"):
+        assert f"cost of {member}" in lead_text or f", {member}" in lead_text  # mv and flow cost the same: one row
+    assert "knee" in lead_text and "ceiling" in lead_text
+    # every budget is in the folded table, with where its videos ended
+    folded = out[out.index("<details><summary>All"): out.index("</details>")]
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", folded)
     assert len(rows) == len(doc.recommended) > 0
     hull_c = [p["gflops"] for p in doc.static_hull]
     hull_a = [p["top1"] for p in doc.static_hull]
     for row, point in zip(rows, doc.recommended):
         cells = row.split("</td><td>")
         assert cells[1] == point["policy"] and cells[3].startswith(f"{point['top1']:.2f}")
+        top = max(point["share"], key=point["share"].get)
+        assert cells[-1].startswith(f"{top} {100 * point['share'][top]:.0f}%")
         if hull_c[0] <= point["gflops"]:  # the hull's value at the cost reached, interpolated independently
             assert float(cells[5]) == pytest.approx(np.interp(point["gflops"], hull_c, hull_a), abs=0.006)
+
+
+def test_lead_budgets_are_member_costs_knee_and_ceiling_by_hand():
+    from condsel.report.tables import lead_budgets
+
+    points = [{"budget": b, "top1": v} for b, v in zip([1, 2, 4, 8, 16, 32, 64, 100], [50, 60, 70, 80, 85, 89.8, 90, 90])]
+    lead = lead_budgets(points, {"a": 1.0, "b": 10.0, "c": 100.0}, "top1")
+    # a costs 1 (budget 1), b 10 (the last budget within it is 8), c 100; the knee is the first point
+    # within 0.5 of the ceiling (89.8 at 32), the ceiling the first at 90 (64); budget 2 fills the sixth row
+    assert lead == {0: "cost of a", 1: "", 3: "cost of b", 5: "knee: within 0.5 of the ceiling", 6: "ceiling", 7: "cost of c"}
+
+
+def test_the_report_shows_where_the_recommended_videos_ended(tmp_path):
+    """A run of every policy: the page has the share chart and the recommended front's folded table."""
+    from conftest import ucf101_slice
+
+    from condsel.selection.evaluation.comparison import evaluate_policies
+    from condsel.selection.evaluation.document import build_document
+
+    table = ucf101_slice(3, 300).select_models(["mv", "flow", "iframe"])
+    sections = evaluate_policies(table, "mv", ["cascade", "static"], SelectionConfig(folds=3, bootstrap=0), workers=1)
+    doc = build_document(sections, Provenance("unknown", ["slice"]))
+    for p in doc.recommended:
+        assert set(p["share"]) == {"mv", "flow", "iframe"} and sum(p["share"].values()) == pytest.approx(1.0)
+    write_json(tmp_path / "run" / "summary.json", doc.to_json())
+    text = write_report(tmp_path / "run").read_text(encoding="utf-8")
+    chart = re.search(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="recommended front: share of videos', text)
+    assert chart and base64.b64decode(chart.group(1)).startswith(b"\x89PNG")
+    assert f"<details><summary>All {len(doc.recommended)} budgets of the recommended front</summary>" in text

@@ -10,7 +10,8 @@ from sklearn.metrics import average_precision_score
 
 from condsel.selection.evaluation.comparison import evaluate_policies
 from condsel.selection.evaluation.crossfit import cross_fit, held_out_curve, held_out_routes
-from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate, fold_ids
+from condsel.selection.evaluation.comparison import cross_validate
+from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids
 from condsel.selection.method import chunks
 from condsel.selection.method.fusion import FusedStats, fuse, fused_loss, member_outputs, summarize
 from condsel.selection.method.affinity import affinity_targets, hard_affinity, loss_matrix, normalized_costs, pool_order

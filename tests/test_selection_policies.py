@@ -16,7 +16,6 @@ from condsel.selection.method.curves import choose_models
 from condsel.selection.method.policies import (
     CascadePolicy,
     EnsembleSelectorPolicy,
-    LearnedCascadePolicy,
     NotFittedError,
     RoutingPolicy,
     SelectorPolicy,
@@ -83,12 +82,11 @@ POLICY_CASES = [
     lambda: SelectorPolicy(backbone="mv", epochs=2),
     lambda: CascadePolicy(),
     lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
-    lambda: LearnedCascadePolicy(epochs=3),
     lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
     lambda: StaticPolicy(),
     lambda: RoutingPolicy(),
 ]
-POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "learned_cascade", "ensemble_selector", "static", "routing"]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "ensemble_selector", "static", "routing"]
 
 
 @pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
@@ -100,9 +98,9 @@ def test_online_protocol_equals_offline_routing(make, ucf):
 
 @pytest.mark.parametrize("make", [
     lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
-    lambda: LearnedCascadePolicy(members=["cheap", "mid", "big"], epochs=3), lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
+    lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
     lambda: StaticPolicy(), lambda: RoutingPolicy(),
-], ids=["selector", "cascade", "learned_cascade", "ensemble_selector", "static", "routing"])
+], ids=["selector", "cascade", "ensemble_selector", "static", "routing"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))
@@ -139,7 +137,7 @@ def test_load_policy_names_the_bad_file(tmp_path):
 
 
 def test_not_fitted_error_is_value_and_attribute_error(ucf):
-    for policy in (SelectorPolicy(), CascadePolicy(), LearnedCascadePolicy(), EnsembleSelectorPolicy()):
+    for policy in (SelectorPolicy(), CascadePolicy(), EnsembleSelectorPolicy()):
         with pytest.raises(NotFittedError):
             policy.route(ucf, 0.5)
         with pytest.raises(ValueError):
@@ -312,3 +310,13 @@ def test_chunked_probabilities_equal_one_pass():
     weighted = fuse([logits, -logits], False, np.array([0.7, 0.2]))
     np.testing.assert_allclose(weighted, probabilities(0.7 * logits.astype(np.float64) - 0.2 * logits, False), atol=1e-7)
     np.testing.assert_allclose(fuse([logits[0], -logits[0]], False, np.array([0.7, 0.2])), weighted[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
+def test_what_ran_without_scores_is_what_route_ran(make, ucf):
+    """``_ran_at`` (the recommended front's share reads it) equals ``route``'s ``ran`` at every threshold."""
+    train, test = ucf.subset(np.arange(600)), ucf.subset(np.arange(600, 900))
+    policy = make().fit(train, choose_default=False)
+    prepared = policy._prepare(test)
+    for t in (0.0, 0.3, 0.6, 1.0):
+        np.testing.assert_array_equal(policy._ran_at(prepared, t), policy.route(test, t).ran)

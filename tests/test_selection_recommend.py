@@ -11,8 +11,9 @@ from condsel.selection.evaluation.crossfit import CrossFits, cross_fit, fit_all,
 from condsel.selection.evaluation.evaluate import fold_ids
 from condsel.selection.evaluation.comparison import THRESHOLDS, candidates, compare_policies
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy, StaticPolicy
+from condsel.selection.method.policies.base import ended_counts
 from condsel.selection.method.prune import candidate_orders, prune_members
-from condsel.selection.evaluation.recommend import choose
+from condsel.selection.evaluation.recommend import choose, nested_front
 from condsel.selection.method.static import fusion_oracle, static_choices, static_hull, static_points
 from condsel.selection.data.table import PredictionTable
 
@@ -132,7 +133,7 @@ def test_multilabel_tables_get_map_everywhere():
     logits = {name: (3 * labels - 1.5 + rng.normal(size=(n, c)) * noise).astype(np.float32) for name, noise in (("cheap", 2.5), ("mid", 1.2), ("big", 0.5))}
     table = PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, logits, gflops={"cheap": 1.0, "mid": 4.0, "big": 12.0})
     folds = fold_ids(table, 3, 0)
-    out = compare_policies(table, folds, fit_all(table, folds, candidates(["cascade", "learned_cascade"])), bootstrap=10, budgets=np.array([2.0, 8.0]))
+    out = compare_policies(table, folds, fit_all(table, folds, candidates(["cascade", "static"])), bootstrap=10, budgets=np.array([2.0, 8.0]))
     assert all("map" in p for pts in out["policies"].values() for p in pts)
     assert all("map" in p for p in out["static"] + out["static_hull"] + out["fusion_oracle"] + out["recommended"])
     assert out["recommended"][0]["ci95"] is None  # no bootstrap for mAP
@@ -156,3 +157,39 @@ def test_with_static_choices_as_a_policy_the_recommended_front_keeps_to_the_stat
     assert max(shortfall) <= noise, shortfall
     assert max(alone) > noise, alone  # the check has teeth: without static choices the front would fail it
     assert {c["policy"] for p in out["recommended"] for c in p["chosen"]} & {"static"}
+
+
+def _easy_and_hard_table(n: int = 300, easy: float = 0.3) -> PredictionTable:
+    """A cheap member sure and right on the first ``easy`` share of videos, unsure and wrong on the rest; a costly one always right."""
+    labels = np.arange(n) % 3
+    cheap = np.zeros((n, 3), dtype=np.float32)
+    k = int(easy * n)
+    cheap[np.arange(k), labels[:k]] = 5.0  # softmax 0.987 on the right class
+    cheap[np.arange(k, n), (labels[k:] + 1) % 3] = 0.5  # 0.452 on a wrong one
+    big = 2.0 * np.eye(3, dtype=np.float32)[labels]
+    return PredictionTable(np.array([f"v{i}" for i in range(n)]), labels, {"cheap": cheap, "big": big}, gflops={"cheap": 1.0, "big": 10.0})
+
+
+def test_recommended_share_is_where_each_held_out_video_ended():
+    # By hand: at a budget of 1 every video stops at cheap (30% right); at 11 the most accurate
+    # setting (100%) with the least cost stops the 90 sure videos at cheap and sends the 210 others
+    # on to big, 1 + 0.7 * 10 = 8 GFLOPs on average.
+    table = _easy_and_hard_table()
+    folds = fold_ids(table, 3, 0)
+    fits = fit_all(table, folds, {"cascade": CascadePolicy(members=["cheap", "big"])})
+    low, high = nested_front(fits, table, np.array([1.0, 11.0]), THRESHOLDS)
+    assert low.share == {"cheap": 1.0, "big": 0.0}
+    assert (low.value, float(low.gflops.mean())) == (pytest.approx(30.0), pytest.approx(1.0))
+    assert high.share == {"cheap": pytest.approx(0.3), "big": pytest.approx(0.7)}
+    assert (high.value, float(high.gflops.mean())) == (pytest.approx(100.0), pytest.approx(8.0))
+    # the shares are the routings' own: fold by fold, what route says ran
+    ran = np.vstack([fits["cascade"].outer[k].route(k, c.threshold).ran for k, c in high.choices.items()])
+    members = fits["cascade"].outer[0].policy.members_
+    assert ran[:, members.index("big")].mean() == pytest.approx(high.share["big"])
+    assert high.to_dict(table)["share"] == high.share and sum(high.share.values()) == pytest.approx(1.0)
+
+
+def test_a_selector_share_counts_the_backbone_only_where_it_stopped():
+    # the backbone ran on every video; a video the selector sent on counts for the member it chose
+    ran = np.array([[True, False, False], [True, True, False], [True, False, True], [True, False, True]])
+    assert ended_counts(ran, ["mv", "flow", "iframe"], np.array([44.4, 44.4, 287.8])) == {"mv": 1, "flow": 1, "iframe": 2}

@@ -126,5 +126,5 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     assert "missing.npz" in capsys.readouterr().err
     bad = tmp_path / "costs.toml"
     bad.write_text("[gflops]\nmv = -1\n")
-    assert main(["table", "--bundled", "ucf101-split1", "--backbone", "mv", "--costs", str(bad), "--out", str(tmp_path)]) == 2
+    assert main(["table", "--bundled", "ucf101-split1", "--backbone", "mv", "--costs", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert "not a positive number" in capsys.readouterr().err

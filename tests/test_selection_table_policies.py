@@ -25,7 +25,7 @@ def small_table(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(small_table, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    argv = ["table", "--table", str(small_table), "--policies", "cascade", "learned_cascade", "--folds", "3", "--bootstrap", "20", "--out", str(out)]
+    argv = ["table", "--table", str(small_table), "--policies", "cascade", "static", "--folds", "3", "--bootstrap", "20", "--out", str(out)]
     assert main(argv) == 0
     return out, json.loads((out / "summary.json").read_text())
 
@@ -36,7 +36,7 @@ def test_summary_keeps_the_papers_keys_and_adds_the_policy_sections(run):
         assert key in summary
     assert summary["curves"]["selector"] and summary["backbone_chosen"] is True
     assert summary["backbone"] in ("mv", "flow", "iframe")
-    assert set(summary["policies"]) == {"cascade", "cascade_stacked", "learned_cascade"}
+    assert set(summary["policies"]) == {"cascade", "cascade_stacked", "static"}
     for points in summary["policies"].values():
         assert all({"gflops", "top1"} <= set(p) for p in points)
     assert all({"members", "gflops", "top1"} <= set(p) for p in summary["static"]) and len(summary["static"]) == 7

@@ -119,7 +119,8 @@ def test_readme_schema_lists_exactly_the_keys_produced(produced):
     undocumented, unproduced = [], []
     _compare(data, schema, "summary.json", undocumented, unproduced)
     assert undocumented == []
-    assert sorted(unproduced) == ["summary.json.latency", "summary.json.synthetic"]  # the demo's synthetic part only
+    # the demo's synthetic part only; warnings only when a budget lies outside the settings' costs
+    assert sorted(unproduced) == ["summary.json.latency", "summary.json.synthetic", "summary.json.warnings"]
     # and the dataclasses hold the same keys, nested sections included
     assert set(schema) == SummaryDocument.json_keys()
     assert set(schema["curves"]) == {f.name for f in fields(Curves)}
@@ -157,7 +158,7 @@ def test_unknown_or_missing_keys_are_errors_naming_them(produced, tmp_path):
 def test_provenance_names_the_files_and_the_grouping(produced):
     data, _ = produced
     prov = data["provenance"]
-    assert prov["data"] == "unknown"  # score files: condsel cannot vouch that they are real
+    assert prov["data"] == "user"  # score files: the user's, named in sources; condsel makes no claim about them
     assert prov["sources"] == [f"{m}={SCORES / f}" for m, f in FILES.items()]
     assert prov["groups"] == "UCF101 gXX" and data["protocol"]["grouped_by"] == "group (UCF101 gXX)"
     assert data["cost_derivation"][0].startswith("UCF101 models")
@@ -198,7 +199,8 @@ def test_a_hold_out_run_is_a_document_without_the_policy_sections():
 
 def test_a_multilabel_run_spells_the_headline_after_map():
     from test_selection_multilabel import _table
-    from condsel.selection.evaluation.evaluate import SelectionConfig, cross_validate
+    from condsel.selection.evaluation.comparison import cross_validate
+    from condsel.selection.evaluation.evaluate import SelectionConfig
     from condsel.selection.method.policies import SelectorPolicy
 
     data = cross_validate(SelectorPolicy(backbone="cheap"), _table(300), SelectionConfig(folds=3, bootstrap=0, random_seeds=2, thresholds=51))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +36,10 @@ def test_stages_write_a_run_that_predict_loads(tmp_path, monkeypatch):
     assert run.order == summary.pool and summary.latency["videos"] == 3
     assert summary.latency["selector"]["threshold"] == pytest.approx(run.threshold)
     assert json.loads((tmp_path / "summary.json").read_text())["synthetic"]["seed"] == 0
+    # the README's `condsel predict --run demo_out/synthetic/run VIDEO` names a video this stage writes
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    video = re.search(r"condsel predict --run demo_out/synthetic/run (\S+)", readme).group(1)
+    assert video.startswith("demo_out/synthetic/") and (tmp_path / video.removeprefix("demo_out/synthetic/")).is_file()
 
 
 def test_per_class_top1_by_hand():

@@ -1,13 +1,13 @@
-"""Run the crashing-decoder fault test many times while another process keeps a core busy.
+"""Run the crashing-decoder fault test many times while other processes keep the cores busy.
 
 The test makes the decoder SIGSEGV on one video and checks that exactly that
-video, and no innocent one, is recorded as failed. Under load PyTorch reports
-a dead worker wherever the main process happens to be, so a single pass
-proves little; this repeats it (20 times by default) with ``yes > /dev/null``
-beside it, as on a loaded 2-core machine, and prints how many runs passed.
-Each run is a fresh pytest process (fresh fixture videos and store).
+video, and no innocent one, is recorded as failed. A single pass proves
+little about timing, so this repeats it (20 times by default) with
+``--load N`` busy processes (``yes > /dev/null``) beside it, as on a loaded
+2-core machine, and prints how many runs passed. Each run is a fresh pytest
+process (fresh fixture videos and store).
 
-    python tools/stress_extract_faults.py [--runs 20] [--test NODE_ID]
+    python tools/stress_extract_faults.py [--runs 20] [--load 1] [--test NODE_ID]
 
 Exit status 0 only when every run passed.
 """
@@ -29,16 +29,17 @@ TEST = "tests/test_extract_faults.py::test_a_decoder_that_kills_its_worker_costs
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--load", type=int, default=1, help="busy processes beside the test (default: %(default)s)")
     parser.add_argument("--test", default=TEST, help="pytest node id to repeat (default: %(default)s)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"stopped by SIGTERM after {passed} passes"))  # still stops `yes`
     passed, started = 0, time.perf_counter()
-    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)  # keeps one core busy throughout
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"stopped by SIGTERM after {passed} passes"))  # still stops the load
+    busy = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.load)]
     try:
         for run in range(1, args.runs + 1):
             result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", args.test],
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", args.test],
                 cwd=REPO, env=env, capture_output=True, text=True,
             )
             ok = result.returncode == 0
@@ -48,11 +49,12 @@ def main() -> int:
             if not ok:
                 print(result.stdout[-3000:], flush=True)
     finally:
-        busy.kill()
-        busy.wait()
+        for process in busy:
+            process.kill()
+            process.wait()
     load = os.getloadavg()[0]
-    print(f"{passed}/{args.runs} passed with the other core busy, {time.perf_counter() - started:.0f} s, "
-          f"load average {load:.1f} (1 min) at the end")
+    print(f"{passed}/{args.runs} passed with {args.load} busy process(es) beside the test, "
+          f"{time.perf_counter() - started:.0f} s, load average {load:.1f} (1 min) at the end")
     return 0 if passed == args.runs else 1
 
 

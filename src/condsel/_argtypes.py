@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def _number(text: str, kind: type) -> int | float:
@@ -24,25 +26,46 @@ def _number(text: str, kind: type) -> int | float:
     return value
 
 
-def _checked(kind: type, ok: Callable[[float], bool], rule: str) -> Callable[[str], int | float]:
-    def convert(text: str) -> int | float:
-        value = _number(text, kind)
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+@dataclass(frozen=True)
+class Range:
+    """One valid range, defined once: an argparse converter (``type=RANGE``) and a check for the Python API.
+
+    The CLI says ``argument --alpha: must be >= 0, got -1``; a policy's
+    ``fit`` says ``alpha: must be >= 0, got -1`` (:meth:`check`): the same
+    rule in the same words, wherever the value comes from.
+    """
+
+    kind: type  # int or float
+    ok: Callable[[float], bool]
+    rule: str
+
+    def __call__(self, text: str) -> int | float:
+        value = _number(text, self.kind)
+        if not self.ok(value):
+            raise argparse.ArgumentTypeError(f"must be {self.rule}, got {text}")
         return value
 
-    convert.__name__ = rule  # argparse names the converter in some messages
-    return convert
+    @property
+    def __name__(self) -> str:  # argparse names the converter in some messages
+        return self.rule
+
+    def check(self, name: str, value) -> None:
+        """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number of this kind within the range."""
+        numeric = isinstance(value, numbers.Integral if self.kind is int else numbers.Real) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value):
+            raise ValueError(f"{name}: must be {'an integer' if self.kind is int else 'a finite number'} {self.rule}, got {value!r}")
+        if not self.ok(value):
+            raise ValueError(f"{name}: must be {self.rule}, got {value!r}")
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
+def int_at_least(minimum: int) -> Range:
     """An integer >= ``minimum``: 1 for counts, 2 for cross-validation folds and curve points."""
-    return _checked(int, lambda v: v >= minimum, f">= {minimum}")
+    return Range(int, lambda v: v >= minimum, f">= {minimum}")
 
 
 positive_int = int_at_least(1)
-nonnegative_int = int_at_least(0)  # seeds, worker processes
-positive_float = _checked(float, lambda v: v > 0, "> 0")  # budgets, durations, rates, sizes
-nonnegative_float = _checked(float, lambda v: v >= 0, ">= 0")  # cost weights, waits, tolerances
-fraction = _checked(float, lambda v: 0 <= v <= 1, "in [0, 1]")  # thresholds, shares
-port = _checked(int, lambda v: 1 <= v <= 65535, "a port in [1, 65535]")
+nonnegative_int = int_at_least(0)  # seeds, replicate counts (0: none), decoding workers (0: the main process)
+positive_float = Range(float, lambda v: v > 0, "> 0")  # budgets, durations, rates, sizes, learning rates, temperatures
+nonnegative_float = Range(float, lambda v: v >= 0, ">= 0")  # cost weights, waits, tolerances
+fraction = Range(float, lambda v: 0 <= v <= 1, "in [0, 1]")  # thresholds, shares
+port = Range(int, lambda v: 1 <= v <= 65535, "a port in [1, 65535]")

@@ -89,26 +89,35 @@ def atomic_path(path: str | Path):
 
 
 @contextmanager
-def atomic_dir(path: str | Path):
-    """Yield a hidden temporary directory beside ``path``; when the block succeeds its files move into ``path``.
+def replacing_dir(path: str | Path):
+    """Let a run write ``path`` afresh; keep what it writes only if the block succeeds.
 
-    A run that fails part-way leaves ``path`` as it was, never half-written
-    output that looks complete. Files already in ``path`` with other names stay.
+    The folder's previous contents are renamed to a hidden sibling
+    (``.NAME.previous-PID``) first, so the run writes into an empty ``path``
+    and every path it records is the final one. If the block raises, what the
+    run wrote is removed and the previous contents are renamed back: a failed
+    run leaves ``path`` as it was (or absent, if it was). If the block
+    succeeds, the previous contents are deleted, so ``path`` holds this run
+    alone, never a mix of two. A process killed part-way leaves the hidden
+    sibling behind, with the previous contents intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder")
+    if Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise ValueError(f"{path}: is the working folder or holds it; a run replaces its output folder, so name another")
+    previous = path.parent / f".{path.name}.previous-{os.getpid()}"
+    if path.exists():
+        os.replace(path, previous)
     try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        if not path.exists():
-            os.replace(tmp, path)
-        else:
-            for item in tmp.iterdir():
-                os.replace(item, path / item.name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        path.mkdir(parents=True)
+        yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        if previous.exists():
+            os.replace(previous, path)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def read_toml(path: str | Path, what: str) -> dict:
@@ -203,12 +212,13 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
     return _read_npy(data, str(path), encoding)
 
 
-def load_pickle(path: str | Path, encoding: str = "ASCII"):
+def load_pickle(path: str | Path, encoding: str = "ASCII", unpickler: type[pickle.Unpickler] | None = None):
     """Unpickle a file that may hold only numpy arrays and plain Python containers and scalars.
 
     For published result files such as mmaction2's ``--out results.pkl`` (a
     list of per-sample score arrays). Anything else (a model, a tensor, a
-    callable) is refused with an error naming the file.
+    callable) is refused with an error naming the file. ``unpickler``: a
+    subclass of the arrays-only one that admits a few more globals.
     """
     path = Path(path)
     try:
@@ -216,7 +226,7 @@ def load_pickle(path: str | Path, encoding: str = "ASCII"):
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e}") from e
     try:
-        return _ArraysOnlyUnpickler(data, encoding=encoding).load()
+        return (unpickler or _ArraysOnlyUnpickler)(data, encoding=encoding).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, LookupError) as e:
         raise ValueError(f"{path}: cannot read pickle safely: {e}") from e
 

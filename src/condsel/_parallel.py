@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 _IN_WORKER = False  # set in forked workers
 _TASK: Callable | None = None  # the function the workers apply, inherited at fork rather than pickled
+
+
+def every_core() -> int:
+    """The default worker count of the commands and the Python API: one process per core."""
+    return os.cpu_count() or 1
 
 
 def in_worker() -> bool:

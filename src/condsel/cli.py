@@ -21,6 +21,8 @@ import importlib
 import logging
 import sys
 
+from condsel import __version__
+
 # subcommand name -> module under condsel.commands
 COMMANDS: dict[str, str] = {
     "detection-map": "detection_map",
@@ -40,7 +42,8 @@ COMMANDS: dict[str, str] = {
     "report": "report",
 }
 
-# commands whose --out is a run directory: the exact command and versions are recorded there
+# commands whose --out is a run directory: the exact command and versions are recorded there, and a run
+# replaces the folder only when it succeeds (extract's store is resumable and is written in place)
 RECORDS_PROVENANCE = {"demo", "table", "analyze", "localize", "synth", "fit"}
 
 EXIT_CODES = """\
@@ -68,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"condsel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: the help (main)
     for module in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(f"condsel.commands.{module}").register(sub)
     return parser
@@ -76,12 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:  # a usage error (argparse has said which) returns its status; --help still exits
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (argparse has said which) returns its status; --help, --version still exit
         if not e.code:
             raise
         return int(e.code)
+    if args.command is None:
+        parser.print_help()
+        return 0
     from condsel._io import fix_mmap_threshold
 
     fix_mmap_threshold()  # freed whole-table arrays go back to the system (a long run's heap stays bounded)
@@ -90,17 +98,64 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     out = getattr(args, "out", None)
-    if out is not None and args.command in RECORDS_PROVENANCE:
-        from condsel.report.provenance import write_provenance
+    if out is None or args.command not in RECORDS_PROVENANCE:
+        return _run(args)
+    from condsel._io import replacing_dir
+    from condsel.report.provenance import write_provenance
 
-        write_provenance(out, argv)
+    try:
+        _check_inputs_outside(args, out)
+        with replacing_dir(out):
+            write_provenance(out, argv)
+            code = _run(args)
+            if code == 2:
+                raise _RunFailed
+    except _RunFailed:
+        return 2
+    except (ValueError, OSError) as e:
+        return _report_error(args, e)
+    return code
+
+
+class _RunFailed(Exception):
+    """The command exited 2 (its error is already printed): its output folder is put back as it was."""
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as e:  # bad input: say what and where, without a traceback
-        # one line, whatever a file's names hold: control characters and line separators are escaped
-        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))
-        print(f"condsel {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return _report_error(args, e)
+
+
+def _report_error(args: argparse.Namespace, error: Exception) -> int:
+    # one line, whatever a file's names hold: control characters and line separators are escaped
+    message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
+    print(f"condsel {args.command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_inputs_outside(args: argparse.Namespace, out: str) -> None:
+    """Refuse a run that reads a file inside the --out folder it is about to replace."""
+    from pathlib import Path
+
+    root = Path(out).resolve()
+    for dest, value in vars(args).items():
+        if dest == "out":
+            continue
+        for text in _strings(value):
+            path = Path(text)
+            if path.exists() and path.resolve().is_relative_to(root):
+                raise ValueError(f"--{dest.replace('_', '-')} {text} lies inside --out {out}, which this run replaces; "
+                                 "write to another folder")
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ It sits above the layers it reads from: the table and score importers
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -73,20 +74,21 @@ def source_provenance(source: str | Path | Mapping[str, str | Path], table: Pred
     """Where ``table`` (read by :func:`load_table` from ``source``) came from, as the summary's ``provenance``.
 
     Only the bundled published scores are known to be real; score files, tables
-    and stores are files condsel cannot vouch for ("unknown"). ``groups`` names
+    and stores are the user's ("user": ``sources`` names them, and condsel makes
+    no claim about what produced them). ``groups`` names
     what keeps samples in one fold: UCF101's gXX groups for its score files, the
     source video for a store's clips.
     """
     grouped = table.groups is not None
     if isinstance(source, Mapping):
         # ucf101_join groups only UCF101 names (v_Class_gXX_cYY)
-        return {"data": "unknown", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
+        return {"data": "user", "sources": [f"{m}={p}" for m, p in source.items()], "groups": "UCF101 gXX" if grouped else None}
     if isinstance(source, str) and source in BUNDLED:
         return {"data": "real", "sources": [f"{source}: {BUNDLED_SCORES}"], "groups": "UCF101 gXX"}
     path = Path(source)
     if path.is_dir():
-        return {"data": "unknown", "sources": [str(path)], "groups": "source video" if grouped else None}
-    return {"data": "unknown", "sources": [str(path)], "groups": "as stored with the table" if grouped else None}
+        return {"data": "user", "sources": [str(path)], "groups": "source video" if grouped else None}
+    return {"data": "user", "sources": [str(path)], "groups": "as stored with the table" if grouped else None}
 
 
 def default_costs(table: PredictionTable) -> tuple[dict[str, float], list[str]]:
@@ -128,23 +130,33 @@ def resolve_table(source: str | Path | Mapping[str, str | Path], models: Iterabl
     """
     table = load_table(source)
     values, derivation = default_costs(table)
+    pool = list(table.logits)  # what a costs file may name, --models or not
     if models:
         table = table.select_models(list(models))
     if not costs:
         return table.with_costs({m: g for m, g in values.items() if m in table.logits}), derivation, "gflops"
     given = load_costs_toml(costs)
-    table = with_given_costs(table, values, given, costs)
+    table = with_given_costs(table, values, given, costs, pool=pool)
     derivation = ([f"profiled ms per video from {costs}"] if given.unit == "ms"
                   else derivation + [f"costs from {costs} override the defaults"])
     return table, derivation, given.unit
 
 
-def with_given_costs(table: PredictionTable, defaults: Mapping[str, float], given: Costs, where: str | Path) -> PredictionTable:
+def with_given_costs(table: PredictionTable, defaults: Mapping[str, float], given: Costs, where: str | Path,
+                     pool: Iterable[str] | None = None) -> PredictionTable:
     """``table`` with a costs file applied: ``[gflops]`` overrides ``defaults`` model by model; ``[ms]`` replaces them all.
 
     Measured ms cannot be mixed with counted GFLOPs, so an ``[ms]`` file must
-    name every model of the table.
+    name every model of the table. A key naming no model of ``pool`` (the
+    table's models by default) is an error: a typo such as ``larg = 3`` would
+    otherwise leave that model at its default cost without a word.
     """
+    known = list(table.logits if pool is None else pool)
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, known, n=1)) else repr(name)
+                 for name in unknown]
+        raise CondselError(f"{where}: [{given.unit}] names no model of the pool: {', '.join(hints)}; the pool has {known}")
     if given.unit == "ms":
         missing = sorted(set(table.logits) - set(given))
         if missing:
@@ -152,4 +164,7 @@ def with_given_costs(table: PredictionTable, defaults: Mapping[str, float], give
         merged = dict(given)
     else:
         merged = {**defaults, **given}
+        missing = sorted(set(table.logits) - set(merged))
+        if missing:
+            raise CondselError(f"{where}: no GFLOPs for model(s) {missing} (no default either); add them to its [gflops] table")
     return table.with_costs({m: g for m, g in merged.items() if m in table.logits})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel._io import atomic_path
 from condsel.selection.method.metrics import topk_correct
@@ -153,7 +153,7 @@ def per_view_scores_from_run(
     kept, failures = [], {}
     starts = range(0, len(entries), batch_size)
     with torch.no_grad(), torch_threads(1):
-        for start in tqdm(starts, desc="per-view logits", unit="batch", disable=not progress):
+        for start in progress_bar(starts, desc="per-view logits", unit="batch", disable=not progress):
             videos = []
             for entry in entries[start : start + batch_size]:
                 try:

@@ -127,7 +127,10 @@ def _table(args):
     from condsel.datasets.ucf101 import UCF101_BACKBONE, UCF101_DATA
     from condsel.sources import resolve_table
 
+    from condsel.selection.evaluation.evaluate import check_folds
+
     table, _, _ = resolve_table(args.table or "ucf101-split1", costs=args.costs)
+    check_folds(table, args.folds, "--folds")
     backbone = args.backbone or (UCF101_BACKBONE if not args.table else table.models[0])
     return table, backbone, (f"table {args.table}" if args.table else UCF101_DATA)
 
@@ -149,9 +152,9 @@ def _selector(args, backbone: str, alpha: float | None = None):
 
 def _runs_with_progress(runs, jobs: list[tuple[str, object]]) -> None:
     """Fill the memo of cross-validation runs with a progress bar; the analyses then read it."""
-    from tqdm import tqdm
+    from condsel._progress import progress_bar
 
-    for selector, config in tqdm(jobs, desc="cross-validation runs", unit="run"):
+    for selector, config in progress_bar(jobs, desc="cross-validation runs", unit="run"):
         runs(selector, config)
 
 

@@ -85,6 +85,7 @@ def _ucf101(out, seed: int):
     from condsel.selection.method.policies import SelectorPolicy
     from condsel.report.plots import plot_curves
     from condsel._io import write_json
+    from condsel._parallel import every_core
 
     costs, derivation = ucf101_costs()
     print("\n".join(derivation))
@@ -92,7 +93,7 @@ def _ucf101(out, seed: int):
     provenance = Provenance.from_json(source_provenance("ucf101-split1", table))
     # every policy, as condsel table runs them; the text summary leads with the recommended front
     sections = evaluate_policies(table, "mv", "all", SelectionConfig(seed=seed), selector=SelectorPolicy(seed=seed),
-                                 workers=os.cpu_count() or 1)
+                                 workers=every_core())
     doc = build_document(sections, provenance, derivation)
     target = out / "ucf101"
     write_json(target / "summary.json", doc.to_json())

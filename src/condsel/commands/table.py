@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 from condsel._argtypes import int_at_least, nonnegative_float, nonnegative_int, positive_float, positive_int
+from condsel._parallel import every_core
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ the backbone's cost, the selector's points also the selector's own.
 
 Besides the paper's selector (curves.selector), every policy in --policies is
 cross-fitted on the same folds: selector, cascade (fused outputs, per-stage
-thresholds; mean and stacked fusion), learned_cascade, ensemble_selector and
+thresholds; mean and stacked fusion), ensemble_selector and
 static (a static choice, or a per-video mix of two, as a policy the
 recommended front can pick) and routing (after each member, the next one is
 chosen from what ran; see docs/policies.md).
@@ -57,7 +57,7 @@ def register(sub) -> None:
     source.add_argument("--store", metavar="STORE", help="a store written by `condsel extract` (costs come with it)")
     p.add_argument("--backbone", help="the model that always runs and feeds the selector (default: chosen on the training folds)")
     p.add_argument("--policies", nargs="+", default=["all"], metavar="all|LIST",
-                   help="policies to compare, comma- or space-separated: selector, cascade, learned_cascade, "
+                   help="policies to compare, comma- or space-separated: selector, cascade, "
                         "ensemble_selector, static, routing (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml",
@@ -72,8 +72,8 @@ def register(sub) -> None:
     p.add_argument("--budget", type=positive_float, action="append", metavar="GFLOPS",
                    help="calibrate a threshold for this mean GFLOPs/video on the training folds, and add it to the "
                         "recommended front's budgets; repeatable")
-    p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200)")
-    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--bootstrap", type=nonnegative_int, default=200, help="bootstrap replicates for the 95%% CIs (default: 200; 0: no CIs)")
+    p.add_argument("--workers", type=positive_int, default=every_core(),
                    help="processes fitting policies in parallel (default: every core); the output is the same whatever the count")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
@@ -82,13 +82,13 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
+    from condsel._progress import progress_bar
 
-    from condsel._io import atomic_dir, write_json
+    from condsel._io import write_json
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.report.plots import plot_curves
-    from condsel.selection.evaluation.evaluate import SelectionConfig
-    from condsel.selection.evaluation.comparison import SELECTOR_FAMILY, evaluate_policies, parse_policies
+    from condsel.selection.evaluation.evaluate import SelectionConfig, check_folds
+    from condsel.selection.evaluation.comparison import SELECTOR_FAMILY, check_pool, evaluate_policies, parse_policies
     from condsel.selection.method.policies import POLICIES
     from condsel.sources import resolve_table, source_provenance
     from condsel.selection.evaluation.document import Provenance, build_document
@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = _source(args)
     table, derivation, unit = resolve_table(source, args.models, args.costs)
+    check_folds(table, args.folds, "--folds")
+    check_pool(table, args.backbone)  # every check on the input before the first line of output
     provenance = Provenance.from_json(source_provenance(source, table))
     names = parse_policies(",".join(args.policies))
     config = SelectionConfig(folds=args.folds, seed=args.seed, bootstrap=args.bootstrap, budgets=args.budget or [])
@@ -104,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     print(FLOP_CONVENTION)
     for line in derivation:
         print("  " + line)
+    if args.bootstrap == 0:
+        print("--bootstrap 0: no confidence intervals (summary.ci95 holds only \"replicates\": 0, recommended points no ci95)")
     if unit == "ms":
         print("  costs are profiled ms per video: every cost below and every 'gflops' key of summary.json holds ms (cost_unit)")
-    with tqdm(total=0, desc="policy fits", unit="fit") as bar:
+    with progress_bar(total=0, desc="policy fits", unit="fit") as bar:
         sections = evaluate_policies(table, args.backbone, policies, config, progress=bar, selector=POLICIES["selector"](**selector_params),
                                      workers=args.workers)
     doc = build_document(sections, provenance, derivation, unit)
@@ -114,11 +118,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"backbone chosen on the training folds: {doc.backbone}")
     for member, why in doc.pruned.items():
         print(f"pruned {member} (on training folds): {why}")
-    with atomic_dir(args.out) as out:
-        write_json(out / "summary.json", doc.to_json())
-        table.save(out / "table.npz")
-        plot_curves(doc, out / "curve.png", title=f"{len(table.logits)} models, {doc.protocol['kind']}")
-    out = Path(args.out)
+    out = Path(args.out)  # cli.main swaps it in only if the run succeeds
+    write_json(out / "summary.json", doc.to_json())
+    table.save(out / "table.npz")
+    plot_curves(doc, out / "curve.png", title=f"{len(table.logits)} models, {doc.protocol['kind']}")
     print(format_summary(doc))
     print(f"wrote {out / 'summary.json'}, {out / 'curve.png'}, {out / 'table.npz'}")
     return 0

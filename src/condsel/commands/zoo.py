@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from condsel import models
     from condsel.models.costs import FLOP_CONVENTION
+    from condsel.report.text import format_columns
 
     if args.pool:
         return _run_pool(args)
@@ -39,13 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"Model zoo; {FLOP_CONVENTION}; cost per view at the default input")
-    print(f"{'name':<16}{'input (T x crop^2)':<20}{'stride':>7}{'ch':>4}{'GFLOPs':>9}{'published':>11}")
-    for r in rows:
-        published = "-" if r["published_gflops"] is None else f"{r['published_gflops']:.2f}"
-        print(
-            f"{r['name']:<16}{str(r['frames']) + ' x ' + str(r['crop']) + '^2':<20}{r['stride']:>7}"
-            f"{r['channels']:>4}{r['gflops']:>9.3f}{published:>11}"
-        )
+    cells = [[r["name"], f"{r['frames']} x {r['crop']}^2", r["stride"], r["channels"], f"{r['gflops']:.3f}",
+              "-" if r["published_gflops"] is None else f"{r['published_gflops']:.2f}"] for r in rows]
+    print("\n".join(format_columns(["name", "input (T x crop^2)", "stride", "ch", "GFLOPs", "published"], cells, right={2, 3, 4, 5})))
     print("Frame models run per frame (cost = frames x per-frame GFLOPs); i3d_flow excludes the optical flow itself.")
     return 0
 
@@ -53,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_pool(args: argparse.Namespace) -> int:
     from condsel.models.costs import FLOP_CONVENTION
     from condsel.pool.config import RANDOM_WEIGHTS_NOTE, check_weights, load_pool_config, uses_random_weights
+    from condsel.report.text import format_columns
 
     pool = load_pool_config(args.pool)
     check_weights(pool, args.random_weights, files=False)  # counting costs needs no weights, but a pool without them is unusable
@@ -78,11 +76,7 @@ def _run_pool(args: argparse.Namespace) -> int:
     print(f"Pool {pool.path}; {FLOP_CONVENTION}")
     if random_weights:
         print(f"WARNING: {RANDOM_WEIGHTS_NOTE}")
-    print(f"{'member':<16}{'arch':<16}{'input':<14}{'views':>6}{'GFLOPs/view':>13}{'GFLOPs/video':>14}")
-    for r in rows:
-        mark = " (backbone)" if r["backbone"] else ""
-        print(
-            f"{r['name']:<16}{r['arch']:<16}{str(r['frames']) + 'x' + str(r['crop']) + '^2':<14}{r['views']:>6}"
-            f"{r['gflops_per_view']:>13.3f}{r['gflops_per_video']:>14.2f}{mark}"
-        )
+    cells = [[r["name"], r["arch"], f"{r['frames']}x{r['crop']}^2", r["views"], f"{r['gflops_per_view']:.3f}",
+              f"{r['gflops_per_video']:.2f}", "(backbone)" if r["backbone"] else ""] for r in rows]
+    print("\n".join(format_columns(["member", "arch", "input", "views", "GFLOPs/view", "GFLOPs/video", ""], cells, right={3, 4, 5})))
     return 0

@@ -1,12 +1,20 @@
-"""Decode videos in DataLoader workers, in parallel with inference in the main process.
+"""Decode videos in worker processes, in parallel with inference in the main process.
 
 Items never raise: a video that cannot be decoded or sampled comes back as an
-error message, so that one bad file costs one record and not the run (an
-exception inside a worker would end the whole DataLoader). A worker process
-that dies (a crash inside FFmpeg on a hostile file) or hangs is handled by
-``iterate``: every video that was in flight is decoded again in a fresh
-process of its own, and only a video that kills (or hangs) its own process is
-reported as an error.
+error message, so that one bad file costs one record and not the run. A
+worker process that dies (a crash inside FFmpeg on a hostile file) or hangs
+costs exactly the video it was decoding, and nothing else.
+
+Attribution reads state, never the timing of a signal. Each worker publishes,
+in shared memory, the index it is about to decode before it starts, and
+clears it only once the result is sent. The main process learns of a death
+from the worker's pipe or process sentinel (select-style waits, no signal
+handler), reads the exit status once the process is gone, records the
+published video as failed, and puts the videos merely dispatched to that
+worker back at the front of the queue for a fresh worker. PyTorch's
+DataLoader, used before, reported deaths from a SIGCHLD handler that raised
+wherever the main process happened to be, even inside the handling of the
+same death (issue 26); nothing here can be interrupted that way.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
-import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from condsel.datasets.manifests import ManifestEntry
 from condsel.pool.views import ViewPlan, decode_for_plan, sample_views
@@ -29,7 +39,9 @@ log = logging.getLogger(__name__)
 
 # A worker that delivers nothing for this long is taken to be stuck on its file.
 WORKER_TIMEOUT_S = 600
-PREFETCH = 2  # videos decoded ahead per worker
+PREFETCH = 2  # videos dispatched ahead per worker
+IDLE = -1  # a worker's published index between videos
+STOP_GRACE_S = 2.0  # how long idle workers get to exit on their own at the end
 
 
 class VideoViews(Dataset):
@@ -59,134 +71,232 @@ class VideoViews(Dataset):
         return {"index": index, "windows": windows, "views": views}
 
 
-def _as_tensors(item: dict) -> dict:
+def _as_tensors(item: dict, pin_memory: bool = False) -> dict:
     if "views" not in item:
         return item
-    return {**item, "views": {m: torch.from_numpy(v) for m, v in item["views"].items()}}
+    views = {m: torch.from_numpy(v) for m, v in item["views"].items()}
+    if pin_memory:
+        views = {m: v.pin_memory() for m, v in views.items()}
+    return {**item, "views": views}
 
 
-def is_worker_failure(error: Exception) -> bool:
-    """A dead or hung decoding worker, however it surfaced in the main process.
+def is_worker_failure(error: BaseException) -> bool:
+    """A report of a dead or hung decoding process, however it surfaced.
 
-    Usually PyTorch's RuntimeError; but a worker that dies while handing over
-    a batch's shared memory resets the connection under the main process's
-    feet (``ConnectionResetError`` from the tensor's rebuild), seen under load.
+    A broken pipe (``ConnectionResetError``, end of file), or the RuntimeError
+    PyTorch's SIGCHLD handler raises when a DataLoader of the caller's own
+    in this process has one. Such a report is only a prompt: who died, and
+    with which video, is read from exit statuses and published indices.
     """
-    if isinstance(error, ConnectionError):
+    if isinstance(error, (ConnectionError, EOFError)):
         return True
     text = str(error)
-    return "DataLoader worker" in text or "DataLoader timed out" in text
+    return isinstance(error, RuntimeError) and ("DataLoader worker" in text or "DataLoader timed out" in text)
 
 
-def iterate(dataset: VideoViews, workers: int, handle: Callable[[dict], None], pin_memory: bool = False) -> None:
-    """Call ``handle`` on every item of ``dataset``, in order.
+def iterate(
+    dataset: VideoViews,
+    workers: int,
+    handle: Callable[[dict], None],
+    pin_memory: bool = False,
+    timeout_s: float = WORKER_TIMEOUT_S,
+) -> None:
+    """Call ``handle`` once on every item of ``dataset``, in the order the items are decoded.
 
-    ``handle`` runs inside the guarded region: PyTorch reports a dead worker
-    through a SIGCHLD handler that raises wherever the main process happens to
-    be, so an item counts as done only when ``handle`` has returned, and one
-    interrupted that way is handled again (``handle`` must be idempotent).
-    That report does not say which video killed the worker, so after a death
-    every video in flight (the one awaited and those dispatched ahead of it)
-    is decoded again in a process of its own (:func:`decode_alone`), whose
-    own exit status is the only evidence against it.
-    Workers need no thread settings: PyTorch gives each one intra-op thread,
-    and calling into OpenCV's thread pool from a forked worker can deadlock.
+    With ``workers`` 0 the main process decodes, in index order. Workers need
+    no thread settings beyond one intra-op thread each: calling into OpenCV's
+    thread pool from a forked worker can deadlock.
     """
-    start = 0
-    while start < len(dataset):
-        batches = iter(_loader(Subset(dataset, range(start, len(dataset))), workers, pin_memory))
+    if workers == 0:
+        for index in range(len(dataset)):
+            handle(_as_tensors(dataset.decode(index), pin_memory))
+        return
+    with _DecodingPool(dataset, workers, timeout_s) as pool:
+        for item in pool.items():
+            handle(_as_tensors(item, pin_memory))
+
+
+@dataclass
+class _Worker:
+    slot: int  # its cell in the published indices
+    process: multiprocessing.process.BaseProcess
+    tasks: Connection  # main -> worker: an index, or None to stop
+    results: Connection  # worker -> main: items
+    dispatched: deque = field(default_factory=deque)  # indices sent and not yet delivered, oldest first
+    since: float = 0.0  # monotonic time of its last delivery, or of the dispatch that found it idle
+
+
+class _DecodingPool:
+    """Worker processes decoding a dataset, each death costing only the video its process published."""
+
+    def __init__(self, dataset: VideoViews, workers: int, timeout_s: float):
+        self.dataset = dataset
+        self.timeout_s = timeout_s
+        self.context = multiprocessing.get_context()
+        self.published = self.context.RawArray("q", [IDLE] * workers)
+        self.queue = deque(range(len(dataset)))  # not yet dispatched; re-queued videos go first
+        self.ready: deque[dict] = deque()  # decoded items, and the errors of videos that killed their process
+        self.workers: list[_Worker] = []
+        for slot in range(min(workers, len(dataset))):
+            self.workers.append(self._start(slot))
+
+    def __enter__(self) -> _DecodingPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def items(self) -> Iterator[dict]:
+        """Every item once. A death report raised anywhere in a step only prompts the next step to read the state."""
+        remaining = len(self.dataset)
+        while remaining:
+            if self.ready:
+                remaining -= 1
+                yield self.ready.popleft()
+                continue
+            if not (self.queue or any(w.dispatched for w in self.workers)):
+                raise RuntimeError(f"decoding pool lost track of {remaining} video(s)")  # a bug here, never a hang
+            try:
+                self._step()
+            except Exception as e:  # noqa: BLE001 - re-raised unless it only reports a death
+                if not is_worker_failure(e):
+                    raise
+                log.debug("a decoding process reported dead (%s); reading the exit statuses", e)
+
+    def _step(self) -> None:
+        self._dispatch()
+        channels = [w.results for w in self.workers] + [w.process.sentinel for w in self.workers]
+        wait(channels, timeout=self._wait_s())
+        for worker in list(self.workers):
+            self._collect(worker)
+
+    def _dispatch(self) -> None:
+        """Keep up to PREFETCH videos with every worker, spreading them in turn."""
+        while self.queue:
+            worker = min(self.workers, key=lambda w: len(w.dispatched))
+            if len(worker.dispatched) >= PREFETCH:
+                return
+            index = self.queue.popleft()
+            if not worker.dispatched:
+                worker.since = time.monotonic()
+            worker.dispatched.append(index)  # before the send: if it fails, the reaping re-queues it
+            try:
+                worker.tasks.send(index)
+            except OSError:
+                return  # its process is gone: _collect replaces it
+
+    def _wait_s(self) -> float:
+        busy = [w.since for w in self.workers if w.dispatched]
+        return max(0.0, min(busy) + self.timeout_s - time.monotonic()) if busy else self.timeout_s
+
+    def _collect(self, worker: _Worker) -> None:
+        """Take what ``worker`` has sent; replace it if it died or overran the timeout."""
+        broken = False
         try:
-            for item in batches:
-                handle(item)
-                start += 1
-            return
-        except (RuntimeError, ConnectionError) as e:
-            if workers == 0 or not is_worker_failure(e):
-                raise
-            log.warning("a decoding worker died (%s); decoding the videos in flight in a process each", e)
-        finally:
-            _close(batches)
-        # a worker holds up to PREFETCH dispatched videos; the loader dispatches the next one on each delivery
-        for index in range(start, min(len(dataset), start + PREFETCH * workers + 1)):
-            handle(decode_alone(dataset, index))
-            start += 1
+            while worker.dispatched and worker.results.poll():
+                item = _receive(worker.results)
+                worker.dispatched.remove(item["index"])
+                worker.since = time.monotonic()
+                self.ready.append(item)
+        except (EOFError, OSError):
+            broken = True  # it died before or while sending
+        hung = bool(worker.dispatched) and time.monotonic() - worker.since > self.timeout_s
+        if hung:
+            worker.process.kill()
+        if broken or hung or worker.process.exitcode is not None:
+            self._replace(worker, hung)
 
+    def _replace(self, worker: _Worker, hung: bool) -> None:
+        """Record the video ``worker``'s process published, re-queue the others, start a fresh process.
 
-def decode_alone(dataset: VideoViews, index: int, timeout_s: float = WORKER_TIMEOUT_S) -> dict:
-    """Item ``index`` decoded in a fresh process of its own, or an error item if that process dies or hangs."""
-    path = dataset.entries[index].path
-    context = multiprocessing.get_context()  # the start method DataLoader workers use
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_decode_into, args=(dataset, index, writer), daemon=True)
-    process.start()
-    writer.close()  # the child holds the only writer now: its death reads as end of file
-    item, hung = None, False
-    try:
-        if reader.poll(timeout_s):
-            item = reader.recv()
-        else:
+        Idempotent: the worker's dispatched videos are taken over before
+        anything that can raise, so reaping it twice blames no one twice.
+        """
+        worker.process.join(None if hung else self.timeout_s)  # a broken pipe precedes the exit by a moment
+        if worker.process.is_alive():
             hung = True
-    except (EOFError, OSError):
-        pass  # it died before or while sending
-    finally:
-        reader.close()
-        if not hung:
-            process.join(timeout_s)  # it has sent its item or died: it ends at once
-        if process.is_alive():
-            hung = True
-            process.kill()
-        process.join()
-    if item is not None and process.exitcode == 0:
-        return _as_tensors(item)
-    code = process.exitcode
-    why = (f"no result in {timeout_s:g} s" if hung
-           else f"killed by signal: {signal.strsignal(-code) or -code}" if code < 0 else f"exit status {code}")
-    log.warning("%s: the decoding worker died or hung on this file (%s); recorded, going on", path, why)
-    return {"index": index, "error": f"{path}: the decoding worker died or hung on this file ({why})"}
+            worker.process.kill()
+            worker.process.join()
+        published = self.published[worker.slot]
+        culprit = published if published in worker.dispatched else None  # None: it died between videos
+        in_flight = [i for i in worker.dispatched if i != culprit]
+        worker.dispatched.clear()
+        self.queue.extendleft(reversed(in_flight))
+        if culprit is not None:
+            self.ready.append(self._failed(culprit, worker.process.exitcode, hung))
+        self.workers[worker.slot] = self._start(worker.slot)
+        _close_channels(worker)
+        # only now, with the state complete, anything that may raise (a report of another death, say)
+        blamed = f"{self.dataset.entries[culprit].path} recorded as failed" if culprit is not None else "between videos"
+        log.warning("a decoding process died (%s): %s, %d video(s) in flight re-queued",
+                    _why(worker.process.exitcode, hung, self.timeout_s), blamed, len(in_flight))
+
+    def _failed(self, index: int, code: int | None, hung: bool) -> dict:
+        path = self.dataset.entries[index].path
+        why = _why(code, hung, self.timeout_s)
+        return {"index": index, "error": f"{path}: the decoding worker died or hung on this file ({why})"}
+
+    def _start(self, slot: int) -> _Worker:
+        self.published[slot] = IDLE
+        task_reader, task_writer = self.context.Pipe(duplex=False)
+        result_reader, result_writer = self.context.Pipe(duplex=False)
+        # a forked child inherits every pipe end the main process holds; it closes them, so that
+        # the main process's exit reads as end of file in every worker
+        main_ends = [task_writer, result_reader] + [c for w in self.workers for c in (w.tasks, w.results)]
+        process = self.context.Process(
+            target=_work, args=(self.dataset, task_reader, result_writer, self.published, slot, main_ends), daemon=True
+        )
+        process.start()
+        task_reader.close()
+        result_writer.close()
+        return _Worker(slot, process, task_writer, result_reader)
+
+    def close(self) -> None:
+        """Stop every worker: idle ones are asked to exit, busy or slow ones killed."""
+        for worker in self.workers:
+            try:
+                worker.tasks.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self.workers:
+            if not worker.dispatched:
+                worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+            _close_channels(worker)
 
 
-def _decode_into(dataset: VideoViews, index: int, writer) -> None:
+def _why(code: int | None, hung: bool, timeout_s: float) -> str:
+    if hung:
+        return f"no result in {timeout_s:g} s"
+    return f"killed by signal: {signal.strsignal(-code) or -code}" if code < 0 else f"exit status {code}"
+
+
+def _receive(channel: Connection) -> dict:
+    """One item from a worker's pipe (its own function, so that tests can make it fail as a dying worker does)."""
+    return channel.recv()
+
+
+def _close_channels(worker: _Worker) -> None:
+    worker.tasks.close()
+    worker.results.close()
+
+
+def _work(dataset: VideoViews, tasks: Connection, results: Connection, published, slot: int, main_ends) -> None:
+    """A worker: decode each index received, publishing it for the whole time it is being decoded and sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    for end in main_ends:
+        end.close()
     torch.set_num_threads(1)
-    writer.send(dataset.decode(index))
-    writer.close()
-
-
-def _close(batches: Iterator[dict]) -> None:
-    """Stop a loader's workers now, with child exits unreported meanwhile.
-
-    Left to garbage collection, a loader with a dead worker stays registered
-    with PyTorch's SIGCHLD handler, which then raises that old death again at
-    the next child exit, blaming whatever video runs then; and the survivors'
-    exits during shutdown would raise it too. ``_shutdown_workers`` is what
-    the iterator's own ``__del__`` calls.
-    """
-    shutdown = getattr(batches, "_shutdown_workers", None)  # absent without worker processes
-    if shutdown is None:
-        return
-    with _child_exits_unreported():
-        shutdown()
-
-
-@contextmanager
-def _child_exits_unreported():
-    """SIGCHLD to its default (nothing) for the block; a no-op off the main thread, where PyTorch installs none."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL if previous is None else previous)
-
-
-def _loader(dataset: Dataset, workers: int, pin_memory: bool) -> Iterator[dict]:
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        timeout=WORKER_TIMEOUT_S if workers else 0,
-        prefetch_factor=PREFETCH if workers else None,
-    )
+    while True:
+        try:
+            index = tasks.recv()
+        except (EOFError, OSError):
+            return  # the main process is gone
+        if index is None:
+            return
+        published[slot] = index
+        results.send(dataset.decode(index))
+        published[slot] = IDLE

@@ -6,7 +6,9 @@ manifest's unreadable rows; all ranks then list the completed videos, wait
 for each other, and each takes every ``world_size``-th remaining video. The
 listing happens before anyone writes, so all ranks agree on what remains and
 the shards are disjoint and cover it. After a final barrier every rank reads
-the outcome from the store, so all of them exit with the same status.
+the outcome from the store, so all of them exit with the same status. Every
+rank holds the store ``in_use`` while it writes, so that another run joining
+the store meanwhile leaves its writes in progress alone.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.models.costs import FLOP_CONVENTION
-from condsel.extract.dataset import VideoViews, is_worker_failure, iterate
+from condsel.extract.dataset import VideoViews, iterate
 from condsel.extract.distributed import DistContext
 from condsel.extract.inference import video_outputs
 from condsel.extract.manifest import Manifest
@@ -84,62 +86,61 @@ def extract(
     """Extract this rank's share of ``manifest`` into the store at ``store_root``."""
     manifest_id = str(manifest.path.resolve())
     meta = store_metadata(pool, settings)
-    if ctx.is_main:
-        store = Store.create(store_root, meta)
-        store.clear_failures(manifest_id)
-        for row in manifest.bad_rows:
-            store.write_failure(Failure(row.name, row.error, "manifest", manifest_id))
+    store = Store.create(store_root, meta) if ctx.is_main else None
     ctx.barrier()
-    if not ctx.is_main:
+    if store is None:
         store = Store.open(store_root)
         store.check_identity(meta["identity"])
-    done = store.completed_keys()
-    ctx.barrier()  # every rank has listed the store before any rank writes to it
+    with store.in_use():
+        if ctx.is_main:
+            store.clear_failures(manifest_id)
+            for row in manifest.bad_rows:
+                store.write_failure(Failure(row.name, row.error, "manifest", manifest_id))
+        done = store.completed_keys()
+        ctx.barrier()  # every rank has listed the store before any rank writes to it
 
-    names = manifest.names
-    stored_before = sum(video_key(n) in done for n in names)
-    shard = ctx.shard([e for e in manifest.entries if video_key(e.name) not in done])
-    log.info("rank %d/%d: %d videos to extract, %d already stored", ctx.rank, ctx.world_size, len(shard), stored_before)
-    plan = ViewPlan({m.name: m.clip for m in pool.members}, settings.per_clip_seconds)
-    bar = tqdm(total=len(shard), desc="extract", unit="video", disable=not (progress and ctx.is_main), dynamic_ncols=True)
-    failed = 0
+        names = manifest.names
+        stored_before = sum(video_key(n) in done for n in names)
+        shard = ctx.shard([e for e in manifest.entries if video_key(e.name) not in done])
+        log.info("rank %d/%d: %d videos to extract, %d already stored", ctx.rank, ctx.world_size, len(shard), stored_before)
+        plan = ViewPlan({m.name: m.clip for m in pool.members}, settings.per_clip_seconds)
+        bar = progress_bar(total=len(shard), desc="extract", unit="video", disable=not (progress and ctx.is_main), dynamic_ncols=True)
+        failed = 0
 
-    def handle(item: dict) -> None:
-        nonlocal failed
-        entry = shard[item["index"]]
-        error, stage = item.get("error"), "decode"
-        if error is None:
-            try:
-                arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
-            except (RuntimeError, ValueError) as e:
-                if is_worker_failure(e):
-                    raise
-                error, stage = f"{entry.path}: {type(e).__name__}: {e}", "inference"
-            else:
-                store.write_entry(entry.name, entry.label, {"windows": item["windows"], **arrays})
-        if error is not None:
-            failed += 1
-            log.debug("failed: %s", error)
-            store.write_failure(Failure(entry.name, error, stage, manifest_id))
-            bar.set_postfix(failed=failed)
-        bar.update()
+        def handle(item: dict) -> None:
+            nonlocal failed
+            entry = shard[item["index"]]
+            error, stage = item.get("error"), "decode"
+            if error is None:
+                try:
+                    arrays = video_outputs(pool, item["views"], settings.aggregate, settings.save_views)
+                except (RuntimeError, ValueError) as e:
+                    error, stage = f"{entry.path}: {type(e).__name__}: {e}", "inference"
+                else:
+                    store.write_entry(entry.name, entry.label, {"windows": item["windows"], **arrays})
+            if error is not None:
+                failed += 1
+                log.debug("failed: %s", error)
+                store.write_failure(Failure(entry.name, error, stage, manifest_id))
+                bar.set_postfix(failed=failed)
+            bar.update()
 
-    started = time.perf_counter()
-    iterate(VideoViews(shard, plan), workers, handle, pin_memory=ctx.device.type == "cuda")
-    seconds = time.perf_counter() - started
-    bar.close()
-    ctx.barrier()
+        started = time.perf_counter()
+        iterate(VideoViews(shard, plan), workers, handle, pin_memory=ctx.device.type == "cuda")
+        seconds = time.perf_counter() - started
+        bar.close()
+        ctx.barrier()
 
-    done = store.completed_keys()
-    wanted = set(names)
-    return ExtractReport(
-        videos=len(names),
-        stored_before=stored_before,
-        stored=sum(video_key(n) in done for n in names),
-        processed=len(shard),
-        seconds=seconds,
-        failures=[
-            f for f in store.failures()
-            if f.video in wanted and f.manifest == manifest_id and video_key(f.video) not in done
-        ],
-    )
+        done = store.completed_keys()
+        wanted = set(names)
+        return ExtractReport(
+            videos=len(names),
+            stored_before=stored_before,
+            stored=sum(video_key(n) in done for n in names),
+            processed=len(shard),
+            seconds=seconds,
+            failures=[
+                f for f in store.failures()
+                if f.video in wanted and f.manifest == manifest_id and video_key(f.video) not in done
+            ],
+        )

@@ -32,11 +32,14 @@ embedding averaged over its views, and with ``save_views`` ``views/<model>``
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "condsel.extract"
 VERSION = 1
+CREATING_PREFIX = ".store.json."  # store.json staged by a creation in progress
 
 
 def video_key(name: str) -> str:
@@ -94,22 +98,45 @@ class Store:
 
         An existing store must have been made by the same pool and settings
         (``meta["identity"]``): mixing outputs of two pools in one store would
-        silently corrupt every table read from it. Leftover temporary files of
-        a killed run are removed. Call on one process (rank 0) only.
+        silently corrupt every table read from it. Call on one process (rank
+        0) only.
+
+        Creation is atomic and exclusive: ``store.json`` is written whole
+        under a temporary name and hard-linked into place, which fails if
+        another run got there first; that run's store is then joined as a
+        resumed run joins it. Leftover temporary files of a killed run are
+        removed, unless another run is using the store now (:meth:`in_use`),
+        since they are then that run's writes in progress.
         """
         root = Path(root)
         meta = {"format": FORMAT, "version": VERSION, **meta}
-        if (root / "store.json").exists():
-            store = cls.open(root)
-            store.check_identity(meta["identity"])
-            store._remove_partial_writes()
-            return store
-        if root.exists() and any(root.iterdir()):
-            raise ValueError(f"{root}: exists, is not empty and is not an extraction store")
-        (root / "videos").mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "store.json").exists():
+            if any(not _left_by_a_creation(p) for p in root.iterdir()):
+                raise ValueError(f"{root}: exists, is not empty and is not an extraction store")
+            _create_exclusively(root / "store.json", meta)
+        store = cls.open(root)
+        store.check_identity(meta["identity"])
+        (root / "videos").mkdir(exist_ok=True)  # store.json comes first: a run that joins early makes them too
         (root / "failures").mkdir(exist_ok=True)
-        write_json(root / "store.json", meta)
-        return cls(root, meta)
+        store._tidy_unless_in_use()
+        return store
+
+    def _tidy_unless_in_use(self) -> None:
+        with open(self.root / "store.json", "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("%s: another run is writing to this store; its temporary files are left alone", self.root)
+            else:
+                self._remove_partial_writes()
+
+    @contextmanager
+    def in_use(self) -> Iterator[Store]:
+        """Held by a run for as long as it writes: a shared lock on ``store.json``, released even by kill -9."""
+        with open(self.root / "store.json", "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            yield self
 
     def check_identity(self, identity: str) -> None:
         if self.meta["identity"] != identity:
@@ -196,6 +223,23 @@ class Store:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _left_by_a_creation(path: Path) -> bool:
+    """What a store's creation makes before (an older condsel: also after) ``store.json`` appears."""
+    return path.name in ("videos", "failures") or path.name.startswith(CREATING_PREFIX)
+
+
+def _create_exclusively(path: Path, meta: dict) -> None:
+    """``path`` holding ``meta``, unless another process creates it first (then theirs stands)."""
+    staged = path.with_name(f"{CREATING_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    write_json(staged, meta)  # whole and synced before it gets its real name
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        log.info("%s: another run created this store a moment ago; joining it", path.parent)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def load_store(root: str | Path) -> PredictionTable:

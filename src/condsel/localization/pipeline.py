@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.models.costs import FLOP_CONVENTION, count_gflops
 from condsel.selection.method.curves import choose_models, curve_at
@@ -202,7 +202,7 @@ def selection_curves(
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(p_rgb)) for _ in range(settings.random_seeds)]
     selector_curve, random_curve = [], []
-    for t in tqdm(share_thresholds(p_rgb, settings.points), desc="operating points", disable=not progress, leave=False):
+    for t in progress_bar(share_thresholds(p_rgb, settings.points), desc="operating points", disable=not progress, leave=False):
         chosen = np.concatenate([choose_models(p, t) for p in proba]) == 1
         share = float(chosen.mean())
         sel_map = scorer.routed(np.split(chosen, splits))[1]
@@ -407,7 +407,7 @@ def run_feature_localization(
         videos = sorted(v for v, a in gt.videos.items() if a.subset == subset)
         if role == "train":
             videos = [v for v in videos if gt.videos[v].video_labels]  # weak labels are all training has
-        loaded[role] = load_two_streams(features, tqdm(videos, desc=f"load {subset}", disable=not progress, leave=False),
+        loaded[role] = load_two_streams(features, progress_bar(videos, desc=f"load {subset}", disable=not progress, leave=False),
                                         rgb_stream, motion_stream)
         if not loaded[role].names:
             raise ValueError(f"{features}: no {subset} video has both {rgb_stream} and {motion_stream} features")

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def train_wtalc(
     sample = _BatchSampler(labels, config, rng)
     label_tensor = torch.from_numpy(np.asarray(labels, dtype=np.float32))
     model.train()
-    for _ in tqdm(range(config.iterations), desc=desc, disable=not progress, leave=False):
+    for _ in progress_bar(range(config.iterations), desc=desc, disable=not progress, leave=False):
         idx = sample()
         x, lengths = _crop_and_pad(features, idx, config.max_seqlen, rng)
         y = label_tensor[idx]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.pool.config import PoolMember
 from condsel.pool.views import member_views
@@ -141,7 +141,7 @@ def pool_table(
     cheapest = min(members, key=lambda m: gflops[m.name]).name
     chunks = []
     starts = range(0, len(videos), batch_size)
-    for start in tqdm(starts, desc="pool outputs", unit="batch", disable=not progress):
+    for start in progress_bar(starts, desc="pool outputs", unit="batch", disable=not progress):
         chunks.append(run_pool(members, models, videos[start : start + batch_size], features=[cheapest]))
     return PredictionTable(
         names=np.asarray(names),

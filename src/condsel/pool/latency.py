@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.pool.inference import run_member
 from condsel.pool.predict import (
@@ -89,7 +89,7 @@ def measure_latency(
             for mode in modes.values():
                 mode(p)
         runs: dict[str, list[Prediction]] = {name: [] for name in modes}
-        for p in tqdm(paths, desc="latency", unit="video", disable=not progress, leave=False):
+        for p in progress_bar(paths, desc="latency", unit="video", disable=not progress, leave=False):
             for name, mode in modes.items():
                 runs[name].append(min((mode(p) for _ in range(repeats)), key=lambda r: r.seconds))
         largest_batched = _batched(largest_batch, paths, batch_size)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel._io import atomic_path
 from condsel.errors import CondselError
@@ -108,7 +108,7 @@ def profile_pool(
     rng = np.random.default_rng(0)
     forward: dict[str, dict] = {}
     steps = [(m, b) for m in pool.members for b in batches]
-    for member, batch in tqdm(steps, desc="profile", unit="step", disable=not progress, leave=False):
+    for member, batch in progress_bar(steps, desc="profile", unit="step", disable=not progress, leave=False):
         model = models[member.name].to(device).eval()
         clip = member.clip
         views = torch.from_numpy(rng.integers(0, 256, (batch, clip.views, clip.num_frames, clip.size, clip.size, 3), dtype=np.uint8))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel.pool.config import PoolMember
 from condsel.video.decode import DecodedVideo
@@ -56,7 +56,7 @@ def train_member(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.2
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"train {member.name}", unit="step", disable=not progress)
+    bar = progress_bar(total=config.epochs * steps_per_epoch, desc=f"train {member.name}", unit="step", disable=not progress)
     for epoch in range(config.epochs):
         total = 0.0
         for idx in np.array_split(rng.permutation(len(videos)), steps_per_epoch):

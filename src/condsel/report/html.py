@@ -12,6 +12,7 @@ anywhere. A part that cannot be read is shown as a note, never a crash.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from condsel._io import atomic_path
 from condsel.errors import CondselError
+from condsel.report.plots import plot_share
 from condsel.report.provenance import read_provenance, versions
 from condsel.report.tables import (
     ANALYSIS_TABLES,
@@ -51,15 +53,23 @@ ANALYSIS_TITLES = {
     "diagnostics": "Selector diagnostics",
     "localization": "Localization: beta, pseudo-labels, disparity (Fig. 5)",
 }
-REAL_AND_SYNTHETIC = (
-    "Real: the UCF101 per-video scores of five published models (DMC-Net/CoViAR, facebookresearch/dmc-net, MIT "
+DEMO_REAL_AND_SYNTHETIC = (  # the demo's own parts only: other sections are described from their provenance
+    "The demo's parts (ucf101/, synthetic/, localization/, analyses/). Real: the UCF101 per-video scores of five "
+    "published models (DMC-Net/CoViAR, facebookresearch/dmc-net, MIT "
     "licence), video decoding and sampling, the model architectures and their FLOP counts (multiply-adds, counted "
     "from the graphs), the THUMOS'14 and MultiThumos annotations and the detection-mAP rules. "
     "Synthetic: the benchmark videos (generated, then encoded and decoded as real files), the weights of the "
     "synthetic pool and its selector (trained on CPU on those videos), and the untrimmed localization benchmark and "
-    "its features. Latencies are measured on this machine. No number here comes from a real video model on real "
-    "video except the published UCF101 scores."
+    "its features. Latencies are measured on this machine. No number in these parts comes from a real video model on "
+    "real video except the published UCF101 scores."
 )
+DATA_WORDS = {
+    "real": "real: published per-video scores ({sources})",
+    "synthetic": "synthetic: condsel's generated benchmark ({sources})",
+    "user": "your data: scores read from {sources}; condsel records where they came from and makes no claim about "
+            "what produced them",
+    "unknown": "scores read from {sources}; condsel records where they came from and makes no claim about what produced them",
+}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1480px;padding:1.5em;
@@ -167,16 +177,29 @@ def _image(path: Path, rundir: Path) -> str:
             raise ValueError("not a PNG file")
     except (OSError, ValueError) as e:
         return paragraph(f"{rel}: left out ({e})", "note missing")
-    encoded = base64.b64encode(data).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{escape(rel)}">'
-            f"<figcaption>{escape(rel)}</figcaption></figure>")
+    return _figure(data, rel)
+
+
+def _figure(png: bytes, caption: str) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _share_chart(doc: SummaryDocument) -> str:
+    """The recommended front's share per budget as a stacked bar chart, drawn from summary.json (older runs have no share)."""
+    if not doc.recommended or any("share" not in p for p in doc.recommended):
+        return ""
+    buffer = io.BytesIO()
+    plot_share(doc, buffer)
+    return _figure(buffer.getvalue(), "recommended front: share of videos per member, per budget (from summary.json)")
 
 
 def _summary_html(section: Section) -> str:
     """The tables of the section's classification document or localization summary."""
     try:
         if section.document is not None:
-            return classification_tables(section.document)
+            return classification_tables(section.document) + _share_chart(section.document)
         return localization_tables(section.summary)
     except (KeyError, TypeError, ValueError) as e:
         return paragraph(f"summary.json has an unexpected layout and its tables are left out: {e!r}", "note missing")
@@ -211,6 +234,46 @@ def _section_html(section: Section, rundir: Path) -> str:
         if section.analyses:
             parts.append("<h3>Other plots</h3>")
         parts += [_image(p, rundir) for p in rest]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _section_data(section: Section) -> str:
+    """What the section's data is, in words, from what its outputs record; "" when they record nothing."""
+    if section.document is not None:
+        provenance = section.document.provenance
+        if provenance is None:
+            return "not recorded (its summary.json has no provenance)"
+        return DATA_WORDS[provenance.data].format(sources="; ".join(provenance.sources))
+    if section.summary is not None:
+        return DATA_WORDS["synthetic"].format(sources="the untrimmed localization benchmark") if section.summary.get("synthetic") else ""
+    notes = [f"{name}: {data['data']}" for name, data in section.analyses.items() if data.get("data")]
+    return "; ".join(notes)
+
+
+def _written_by_demo(rundir: Path) -> bool:
+    try:
+        doc = read_provenance(rundir)
+    except ValueError:
+        return False
+    return bool(doc and doc["commands"] and doc["commands"][0].startswith("condsel demo"))
+
+
+def _real_and_synthetic_html(sections: list[Section], rundir: Path) -> str:
+    """Each section's data as its run recorded it; the demo's fixed wording only for a demo's own parts."""
+    demo = _written_by_demo(rundir)
+    parts = ['<section id="real-synthetic"><h2>What is real and what is synthetic</h2>']
+    if demo:
+        parts.append(paragraph(DEMO_REAL_AND_SYNTHETIC))
+    items = []
+    for section in sections:
+        top = section.directory.parts[0] if section.directory.parts else ""
+        if demo and top in PARTS:
+            continue
+        words = _section_data(section) or "not recorded (plots only)"
+        items.append(f"<li>{escape(section.directory.as_posix())}: {escape(words)}</li>")
+    if items:
+        parts.append(f"<ul>{''.join(items)}</ul>")
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -252,8 +315,7 @@ def render_report(rundir: str | Path) -> str:
                     for s in sections)
     body.append(f'<nav><ul><li><a href="#real-synthetic">what is real and what is synthetic</a></li>{links}'
                 '<li><a href="#provenance">commands and versions</a></li></ul></nav>')
-    body.append('<section id="real-synthetic"><h2>What is real and what is synthetic</h2>'
-                f"{paragraph(REAL_AND_SYNTHETIC)}</section>")
+    body.append(_real_and_synthetic_html(sections, rundir))
     present = {s.directory.parts[0] for s in sections if s.directory.parts}
     if present & set(PARTS):
         for part in PARTS:

@@ -56,8 +56,15 @@ def plot_curves(doc: SummaryDocument, path: str | Path, title: str = "", annotat
         ax.set_title(title)
     low = min(m[metric] for m in doc.models.values())
     ax.set_ylim(bottom=max(0.0, low - 5))
-    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    legend_below(fig, ax)
     save(fig, path)
+
+
+def legend_below(fig, ax) -> None:
+    """The legend under the axes, outside them: inside, it covered curve points and threshold labels wherever it sat."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.set_figheight(fig.get_figheight() + 0.22 * ((len(labels) + 1) // 2))  # room for its rows; the axes keep their size
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8.5, frameon=False)
 
 
 def _policy_layers(ax, doc: SummaryDocument, metric: str) -> None:
@@ -94,5 +101,31 @@ def plot_operating_curve(
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     if title:
         ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
+    legend_below(fig, ax)
+    save(fig, path)
+
+
+def plot_share(doc: SummaryDocument, path) -> None:
+    """The recommended front's ``share`` as stacked bars, one per budget: where each budget's held-out videos ended.
+
+    Members stack in ascending cost, so a front that sends every video to one
+    member shows one colour. ``path`` is a file or a binary buffer.
+    """
+    points = doc.recommended
+    members = sorted(doc.models, key=lambda m: (doc.models[m]["gflops"], m))
+    colours = list(PALETTE.values())
+    fig, ax = new_figure(width=9.0, height=4.2)
+    x = np.arange(len(points))
+    bottom = np.zeros(len(points))
+    for i, member in enumerate(members):
+        height = 100 * np.array([p["share"].get(member, 0.0) for p in points])
+        ax.bar(x, height, bottom=bottom, width=0.8, color=colours[i % len(colours)], label=member)
+        bottom += height
+    ax.set_xticks(x, [f"{p['budget']:.3g}" for p in points], rotation=60, fontsize=8)
+    unit = "ms" if doc.cost_unit == "ms" else "GFLOPs"
+    ax.set_xlabel(f"budget ({unit} / video); the recommended point of each")
+    ax.set_ylabel("held-out videos (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Where the recommended front's videos ended: the costliest member run on each")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8.5, title="member")
     save(fig, path)

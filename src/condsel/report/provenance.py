@@ -7,8 +7,10 @@ Format (``condsel-provenance/1``)::
      "versions": {"condsel": "0.1.0", "git": "d9bd85a (modified)", "python": "3.11.2",
                   "torch": "2.13.0", "numpy": ..., "matplotlib": ..., "av": ..., "platform": ...}}
 
-Each command that writes into a run directory calls :func:`write_provenance`
-with its own arguments; the versions are those of the latest command.
+``cli.main`` calls :func:`write_provenance` for each command that writes a run
+directory, into the fresh folder the run replaces ``--out`` with, so the
+list holds the command that wrote the folder (a directory assembled by hand
+from several runs can hold more).
 """
 
 from __future__ import annotations

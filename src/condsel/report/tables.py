@@ -71,31 +71,86 @@ def _operating_points(doc: SummaryDocument, metric: str) -> list[tuple[str, dict
     return named + [("most accurate point", best_point(sel, metric))]
 
 
+LEAD_ROWS = (6, 8)  # the fewest and most budgets the recommended front leads with
+KNEE_POINTS = 0.5  # the knee: the cheapest budget within this many points of the ceiling
+
+
+def lead_budgets(points: list[dict], costs: dict[str, float], metric: str) -> dict[int, str]:
+    """The recommended points a reader takes in first (index -> why), in budget order; the rest are folded away.
+
+    Each member's cost (the last budget within it), the knee (the cheapest
+    point within ``KNEE_POINTS`` of the ceiling) and the ceiling (the most
+    accurate point, the cheapest of equals), at most ``LEAD_ROWS[1]``: the
+    knee, the ceiling and the cheapest budget stay, member costs are thinned
+    evenly. Fewer than ``LEAD_ROWS[0]`` are filled with budgets evenly spread
+    in between.
+    """
+    budgets = np.array([p["budget"] for p in points], dtype=np.float64)
+    values = np.array([p[metric] for p in points], dtype=np.float64)
+    ceiling = int(np.flatnonzero(values == values.max())[0])
+    knee = int(np.flatnonzero(values >= values.max() - KNEE_POINTS)[0])
+    at_cost: dict[int, list[str]] = {}
+    for member, cost in sorted(costs.items(), key=lambda kv: (kv[1], kv[0])):
+        within = np.flatnonzero(budgets <= cost * (1 + 1e-9))
+        if within.size:
+            at_cost.setdefault(int(within[-1]), []).append(member)
+    keep = {0, knee, ceiling}
+    spare = [i for i in sorted(at_cost) if i not in keep]
+    room = LEAD_ROWS[1] - len(keep)
+    keep |= set(spare if len(spare) <= room else [spare[int(j)] for j in np.linspace(0, len(spare) - 1, room).round()])
+    for i in np.linspace(0, len(points) - 1, min(LEAD_ROWS[0] + 2, len(points))).round().astype(int):
+        if len(keep) >= min(LEAD_ROWS[0], len(points)):
+            break
+        keep.add(int(i))
+    why = {i: [f"cost of {', '.join(at_cost[i])}"] if i in at_cost else [] for i in sorted(keep)}
+    why[knee].append(f"knee: within {KNEE_POINTS} of the ceiling")
+    why[ceiling].append("ceiling")
+    return {i: "; ".join(reasons) for i, reasons in why.items()}
+
+
+def share_text(share: dict[str, float] | None) -> str:
+    """A point's ``share``, largest first, members at 0 left out: "iframe 62%, flow 38%"."""
+    if not share:
+        return "–"
+    shown = sorted(((f, m) for m, f in share.items() if f > 0), reverse=True)
+    return ", ".join(f"{m} {100 * f:.0f}%" for f, m in shown)
+
+
 def recommended_table(doc: SummaryDocument) -> str:
-    """The recommended front per budget, beside the paper's selector (same nested protocol), the static hull and the oracle."""
+    """The recommended front: a few budgets a reader takes in (:func:`lead_budgets`), then every budget folded away.
+
+    Each row sits beside the paper's selector (same nested protocol), the
+    static hull and the oracles, and says where its videos ended (``share``).
+    """
+    lead = lead_budgets(doc.recommended, {m: v["gflops"] for m, v in doc.models.items()}, doc.metric)
+    headers, rows = _recommended_rows(doc, lead)
+    caption = ("Recommended front: per budget, the policy and setting chosen on the training folds only (nested), reported "
+               "held out; beside it the paper's selector under the same protocol, the hull of static choices and the oracles")
+    return (table(headers, [rows[i] for i in lead], f"{caption}. The budgets at each member's cost, the knee and the ceiling")
+            + f"<details><summary>All {len(rows)} budgets of the recommended front</summary>{table(headers, rows, caption)}</details>")
+
+
+def _recommended_rows(doc: SummaryDocument, lead: dict[int, str]) -> tuple[list[str], list[list[str]]]:
     metric = doc.metric
     label = METRIC_NAMES.get(metric, metric)
     paper = {p["budget"]: p for p in doc.selector_budgets or []}
     rows = []
-    for p in doc.recommended:
+    for i, p in enumerate(doc.recommended):
         ci = p.get("ci95") or {}
         own = paper.get(p["budget"])
         rows.append([
-            gflops(p["budget"]), p["policy"], gflops(p["gflops"]),
+            gflops(p["budget"]) + (f" ({lead[i]})" if lead.get(i) else ""), p["policy"], gflops(p["gflops"]),
             f"{num(p[metric])} {_interval({'x': ci}, 'x', num)}",
             f"{num(own[metric])} @ {gflops(own['gflops'])}" if own else "–",
             num(_at(doc.static_hull or [], p["gflops"], metric)),
             num(_at(doc.fusion_oracle or [], p["gflops"], metric)),
             num(_at(doc.curves.oracle, p["gflops"], metric)),
+            share_text(p.get("share")),
         ])
-    return table(
-        ["budget GFLOPs", "policy chosen", "GFLOPs reached", f"recommended {label} [95% CI]",
-         f"paper's selector {label} @ GFLOPs", f"static hull {label}", f"fusion-aware oracle {label}",
-         f"oracle over the backbone's pool {label}"],
-        rows,
-        "Recommended front: per budget, the policy and setting chosen on the training folds only (nested), reported "
-        "held out; beside it the paper's selector under the same protocol, the hull of static choices and the oracles",
-    )
+    headers = ["budget GFLOPs", "policy chosen", "GFLOPs reached", f"recommended {label} [95% CI]",
+               f"paper's selector {label} @ GFLOPs", f"static hull {label}", f"fusion-aware oracle {label}",
+               f"oracle over the backbone's pool {label}", "videos ended at (share)"]
+    return headers, rows
 
 
 def classification_tables(doc: SummaryDocument) -> str:

@@ -18,3 +18,16 @@ def format_latency(latency: dict) -> str:
         f"{1000 * fit['seconds_at_zero_gflops']:.1f} ms/video whatever runs (decoding, per-call overheads) "
         f"+ {1000 * fit['seconds_per_gflop']:.1f} ms per GFLOP"
     )
+
+
+def format_columns(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    """Lines of a terminal table: each column as wide as its widest cell, two spaces apart; columns in ``right`` right-aligned.
+
+    Widths come from the cells, so a long name (``bninception_flow``) never runs into the next column.
+    """
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells) -> str:
+        return "  ".join(f"{cell:>{w}}" if i in right else f"{cell:<{w}}" for i, (cell, w) in enumerate(zip(map(str, cells), widths))).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]

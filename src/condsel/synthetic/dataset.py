@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel._io import atomic_path
 from condsel.synthetic.render import CLASS_NAMES, FPS, render_clip
@@ -60,7 +60,7 @@ def generate(out_dir: str | Path, num_videos: int, seed: int = 0, progress: bool
     root = Path(out_dir)
     labels, splits = assign_labels_and_splits(num_videos, seed)
     relpaths = [f"videos/vid_{i:05d}.mp4" for i in range(num_videos)]
-    for i in tqdm(range(num_videos), desc="synthetic videos", unit="video", disable=not progress):
+    for i in progress_bar(range(num_videos), desc="synthetic videos", unit="video", disable=not progress):
         frames = render_clip(CLASS_NAMES[labels[i]], np.random.default_rng([seed, i]))
         write_video(root / relpaths[i], frames, fps=FPS)
     rows = [(p, CLASS_NAMES[y]) for p, y in zip(relpaths, labels)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from torch import nn
-from tqdm import tqdm
+from condsel._progress import progress_bar
 
 from condsel._io import write_json
 from condsel.models import get_spec
@@ -64,7 +64,7 @@ SYNTHETIC_POOL = PoolConfig(
 
 def decode_all(paths: Sequence[Path], short_side: int, progress: bool) -> list[DecodedVideo]:
     """Every frame of every video, decoded once and held in memory for training and extraction."""
-    return [decode_video(p, short_side=short_side) for p in tqdm(paths, desc="decode", unit="video", disable=not progress)]
+    return [decode_video(p, short_side=short_side) for p in progress_bar(paths, desc="decode", unit="video", disable=not progress)]
 
 
 def split_indices(data: SyntheticSet) -> dict[str, np.ndarray]:

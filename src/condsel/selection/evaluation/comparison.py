@@ -15,9 +15,9 @@ import numpy as np
 from condsel._io import torch_threads
 from condsel.errors import CondselError
 from condsel.selection.evaluation.backbone import choose_backbone
-from condsel._parallel import forked_map
+from condsel._parallel import every_core, forked_map
 from condsel.selection.evaluation.crossfit import CrossFits, fit_all, held_out_curve, inner_curves
-from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, out_of_fold, summary_of
+from condsel.selection.evaluation.evaluate import SelectionConfig, fold_ids, is_paper_selector, out_of_fold, summary_of
 from condsel.selection.method.metrics import MAP_POINTS
 from condsel.selection.method.policies import POLICIES, Policy, SelectorPolicy
 from condsel.selection.evaluation.recommend import bootstrap_interval, budget_grid, nested_front
@@ -26,7 +26,7 @@ from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
-POLICY_NAMES = ("selector", "cascade", "learned_cascade", "ensemble_selector", "static", "routing")
+POLICY_NAMES = ("selector", "cascade", "ensemble_selector", "static", "routing")
 SELECTOR_FAMILY = ("selector", "ensemble_selector")
 THRESHOLDS = np.linspace(0.0, 1.0, 51)
 
@@ -121,6 +121,14 @@ def compare_policies(
     return out
 
 
+def check_pool(table: PredictionTable, backbone: str | None) -> None:
+    """A pool of at least two models, holding ``backbone`` if one is named; commands call it before printing anything."""
+    if len(table.logits) < 2:
+        raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
+    if backbone is not None and backbone not in table.logits:
+        raise ValueError(f"--backbone {backbone!r} is not among the models {sorted(table.logits)}")
+
+
 def evaluate_policies(
     table: PredictionTable,
     backbone: str | None = None,
@@ -146,8 +154,8 @@ def evaluate_policies(
         one on its training folds (:mod:`condsel.selection.evaluation.backbone`)
         and the paper's curve uses the one most folds chose.
     policies : "all" or list of str or Policy
-        Names among ``selector``, ``cascade``, ``learned_cascade``,
-        ``ensemble_selector``, or policy instances (their hyperparameters).
+        Names among ``selector``, ``cascade``, ``ensemble_selector``,
+        ``static``, or policy instances (their hyperparameters).
     config : SelectionConfig, optional
         The protocol: folds, seed, thresholds, bootstrap replicates, budgets.
     progress : tqdm-like, optional
@@ -161,7 +169,7 @@ def evaluate_policies(
     -------
     dict
         The ``summary.json`` document: the paper's selector summary (see
-        :func:`condsel.selection.evaluation.evaluate.cross_validate`) plus ``policies``,
+        :func:`cross_validate`) plus ``policies``,
         ``static``, ``static_hull``, ``fusion_oracle``, ``recommended``,
         ``selector_budgets``, ``pruned`` and ``backbone_chosen``.
 
@@ -179,10 +187,7 @@ def evaluate_policies(
     if isinstance(policies, str):
         policies = parse_policies(policies)
     makers = candidates(policies, selector)
-    if len(table.logits) < 2:
-        raise ValueError(f"a pool of one model ({next(iter(table.logits))}) has nothing to select from; give at least two")
-    if backbone is not None and backbone not in table.logits:
-        raise ValueError(f"backbone {backbone!r} is not among the models {sorted(table.logits)}")
+    check_pool(table, backbone)
     folds = fold_ids(table, config.folds, config.seed)
     nested = config.folds >= 3
     given = backbone is not None
@@ -212,3 +217,43 @@ def evaluate_policies(
     summary["backbone_chosen"] = not given
     summary.update(compared)
     return summary
+
+
+def cross_validate(policy: Policy, table: PredictionTable, config: SelectionConfig | None = None, workers: int | None = None) -> dict:
+    """Cross-validate ``policy`` on ``table`` and return the ``summary.json`` dict, as ``condsel table`` writes it.
+
+    The paper's selector with a backbone gets the paper's summary alone
+    (curves, baselines, CIs, budgets). Any other policy (a cascade, a learned
+    cascade, an ensemble selector, a static policy, or a selector without a
+    backbone) is compared as ``condsel table --policies NAME`` does: its
+    out-of-fold front under ``policies``, the static baselines and the nested
+    recommended front, beside the paper's selector on the policy's backbone
+    (chosen on the training folds where it has none).
+
+    Parameters
+    ----------
+    policy : Policy
+        Its hyperparameters; it is cloned for every fold.
+    config : SelectionConfig, optional
+        The protocol; ``SelectionConfig()`` (5 folds, seed 0) by default.
+    workers : int, optional
+        Processes fitting in parallel; every core by default, as the CLI.
+        The summary is the same whatever the count.
+
+    Examples
+    --------
+    >>> from condsel import load_table, default_costs, SelectorPolicy, SelectionConfig
+    >>> table = load_table("ucf101-split1")
+    >>> table = table.with_costs(default_costs(table)[0]).select_models(["mv", "iframe"])
+    >>> summary = cross_validate(SelectorPolicy(backbone="mv", epochs=1), table, SelectionConfig(folds=3, bootstrap=0))
+    >>> summary["pool"]
+    ['mv', 'iframe']
+    """
+    config = SelectionConfig() if config is None else config
+    workers = every_core() if workers is None else workers
+    if not is_paper_selector(policy) or policy.backbone is None:
+        paper = policy if is_paper_selector(policy) else None
+        return evaluate_policies(table, getattr(policy, "backbone", None), [policy], config, selector=paper, workers=workers)
+    folds = fold_ids(table, config.folds, config.seed)
+    fits = fit_all(table, folds, {"policy": policy}, nested=False, workers=workers)["policy"]
+    return summary_of(table, out_of_fold(fits, table, config), config, workers)

@@ -54,6 +54,10 @@ class HeldOutFit:
     def route(self, fold: int, threshold: float) -> Routing:
         return self.policy._route(self.prepared(fold), float(threshold))
 
+    def ran(self, fold: int, threshold: float) -> np.ndarray:
+        """(N, K) bool over the policy's ``members_``: which members ran on ``fold``'s samples at ``threshold``."""
+        return self.policy._ran_at(self.prepared(fold), float(threshold))
+
     def outcomes(self, fold: int, thresholds: np.ndarray) -> Outcomes:
         """``fold``'s samples routed at each threshold, as summaries (no scores kept)."""
         return self.policy._outcomes(self.prepared(fold), np.asarray(thresholds, dtype=np.float64))

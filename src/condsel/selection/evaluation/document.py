@@ -19,7 +19,7 @@ from pathlib import Path
 
 from condsel.errors import CondselError
 
-DATA_KINDS = ("real", "synthetic", "unknown")
+DATA_KINDS = ("real", "synthetic", "user", "unknown")  # "unknown": summaries written before "user" existed
 
 
 def _check_keys(data, required: set[str], optional: set[str], where: str) -> None:
@@ -90,7 +90,7 @@ class Curves:
 class Provenance:
     """Where the table came from: what the report's REAL / SYNTHETIC badge and the fold grouping's name read."""
 
-    data: str  # "real" (published scores), "synthetic" (condsel's benchmark) or "unknown" (files condsel cannot vouch for)
+    data: str  # "real" (published scores), "synthetic" (condsel's benchmark) or "user" (the user's files, named in sources)
     sources: list[str]  # the files or bundled table the scores were read from
     groups: str | None = None  # what keeps samples in one fold, e.g. "UCF101 gXX"; None: no grouping
 
@@ -111,7 +111,7 @@ class Provenance:
 _KEYS = {"summary": "headline"}
 _OPTIONAL = {
     "backbone_chosen", "cost_derivation", "cost_unit", "provenance", "policies", "static", "static_hull", "fusion_oracle",
-    "recommended", "selector_budgets", "pruned", "latency", "synthetic",
+    "recommended", "selector_budgets", "pruned", "latency", "synthetic", "warnings",
 }
 
 
@@ -150,6 +150,7 @@ class SummaryDocument:
     pruned: dict[str, str] | None = None
     latency: dict | None = None
     synthetic: dict | None = None
+    warnings: list[str] | None = None  # what a reader must know about the run, e.g. a budget above every setting's cost
 
     @classmethod
     def json_keys(cls) -> set[str]:
@@ -193,7 +194,26 @@ def build_document(sections: dict, provenance: Provenance, cost_derivation: list
     protocol = dict(doc.protocol)
     if protocol.get("grouped_by") == "group" and provenance.groups:
         protocol["grouped_by"] = f"group ({provenance.groups})"
-    return replace(doc, protocol=protocol, provenance=provenance, cost_derivation=cost_derivation, cost_unit=cost_unit)
+    return replace(doc, protocol=protocol, provenance=provenance, cost_derivation=cost_derivation, cost_unit=cost_unit,
+                   warnings=budget_warnings(doc, cost_unit) or None)
+
+
+def budget_warnings(doc: SummaryDocument, cost_unit: str = "gflops") -> list[str]:
+    """A line for each budget outside the costs the run's settings span: above the costliest it buys nothing more,
+    below the cheapest it cannot be met."""
+    fronts = [doc.curves.selector, *(doc.policies or {}).values(), doc.static or []]
+    costs = [p["gflops"] for front in fronts for p in front]
+    costliest, cheapest = max(costs), min(costs)
+    unit = "ms" if cost_unit == "ms" else "GFLOPs"
+    lines = []
+    for target in (b["target_gflops"] for b in doc.budget):
+        if target > costliest:
+            lines.append(f"budget {target:g} {unit} is above the costliest setting ({costliest:.4g} {unit}): every setting "
+                         "fits it, so it gets the most accurate one, and the cost reached stays below the budget")
+        elif target < cheapest:
+            lines.append(f"budget {target:g} {unit} is below the cheapest setting ({cheapest:.4g} {unit}): no setting "
+                         "meets it, so the cheapest is reported, above the budget")
+    return lines
 
 
 def load_summary(path: str | Path) -> SummaryDocument:

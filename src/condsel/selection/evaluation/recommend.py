@@ -20,7 +20,7 @@ import numpy as np
 from condsel._parallel import forked_map
 from condsel.selection.evaluation.crossfit import CrossFits, column_scores, inner_curves
 from condsel.selection.method.metrics import column_labels
-from condsel.selection.method.policies.base import metric_value
+from condsel.selection.method.policies.base import metric_value, ended_counts
 from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class NestedPoint:
     value: float  # top-1 or mAP, %, over every held-out sample
     gflops: np.ndarray  # (N,)
     hits: np.ndarray | None  # (N,) bool top-1 hits; None for mAP
+    share: dict[str, float]  # member -> share of held-out videos whose routing ended at it (ended_counts)
 
     def to_dict(self, table: PredictionTable) -> dict:
         metric = "map" if table.multilabel else "top1"
@@ -75,6 +76,7 @@ class NestedPoint:
             "gflops": float(self.gflops.mean()),
             metric: float(self.value),
             "chosen": [{"fold": k, "policy": c.policy, "threshold": c.threshold} for k, c in sorted(self.choices.items())],
+            "share": dict(self.share),
         }
 
 
@@ -110,12 +112,30 @@ def nested_front(
     points = []
     for budget, choices, outcomes, key in plans:
         gflops = np.concatenate([o.gflops[0] for o in outcomes.values()])
+        share = held_out_share(fits, table, choices)
         if table.multilabel:
-            points.append(NestedPoint(budget, choices, maps[key], gflops, None))
+            points.append(NestedPoint(budget, choices, maps[key], gflops, None, share))
         else:  # per-sample GFLOPs and top-1 hits: no (N, C) scores
             hits = np.concatenate([o.top1()[0] == table.labels[folds == k] for k, o in outcomes.items()])
-            points.append(NestedPoint(budget, choices, 100 * float(hits.mean()), gflops, hits))
+            points.append(NestedPoint(budget, choices, 100 * float(hits.mean()), gflops, hits, share))
     return points
+
+
+def held_out_share(fits: dict[str, CrossFits], table: PredictionTable, choices: dict[int, Choice]) -> dict[str, float]:
+    """Every model of ``table`` -> the share of held-out videos whose routing ended at it, each fold routed by its choice.
+
+    The shares sum to 1 (:func:`~condsel.selection.method.policies.base.ended_counts`);
+    a model no chosen policy runs has 0.
+    """
+    counts = dict.fromkeys(table.models, 0)
+    for k, c in choices.items():
+        fit = fits[c.policy].outer[k]
+        members = fit.policy.members_
+        ended = ended_counts(fit.ran(k, c.threshold), members, np.array([fit.policy.gflops_[m] for m in members]))
+        for m, n in ended.items():
+            counts[m] += int(n)
+    total = sum(counts.values())
+    return {m: n / total for m, n in counts.items()}
 
 
 def bootstrap_interval(point: NestedPoint, table: PredictionTable, replicates: int, seed: int) -> dict | None:

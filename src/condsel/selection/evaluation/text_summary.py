@@ -17,7 +17,7 @@ def format_summary(doc: SummaryDocument) -> str:
     head_lines: list[str] = []
     recommended = doc.recommended or []
     if recommended:
-        head_lines.append(f"recommended front (policy and setting chosen on the training folds, held-out {label}):")
+        head_lines.append(f"recommended front: what each budget gets (policy and setting chosen on the training folds, held-out {label}):")
         shown = sorted(set(range(0, len(recommended), max(1, len(recommended) // 6))) | {len(recommended) - 1})
         for point in (recommended[i] for i in shown):
             head_lines.append(
@@ -45,11 +45,13 @@ def format_summary(doc: SummaryDocument) -> str:
         f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head.accuracy_gain_at_best_gflops, '+.2f', 'n/a')} points"
         f"{interval(gain_key, '+.2f')}",
         f"  share of the oracle's lead over the single-model hull closed: "
-        f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}",
+        + ("n/a for mAP (a per-sample oracle does not bound mAP)" if metric == "map" else
+           f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}"),
     ]
     for b in doc.budget:
         lines.append(
-            f"  budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
+            f"  this selector alone at budget {b['target_gflops']:.1f} GFLOPs (threshold picked on training folds): "
             f"reached {b['reached_gflops']:.1f} GFLOPs, {label} {b['accuracy']:.2f}%"
         )
+    lines += [f"warning: {w}" for w in doc.warnings or []]
     return "\n".join(lines)

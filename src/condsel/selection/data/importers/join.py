@@ -75,7 +75,7 @@ def join_scores(per_model: dict[str, ModelScores], groups: np.ndarray | None = N
             i = int(np.flatnonzero(np.any((labels != first_labels).reshape(len(order), -1), axis=1))[0])
             raise ValueError(
                 f"label of {first.names[i]} disagrees: {first_labels[i]} in {first.source}, "
-                f"{labels[i]} in {scores.source}"
+                f"{labels[i]} in {scores.source}{_unnamed_hint(first, scores)}"
             )
         logits[name] = model_logits[order]
         if scores.features is not None:
@@ -84,6 +84,18 @@ def join_scores(per_model: dict[str, ModelScores], groups: np.ndarray | None = N
         first.names, first_labels, logits, features=features,
         class_names=None if reference is None else list(reference.class_names),
         groups=groups,
+    )
+
+
+def _unnamed_hint(one: ModelScores, other: ModelScores) -> str:
+    """Why two files' labels may disagree when only one names its classes: the other's columns were taken as stored."""
+    if (one.class_names is None) == (other.class_names is None):
+        return ""
+    unnamed, named = (one, other) if one.class_names is None else (other, one)
+    return (
+        f"; {unnamed.source} carries no class names, so its columns could not be matched to {named.source}'s by name: "
+        "name them (an npz: a 'classes' array, one name per score column; a CSV: class names as column headers) "
+        "or store them in the same class order"
     )
 
 

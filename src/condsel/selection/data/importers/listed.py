@@ -5,9 +5,10 @@ This is how TSN, SeqVLAD and mmaction2 ship test results: ``tools/test.py
 the list (``<path> <num_frames> <label>`` or ``<path> <label>``) is the only
 record of which video each row is. Score files accepted here:
 
-- mmaction2 ``results.pkl``: a list of per-sample score arrays (or one (N, C)
-  array), unpickled by :func:`condsel._io.load_pickle`, which admits numpy
-  arrays and plain containers only;
+- mmaction2 0.x ``--out results.pkl``: a list of per-sample score arrays (or
+  one (N, C) array), and MMAction2 1.x ``--dump results.pkl``: a list of dicts
+  of tensors (see :mod:`.mmaction`); unpickled by :func:`condsel._io.load_pickle`,
+  which admits numpy arrays, plain tensors and plain containers only;
 - SeqVLAD / TSN ``.npz``: an object array ``scores`` of [score array, label]
   rows and ``labels``, written by Python 2 (read with latin-1 strings);
 - ``.npz`` with a numeric ``logits`` or ``scores`` (N, C) array, optional ``labels``;
@@ -28,6 +29,7 @@ import numpy as np
 from condsel._io import load_npy, load_npz, load_pickle
 from condsel.datasets.manifests import read_path_label_list
 from condsel.errors import names_the_file
+from condsel.selection.data.importers.mmaction import TensorUnpickler, dump_scores
 from condsel.selection.data.importers.named import check_row_labels
 from condsel.selection.data.importers.records import ModelScores, checked, reading, stack_rows
 
@@ -125,7 +127,7 @@ def _nameless_scores(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(N, C) scores and, when the file stores them, the labels."""
     suffix = path.suffix.lower()
     if suffix in (".pkl", ".pickle"):
-        return _from_pickle(path, load_pickle(path, encoding="latin1")), None
+        return _from_pickle(path, load_pickle(path, encoding="latin1", unpickler=TensorUnpickler))
     if suffix == ".npy":
         return _numeric(path, load_npy(path, encoding="latin1")), None
     if suffix != ".npz":
@@ -143,18 +145,19 @@ def _nameless_scores(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return _numeric(path, array), labels
 
 
-def _from_pickle(path: Path, payload) -> np.ndarray:
+def _from_pickle(path: Path, payload) -> tuple[np.ndarray, np.ndarray | None]:
+    """mmaction2 0.x ``--out`` (score arrays) or 1.x ``--dump`` (dicts with labels) -> scores and stored labels."""
     if isinstance(payload, np.ndarray):
-        return _numeric(path, payload)
+        return _numeric(path, payload), None
     if not isinstance(payload, (list, tuple)) or not payload:
         raise ValueError(f"{path}: expected a list of per-sample score arrays, got {type(payload).__name__}")
+    if isinstance(payload[0], dict):
+        rows, labels = dump_scores(path, payload)
+        return stack_rows(path, rows), labels
     for i, row in enumerate(payload):
         if not isinstance(row, (np.ndarray, list, tuple)):
-            raise ValueError(
-                f"{path}: item {i} is a {type(row).__name__}, not a score array "
-                "(mmaction2 1.x --dump files hold dicts: save the 'pred_score' arrays as a list instead)"
-            )
-    return stack_rows(path, payload)
+            raise ValueError(f"{path}: item {i} is a {type(row).__name__}, not a score array")
+    return stack_rows(path, payload), None
 
 
 def _numeric(path: Path, array: np.ndarray) -> np.ndarray:

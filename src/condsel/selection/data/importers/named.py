@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from condsel._io import load_npz
+from condsel.selection.data.importers.join import class_key
 from condsel.selection.data.importers.records import ModelScores, checked, classes_by_label, stack_rows
 
 # The ltc IDT files name their videos as UCF101 does, ``v_<Class>_gXX_cYY``: the
@@ -54,27 +55,55 @@ def check_row_labels(path: Path, scores: np.ndarray, labels: np.ndarray, names) 
 
 
 def read_plain_npz(path: Path, data: dict[str, np.ndarray]) -> ModelScores:
-    """Pickle-free npz: ``names``, ``labels`` (N,) or (N, C), ``logits`` (N, C), optional ``features``."""
-    return checked(path, data["names"], data["labels"], data["logits"], data.get("features"))
+    """Pickle-free npz: ``names``, ``labels`` (N,) or (N, C), ``logits`` (N, C), optional ``features`` and ``classes``.
+
+    ``classes`` (C,) names the score columns, so a file whose columns are in
+    another order than its partners' joins by class name.
+    """
+    return checked(path, data["names"], data["labels"], data["logits"], data.get("features"),
+                   class_names=_column_names(path, data))
+
+
+def _column_names(path: Path, data: dict[str, np.ndarray]) -> list[str] | None:
+    if "classes" not in data:
+        return None
+    classes, logits = np.asarray(data["classes"]), np.asarray(data["logits"])
+    if logits.ndim != 2:
+        return None  # ``checked`` refuses the scores themselves
+    if classes.shape != (logits.shape[1],):
+        raise ValueError(f"{path}: 'classes' has shape {classes.shape}, expected ({logits.shape[1]},): one name per score column")
+    names = [(c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)).strip() for c in classes.tolist()]
+    if len(set(names)) != len(names) or not all(names):
+        raise ValueError(f"{path}: 'classes' must hold {len(names)} distinct, non-empty class names")
+    return names
 
 
 def read_csv(path: Path) -> ModelScores:
-    """Header ``name,label,<class columns>``; ``|``-separated labels make the file multi-label."""
-    with path.open(newline="") as f:
+    """Header ``name,label,<class columns>``; ``|``-separated labels make the file multi-label.
+
+    Spreadsheets write what a user calls the same header many ways: a UTF-8
+    BOM ("CSV UTF-8"), ``Name,Label``, ``name, label``; all are read alike.
+    A label is a class index or the name of one of the header's class columns.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
-    if not rows or rows[0][:2] != ["name", "label"] or len(rows[0]) < 3:
-        raise ValueError(f"{path}: header must be 'name,label,<class score columns...>'")
-    width = len(rows[0]) - 2
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if [cell.lower() for cell in header[:2]] != ["name", "label"] or len(header) < 3:
+        read = _shortened(",".join(rows[0])) if rows else "an empty file"
+        raise ValueError(f"{path}: header must be 'name,label,<class score columns...>', read {read!r}")
+    classes = header[2:]
+    width = len(classes)
+    to_index = _label_parser(classes)
     names, labels, logits = [], [], []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != width + 2:
             raise ValueError(f"{path}: row {line} has {len(row)} fields, expected {width + 2}")
         try:
-            ids = [int(x) for x in row[1].split("|")] if row[1] else []
+            ids = [to_index(x) for x in row[1].split("|")] if row[1].strip() else []
             logits.append([float(x) for x in row[2:]])
         except ValueError as e:
             raise ValueError(f"{path}: row {line}: {e}") from e
-        names.append(row[0])
+        names.append(row[0].strip())
         labels.append(ids)
     multilabel = any(len(ids) != 1 for ids in labels) or any("|" in r[1] for r in rows[1:])
     if multilabel:
@@ -87,7 +116,37 @@ def read_csv(path: Path) -> ModelScores:
     else:
         label_array = np.asarray([ids[0] for ids in labels])
     return checked(path, np.asarray(names), label_array, np.asarray(logits, dtype=np.float32), None,
-                   class_names=rows[0][2:] if _named_columns(rows[0][2:]) else None)
+                   class_names=classes if _named_columns(classes) else None)
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _label_parser(classes: list[str]):
+    """``label`` text -> class index: an integer is an index, anything else the name of a class column.
+
+    Names compare as the join compares them (case, spaces, punctuation
+    ignored) when that keeps the columns apart, else exactly.
+    """
+    keyed = [class_key(c) for c in classes]
+    key = class_key if len(set(keyed)) == len(keyed) else str
+    by_name = {key(c): i for i, c in enumerate(classes)}
+
+    def to_index(text: str) -> int:
+        text = text.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        if key(text) in by_name:
+            return by_name[key(text)]
+        raise ValueError(
+            f"label {text!r} is neither a class index (0 to {len(classes) - 1}) nor a class column of the header "
+            f"({_shortened(', '.join(classes), 60)})"
+        )
+
+    return to_index
 
 
 def _named_columns(columns: list[str]) -> bool:

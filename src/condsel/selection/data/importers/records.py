@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import zipfile
 from contextlib import contextmanager
@@ -11,6 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from condsel.selection.data.table import PredictionTable
+
+log = logging.getLogger(__name__)
+
+# softmax rows saved at half precision, or as text rounded to 4 decimals, still sum to 1 within this
+SUM_TOLERANCE = 1e-2
 
 
 @dataclass
@@ -100,8 +106,38 @@ def checked(path: Path, names, labels, logits, features=None, class_names=None) 
         PredictionTable(names, labels, {"scores": logits})
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
+    logits = as_logits(path, logits, multilabel=labels.ndim == 2)
     if class_names is None:
         class_names = folder_class_names(names, labels)
     if class_names is not None and len(class_names) != logits.shape[1]:
         class_names = None  # some classes never appear as a label: their names are unknown
     return ModelScores(names, labels, logits, None if features is None else np.asarray(features), path, class_names)
+
+
+def as_logits(path: Path, scores: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Scores the engine can read as logits: saved probabilities are turned back into logits, saying so.
+
+    PySlowFast and many MMAction2 configs save softmax (or, multi-label,
+    sigmoid) outputs. The engine applies its own softmax/sigmoid, which on
+    probabilities flattens every row towards uniform and changes every
+    confidence and fusion. ``log p`` is a logit vector whose softmax is ``p``
+    again; ``log(p / (1 - p))`` one whose sigmoid is ``p``. Detected per file:
+
+    - single-label, every score in [0, 1] and every row summing to 1: softmax probabilities;
+    - multi-label, every score in [0, 1]: sigmoid probabilities (a model's raw
+      logits are never all in [0, 1], as absent tags score below 0);
+    - single-label in [0, 1] whose rows do not sum to 1: kept as stored, with a
+      warning (sigmoid scores of a single-label model? a top-k cut?).
+    """
+    if scores.size == 0 or scores.min() < 0 or scores.max() > 1:
+        return scores
+    if multilabel:
+        log.warning("%s: every score is in [0, 1]: read as sigmoid probabilities p, used as logits log(p / (1 - p))", path)
+        probs = np.clip(scores.astype(np.float64), 1e-12, 1 - 1e-12)
+        return (np.log(probs) - np.log1p(-probs)).astype(np.float32)
+    if np.abs(scores.sum(axis=1, dtype=np.float64) - 1).max() <= SUM_TOLERANCE:
+        log.warning("%s: every row is in [0, 1] and sums to 1: read as softmax probabilities p, used as logits log p", path)
+        return np.log(np.maximum(scores, np.finfo(np.float32).tiny))
+    log.warning("%s: every score is in [0, 1] but rows do not sum to 1: used as logits as stored "
+                "(if they are probabilities, save log-probabilities or softmax rows)", path)
+    return scores

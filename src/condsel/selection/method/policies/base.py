@@ -25,6 +25,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from condsel._argtypes import Range
 from condsel._io import write_json
 from condsel.errors import NotFittedError
 from condsel.selection.method.fusion import FusedStats, member_outputs, percent
@@ -121,6 +122,20 @@ def video_draw(names, seed: int) -> np.ndarray:
     return np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{s}".encode(), digest_size=8).digest(), "little") / 2.0**64 for s in stems])
 
 
+def ended_counts(ran: np.ndarray, members: list[str], costs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per member, how many samples the routing ended at it: the costliest member that ran (the later column on equal costs).
+
+    ``ran`` is (N, K) bool over ``members``, ``costs`` their (K,) costs. Every
+    sample counts for exactly one member, so the counts sum to N: the
+    selector's share (the backbone: stopped there; another member: chosen),
+    a cascade's stop stage, a static subset's costliest member.
+    """
+    rank = np.empty(len(members), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(members)), np.asarray(costs)))] = np.arange(len(members))
+    ended = np.where(ran, rank[None, :], -1).argmax(axis=1)
+    return dict(zip(members, np.bincount(ended, minlength=len(members))))
+
+
 def metric_name(table: PredictionTable) -> str:
     return "map" if table.multilabel else "top1"
 
@@ -158,6 +173,8 @@ class Policy:
 
     name: str = ""
     _tuple_params: tuple[str, ...] = ()
+    # hyperparameter -> its valid range, the same definition the CLI's flags use (condsel._argtypes); None skips the check
+    _ranges: dict[str, Range] = {}
 
     # ---- estimator plumbing -------------------------------------------------
     def get_params(self) -> dict:
@@ -200,6 +217,7 @@ class Policy:
         Policy
             ``self``, fitted.
         """
+        self._check_params()
         missing = sorted(set(table.logits) - set(table.gflops))
         if missing:
             raise ValueError(f"no GFLOPs for models {missing}")
@@ -210,6 +228,16 @@ class Policy:
         if choose_default:
             self.default_threshold_ = self._default_threshold(table)
         return self
+
+    def _check_params(self) -> None:
+        """Each hyperparameter within its range (a tuple's every entry), in the words the CLI uses for its flag."""
+        for name, rule in self._ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, (tuple, list)):
+                for i, v in enumerate(value):
+                    rule.check(f"{type(self).__name__}({name}[{i}])", v)
+            elif value is not None:
+                rule.check(f"{type(self).__name__}({name})", value)
 
     def _default_threshold(self, table: PredictionTable) -> float:
         """The cheapest training point that reaches the best single member, else the most accurate one."""
@@ -272,6 +300,13 @@ class Policy:
             values = percent(outcomes.utility(table.labels).mean(axis=1), multilabel=False)
         costs = outcomes.gflops.mean(axis=1)
         return [{"threshold": float(t), "gflops": float(c), metric: float(v), **self._settings(float(t))} for t, c, v in zip(thresholds, costs, values)]
+
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        """(N, K) bool over ``members_``: what :meth:`route` runs at ``threshold``.
+
+        Policies that know it without fusing scores override this.
+        """
+        return self._route(prepared, threshold).ran
 
     def _prepare(self, table: PredictionTable):
         missing = [m for m in self.members_ if m not in table.logits]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import int_at_least, positive_int
 from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import FUSIONS, STOP_RULES, FusedStats, MemberOutputs, fit_stacking, gather, member_outputs, stacking_rows, stage_confidence, summarize_by_rows
 from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget
@@ -95,6 +96,7 @@ class CascadePolicy(Policy):
     """
 
     name = "cascade"
+    _ranges = {"grid": int_at_least(2), "max_members": positive_int}
 
     def __init__(self, members: list[str] | None = None, fusion: str = "mean", stop: str = "maxprob", grid: int = 41, max_members: int = 4) -> None:
         self.members = members
@@ -221,6 +223,9 @@ class CascadePolicy(Policy):
         for k, m in enumerate(order):
             ran[:, column[m]] = stop >= k
         return ran
+
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._ran(*self._stops(prepared, threshold))
 
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, cache, _ = prepared

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import positive_int
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
 from condsel.selection.method.curves import pareto_indices
 from condsel.selection.method.fusion import MemberOutputs, member_outputs
@@ -30,6 +31,7 @@ class EnsembleSelectorPolicy(SelectorPolicy):
     """
 
     name = "ensemble_selector"
+    _ranges = {**SelectorPolicy._ranges, "max_size": positive_int}
 
     def __init__(self, backbone: str | None = None, max_size: int = 3, **selector_params) -> None:
         super().__init__(backbone=backbone, **selector_params)
@@ -43,15 +45,15 @@ class EnsembleSelectorPolicy(SelectorPolicy):
         backbone = pool_order(table.models, self._backbone(table))[0]
         outputs = member_outputs(table)
         others = [m for m in table.models if m != backbone]
+        runs = [(backbone, *extra) for size in range(self.max_size + 1) for extra in itertools.combinations(others, size)]
+        fused = list(dict.fromkeys(f for run in runs for f in ([run, run[1:]] if len(run) > 1 else [run])))
+        value_of = {f: s.training_value(table.labels) for f, s in zip(fused, outputs.stats_of(fused))}  # one pass over the rows
         entries, costs, values = [], [], []
-        for size in range(0, self.max_size + 1):
-            for extra in itertools.combinations(others, size):
-                run = (backbone, *extra)
-                scored = [(outputs.stats(f).training_value(table.labels), len(f), f) for f in ([run, extra] if extra else [run])]
-                value, _, fuse_members = max(scored)
-                entries.append({"run": list(run), "fuse": list(fuse_members), "gflops": float(sum(table.gflops[m] for m in run))})
-                costs.append(entries[-1]["gflops"])
-                values.append(value)
+        for run in runs:
+            value, _, fuse_members = max((value_of[f], len(f), f) for f in ([run, run[1:]] if len(run) > 1 else [run]))
+            entries.append({"run": list(run), "fuse": list(fuse_members), "gflops": float(sum(table.gflops[m] for m in run))})
+            costs.append(entries[-1]["gflops"])
+            values.append(value)
         keep = [0] + [int(i) for i in pareto_indices(np.array(costs), np.array(values)) if i != 0]
         keep = sorted(keep, key=lambda i: costs[i])
         self.entries_ = [entries[i] for i in keep]

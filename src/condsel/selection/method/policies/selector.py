@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from condsel.errors import CondselError
 from condsel.selection.method.curves import choose_models
 from condsel.selection.method.affinity import affinity_targets, normalized_costs, pool_order
@@ -26,6 +27,8 @@ class SelectorPolicy(Policy):
 
     name = "selector"
     _tuple_params = ("hidden", "milestones")
+    _ranges = {"alpha": nonnegative_float, "temperature": positive_float, "hidden": positive_int, "epochs": positive_int,
+               "lr": positive_float, "milestones": nonnegative_int, "batch_size": positive_int, "seed": nonnegative_int}
 
     def __init__(
         self,
@@ -121,6 +124,9 @@ class SelectorPolicy(Policy):
         ran[..., 0] = True
         np.put_along_axis(ran, picks[..., None], True, axis=-1)
         return ran
+
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._ran(choose_models(prepared[1], threshold))
 
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, proba = prepared

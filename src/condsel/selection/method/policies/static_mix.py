@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condsel._argtypes import nonnegative_int, positive_int
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
 from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
@@ -44,6 +45,7 @@ class StaticPolicy(Policy):
     """
 
     name = "static"
+    _ranges = {"max_size": positive_int, "seed": nonnegative_int}
 
     def __init__(self, max_size: int = 3, seed: int = 0) -> None:
         self.max_size = max_size
@@ -84,6 +86,9 @@ class StaticPolicy(Policy):
     def _prepare(self, table: PredictionTable):
         table = super()._prepare(table)
         return member_outputs(table), video_draw(table.names, self.seed)
+
+    def _ran_at(self, prepared, threshold: float) -> np.ndarray:
+        return self._runs()[self._picks(prepared[1], threshold)]
 
     def _route(self, prepared, threshold: float) -> Routing:
         outputs, draws = prepared
