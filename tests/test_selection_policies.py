@@ -17,6 +17,7 @@ from condsel.selection.method.policies import (
     CascadePolicy,
     EnsembleSelectorPolicy,
     NotFittedError,
+    RoutingPolicy,
     SelectorPolicy,
     StaticPolicy,
     load_policy,
@@ -83,8 +84,9 @@ POLICY_CASES = [
     lambda: CascadePolicy(members=["flow", "residual", "iframe"], fusion="stacked", stop="margin"),
     lambda: EnsembleSelectorPolicy(backbone="flow", epochs=2),
     lambda: StaticPolicy(),
+    lambda: RoutingPolicy(),
 ]
-POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "ensemble_selector", "static"]
+POLICY_IDS = ["selector", "cascade", "cascade-stacked-margin", "ensemble_selector", "static", "routing"]
 
 
 @pytest.mark.parametrize("make", POLICY_CASES, ids=POLICY_IDS)
@@ -97,8 +99,8 @@ def test_online_protocol_equals_offline_routing(make, ucf):
 @pytest.mark.parametrize("make", [
     lambda: SelectorPolicy(backbone="cheap", epochs=3), lambda: CascadePolicy(fusion="stacked"),
     lambda: EnsembleSelectorPolicy(backbone="cheap", epochs=3),
-    lambda: StaticPolicy(),
-], ids=["selector", "cascade", "ensemble_selector", "static"])
+    lambda: StaticPolicy(), lambda: RoutingPolicy(),
+], ids=["selector", "cascade", "ensemble_selector", "static", "routing"])
 def test_multilabel_policies_use_sigmoid_and_map(make):
     table = multilabel_table()
     policy = make().fit(table.subset(np.arange(350)))

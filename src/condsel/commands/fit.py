@@ -24,8 +24,9 @@ versions.
 
 --policy NAME: selector (the paper's: the backbone always runs, an MLP picks
 one member), cascade, ensemble_selector, static (one member
-or fused subset for every video, or a seeded per-video mix of two; see
-docs/policies.md). --policy best (needs --budget) is the recommended policy
+or fused subset for every video, or a seeded per-video mix of two), routing
+(the next member chosen from the outputs seen so far; see docs/policies.md).
+--policy best (needs --budget) is the recommended policy
 at the budget: every policy is cross-fitted and the policy and threshold most
 accurate within the budget out of fold are kept; the expected figures are
 those of that choice made and measured held out (nested cross-validation),

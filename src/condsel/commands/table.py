@@ -22,7 +22,8 @@ Besides the paper's selector (curves.selector), every policy in --policies is
 cross-fitted on the same folds: selector, cascade (fused outputs, per-stage
 thresholds; mean and stacked fusion), ensemble_selector and
 static (a static choice, or a per-video mix of two, as a policy the
-recommended front can pick).
+recommended front can pick) and routing (after each member, the next one is
+chosen from what ran; see docs/policies.md).
 summary.json adds their out-of-fold fronts ("policies"), every static choice
 of a single model or fused subset of <= 3 ("static", with "static_hull" and
 "fusion_oracle"), and the recommended front ("recommended"): per budget, the
@@ -57,7 +58,7 @@ def register(sub) -> None:
     p.add_argument("--backbone", help="the model that always runs and feeds the selector (default: chosen on the training folds)")
     p.add_argument("--policies", nargs="+", default=["all"], metavar="all|LIST",
                    help="policies to compare, comma- or space-separated: selector, cascade, "
-                        "ensemble_selector, static (default: all)")
+                        "ensemble_selector, static, routing (default: all)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="use only these models (default: all)")
     p.add_argument("--costs", metavar="FILE.toml",
                    help="[gflops] table, name = GFLOPs per video, overriding defaults; or [ms] for every model (condsel profile)")

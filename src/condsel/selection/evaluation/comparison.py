@@ -26,7 +26,7 @@ from condsel.selection.data.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
-POLICY_NAMES = ("selector", "cascade", "ensemble_selector", "static")
+POLICY_NAMES = ("selector", "cascade", "ensemble_selector", "static", "routing")
 SELECTOR_FAMILY = ("selector", "ensemble_selector")
 THRESHOLDS = np.linspace(0.0, 1.0, 51)
 
@@ -107,6 +107,7 @@ def compare_policies(
     for f in fits.values():
         for fit in f.outer.values():
             pruned.update(getattr(fit.policy, "dropped_", {}))
+            pruned.update(getattr(fit.policy, "pruned_sets_", {}))
     out = {
         "policies": fronts,
         "static": points,

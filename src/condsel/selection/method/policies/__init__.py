@@ -2,7 +2,8 @@
 
 ``base`` holds the protocol (:class:`Policy`, :class:`Routing`); one module per
 policy: ``selector`` (the paper's), ``cascade`` (fused outputs, per-stage
-thresholds, order search), ``ensemble`` (a selector over fused subsets)
+thresholds, order search), ``ensemble`` (a selector over fused subsets),
+``routing`` (cascade routing: the next member chosen from what ran)
 and ``static_mix`` (a member
 or fused subset on every video, or a seeded mix of two).
 """
@@ -15,13 +16,14 @@ from pathlib import Path
 from condsel.selection.method.policies.base import POLICY_FILE, NotFittedError, Policy, Routing, metric_name, metric_value, restore_common, single_values
 from condsel.selection.method.policies.cascade import CascadePolicy
 from condsel.selection.method.policies.ensemble import EnsembleSelectorPolicy
+from condsel.selection.method.policies.routing import RoutingPolicy
 from condsel.selection.method.policies.selector import SelectorPolicy
 from condsel.selection.method.policies.static_mix import StaticPolicy
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, EnsembleSelectorPolicy, StaticPolicy)}
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (SelectorPolicy, CascadePolicy, EnsembleSelectorPolicy, StaticPolicy, RoutingPolicy)}
 
 __all__ = [
-    "POLICIES", "CascadePolicy", "EnsembleSelectorPolicy", "NotFittedError", "Policy", "Routing",
+    "POLICIES", "CascadePolicy", "EnsembleSelectorPolicy", "NotFittedError", "Policy", "Routing", "RoutingPolicy",
     "SelectorPolicy", "StaticPolicy", "load_policy", "metric_name", "metric_value", "single_values",
 ]
 

@@ -98,6 +98,20 @@ def budget_thresholds(costs: np.ndarray, cost_scale: list[float]) -> np.ndarray:
     return np.clip(np.log(np.asarray(costs) / lo) / np.log(hi / lo), 0.0, 1.0) if hi > lo else np.zeros(len(costs))
 
 
+def neighbour_mix(costs: np.ndarray, budget: float) -> tuple[int, int, float]:
+    """The settings a <= b around ``budget`` among ``costs`` (ascending) and the share of videos that take b.
+
+    Mixing a and b by each video's draw (:func:`video_draw`) spends the
+    budget in expectation; below the cheapest setting every video takes it.
+    """
+    costs = np.asarray(costs, dtype=np.float64)
+    a = int(np.searchsorted(costs, budget * (1 + 1e-9), side="right")) - 1
+    if a < 0:
+        return 0, 0, 0.0
+    share = 0.0 if a == len(costs) - 1 else float((budget - costs[a]) / (costs[a + 1] - costs[a]))
+    return (a, a + 1, share) if share > 0 else (a, a, 0.0)
+
+
 def video_draw(names, seed: int) -> np.ndarray:
     """(N,) a uniform draw in [0, 1) per video, the same in every process and run (a salted BLAKE2 hash).
 

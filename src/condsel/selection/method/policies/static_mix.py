@@ -18,7 +18,7 @@ from condsel._argtypes import nonnegative_int, positive_int
 from condsel.selection.data.table import PredictionTable
 from condsel.selection.method.curves import upper_hull
 from condsel.selection.method.fusion import MemberOutputs, gather, member_outputs
-from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget, video_draw
+from condsel.selection.method.policies.base import Outcomes, Policy, Routing, budget_thresholds, cost_scale, log_budget, neighbour_mix, video_draw
 from condsel.selection.method.static import static_choices
 
 
@@ -66,13 +66,7 @@ class StaticPolicy(Policy):
 
     def _mix(self, threshold: float) -> tuple[int, int, float]:
         """The hull choices a <= b around the threshold's budget, and the share of videos that run b."""
-        budget = log_budget(threshold, self.cost_scale_)
-        costs = np.array([h["gflops"] for h in self.hull_])
-        a = int(np.searchsorted(costs, budget * (1 + 1e-9), side="right")) - 1
-        if a < 0:
-            return 0, 0, 0.0
-        share = 0.0 if a == len(costs) - 1 else float((budget - costs[a]) / (costs[a + 1] - costs[a]))
-        return (a, a + 1, share) if share > 0 else (a, a, 0.0)
+        return neighbour_mix(np.array([h["gflops"] for h in self.hull_]), log_budget(threshold, self.cost_scale_))
 
     def _picks(self, draws: np.ndarray, threshold: float) -> np.ndarray:
         a, b, share = self._mix(threshold)
