@@ -179,10 +179,17 @@ def test_a_worker_forked_by_a_run_does_not_keep_the_store_in_use(tmp_path):
     shard.mkdir()
     partial = shard / ".3f9a.npz.k2j4x.tmp"
     partial.write_bytes(b"PK\x03\x04 half a zip")
-    release = multiprocessing.get_context("fork").Event()
+    fork = multiprocessing.get_context("fork")
+    started, release = fork.Event(), fork.Event()
+
+    def decoding_worker():
+        started.set()  # past the fork hooks
+        release.wait(30)
+
     with store.in_use():
-        worker = multiprocessing.get_context("fork").Process(target=release.wait, args=(30,))
+        worker = fork.Process(target=decoding_worker)
         worker.start()
+        assert started.wait(30)
     try:
         Store.create(tmp_path / "s", META)  # the run is over; its worker is still alive
         assert not partial.exists()
