@@ -66,7 +66,7 @@ def main() -> None:
     routed = best_within(*curves["routing"], TARGET_BUDGET)
     chosen = [fit.policy.target_ for fit in fits["routing_auto"].outer.values()]
     print(f"at <= {TARGET_BUDGET:g} GFLOPs (small generalist + one specialist): routing {routed:.2f}%, best fixed order {fixed:.2f}%, "
-          f"lead {routed - fixed:+.2f} points (target >= +5); target="auto" chose per fold: {chosen}")
+          f"lead {routed - fixed:+.2f} points (target >= +5); target='auto' chose per fold: {chosen}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,24 @@ def ucf101_slice(seed: int, videos: int = 900) -> PredictionTable:
     return table.subset(np.random.default_rng(seed).permutation(table.num_samples)[:videos])
 
 
+def synthetic_pool_videos(root: Path, count: int):
+    """The demo's synthetic pool with seeded random weights, and ``count`` generated videos decoded for it.
+
+    Returns ``(nets, data, videos)``: member name -> network, the generated
+    dataset (paths, labels) and the decoded videos in its order.
+    """
+    import torch
+
+    from condsel.pool.config import build_pool
+    from condsel.synthetic import generate
+    from condsel.video.decode import decode_video
+    from condsel.workflows.demo import SYNTHETIC_POOL
+
+    torch.manual_seed(0)
+    nets = build_pool(SYNTHETIC_POOL, random_weights=True)
+    data = generate(root / "videos", count, seed=0)
+    return nets, data, [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+
 # fuzzed inputs tried per importer (tests/test_fuzz_importers.py); printed at the end of the run
 FUZZ_CASES: dict[str, int] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,12 +158,17 @@ def test_reopening_removes_writes_a_kill_interrupted(tmp_path):
     assert not partial.exists() and len(list(shard.iterdir())) == 1
 
 
-def test_a_run_joining_a_store_in_use_leaves_its_writes_in_progress_alone(tmp_path):
+def _store_with_a_partial_write(tmp_path) -> tuple[Store, Path]:
     store = Store.create(tmp_path / "s", META)
     shard = tmp_path / "s" / "videos" / "3f"
     shard.mkdir()
     partial = shard / ".3f9a.npz.k2j4x.tmp"
     partial.write_bytes(b"PK\x03\x04 half a zip")
+    return store, partial
+
+
+def test_a_run_joining_a_store_in_use_leaves_its_writes_in_progress_alone(tmp_path):
+    store, partial = _store_with_a_partial_write(tmp_path)
     with store.in_use():  # a run writing now
         Store.create(tmp_path / "s", META)
         assert partial.exists()
@@ -174,11 +180,7 @@ def test_a_worker_forked_by_a_run_does_not_keep_the_store_in_use(tmp_path):
     """A killed run's decoding worker may outlive it for a moment; the run resuming the store still tidies up."""
     import multiprocessing
 
-    store = Store.create(tmp_path / "s", META)
-    shard = tmp_path / "s" / "videos" / "3f"
-    shard.mkdir()
-    partial = shard / ".3f9a.npz.k2j4x.tmp"
-    partial.write_bytes(b"PK\x03\x04 half a zip")
+    store, partial = _store_with_a_partial_write(tmp_path)
     fork = multiprocessing.get_context("fork")
     started, release = fork.Event(), fork.Event()
 

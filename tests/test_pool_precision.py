@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, SHARED_DATA, shared_data
+from conftest import FIXTURES, SHARED_DATA, shared_data, synthetic_pool_videos
 
 from condsel import models
 from condsel.cli import main
@@ -139,10 +139,7 @@ def test_the_store_records_reduced_precision_and_keeps_fp32_identities():
 def trained_run(tmp_path_factory):
     """A run whose backbone is trained (so its choices mean something) on 60 synthetic videos; 60 more held out."""
     root = tmp_path_factory.mktemp("precision")
-    torch.manual_seed(0)
-    nets = build_pool(SYNTHETIC_POOL, random_weights=True)
-    data = generate(root / "videos", 120, seed=0)
-    videos = [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+    nets, data, videos = synthetic_pool_videos(root, 120)
     backbone = SYNTHETIC_POOL.member(SYNTHETIC_POOL.backbone)
     nets[backbone.name] = train_member(backbone, videos[:60], data.labels[:60], TrainConfig(epochs=6))
     table = pool_table(list(SYNTHETIC_POOL.members), nets, videos[:60], [p.name for p in data.paths[:60]], data.labels[:60],

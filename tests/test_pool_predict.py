@@ -11,10 +11,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
+from conftest import FIXTURES, synthetic_pool_videos
 
 from condsel.cli import main
-from condsel.pool.config import build_pool
 from condsel.pool.inference import pool_table, run_member
 from condsel.pool.latency import measure_latency
 from condsel.report.text import format_latency
@@ -22,7 +21,7 @@ from condsel.pool.predict import execute, predict_batched, predict_video
 from condsel.pool.run_dir import load_run, point_within_budget, save_run
 from condsel.selection.method.policies import CascadePolicy, SelectorPolicy
 from condsel.workflows.demo import SYNTHETIC_POOL
-from condsel.synthetic import CLASS_NAMES, generate
+from condsel.synthetic import CLASS_NAMES
 from condsel.video.decode import decode_video
 
 KINETICS = FIXTURES / "videos" / "arm_wrestling_cut.mp4"
@@ -32,11 +31,8 @@ AVI = FIXTURES / "videos" / "unlabelled_test_cut.avi"
 @pytest.fixture(scope="module")
 def material(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
-    torch.manual_seed(0)
     members = list(SYNTHETIC_POOL.members)
-    models = build_pool(SYNTHETIC_POOL, random_weights=True)
-    data = generate(root / "videos", 12, seed=0)
-    videos = [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+    models, data, videos = synthetic_pool_videos(root, 12)
     table = pool_table(members, models, videos, [p.name for p in data.paths], data.labels, list(CLASS_NAMES))
     # random weights, but a real fit on the backbone's real outputs
     policy = SelectorPolicy(backbone="frame2d", selector_input="probs", hidden=(16,), epochs=3).fit(table)

@@ -13,7 +13,6 @@ import pytest
 from condsel.cli import main
 from condsel.report.html import render_report
 from condsel.report.provenance import write_provenance
-from condsel.selection.data.table import PredictionTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

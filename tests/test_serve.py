@@ -37,13 +37,12 @@ pytest.importorskip("ray.serve", reason="condsel serve needs the serve extra: pi
 pytest.importorskip("multipart", reason="condsel serve needs python-multipart (the serve extra)")
 
 import ray  # noqa: E402
-from conftest import FIXTURES  # noqa: E402
+from conftest import FIXTURES, synthetic_pool_videos  # noqa: E402
 import yaml  # noqa: E402
 from ray import cloudpickle, serve  # noqa: E402
 from ray.serve.schema import ServeDeploySchema  # noqa: E402
 
 from condsel.cli import main  # noqa: E402
-from condsel.pool.config import build_pool  # noqa: E402
 from condsel.pool.inference import pool_table  # noqa: E402
 from condsel.pool.run_dir import load_run, save_run  # noqa: E402
 from condsel.selection.method.policies import SelectorPolicy  # noqa: E402
@@ -52,9 +51,8 @@ from condsel.serve.client import get_json, post_video, wait_healthy  # noqa: E40
 from condsel.serve.config import INGRESS, ServeOptions  # noqa: E402
 from condsel.serve.control import OperatingCurve  # noqa: E402
 from condsel.serve.routing import RunPool, run_member_loaders  # noqa: E402
-from condsel.synthetic import CLASS_NAMES, generate  # noqa: E402
+from condsel.synthetic import CLASS_NAMES  # noqa: E402
 from condsel.workflows.demo import SYNTHETIC_POOL  # noqa: E402
-from condsel.video.decode import decode_video  # noqa: E402
 from condsel.video.encode import write_video  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # a real Ray service: ~40 s
@@ -75,10 +73,7 @@ def _free_port() -> int:
 def material(tmp_path_factory):
     """A run directory over 12 synthetic videos, and a threshold at which the selector's choices differ most."""
     root = tmp_path_factory.mktemp("serve")
-    torch.manual_seed(0)
-    models = build_pool(SYNTHETIC_POOL, random_weights=True)
-    data = generate(root / "videos", 12, seed=0)
-    videos = [decode_video(p, short_side=SYNTHETIC_POOL.decode_short_side) for p in data.paths]
+    models, data, videos = synthetic_pool_videos(root, 12)
     table = pool_table(list(SYNTHETIC_POOL.members), models, videos, [p.name for p in data.paths], data.labels, list(CLASS_NAMES))
     policy = SelectorPolicy(backbone="frame2d", selector_input="probs", hidden=(16,), epochs=3).fit(table)
     run_dir = save_run(root / "run", SYNTHETIC_POOL, policy, list(CLASS_NAMES), 0.5, policy.sweep(table), "logits", models=models)
@@ -111,7 +106,7 @@ def service(material):
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, timeout=90, alive=lambda: proc.poll() is None)
+        wait_healthy(base, timeout=300, alive=lambda: proc.poll() is None)
     except TimeoutError:
         proc.kill()
         pytest.fail(f"condsel serve did not become healthy:\n{log.read_text()[-3000:]}")
@@ -248,23 +243,26 @@ def test_bad_uploads_get_4xx_and_the_service_stays_up(material, service):
 @pytest.mark.slow
 def test_metrics_reach_the_prometheus_endpoint(service):
     """After the requests above: requests by chosen model and batch sizes per member, on Ray's Prometheus endpoint."""
-    deadline, text = time.monotonic() + 45, ""
-    while time.monotonic() < deadline:  # Ray's agent exports every few seconds
+    def total(text: str, metric: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(metric + "{"))
+
+    deadline, text = time.monotonic() + 60, ""
+    wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"',
+              "ray_condsel_stage_exits_total{", "ray_condsel_video_cost_bucket{", "ray_condsel_threshold{")
+    while time.monotonic() < deadline:  # Ray's agent exports every few seconds, each replica's counts as they reach it
         with urllib.request.urlopen(service["metrics"], timeout=10) as response:
             text = response.read().decode()
-        wanted = ("ray_condsel_requests_total{", "ray_condsel_batch_size_count{", "ray_condsel_request_seconds_bucket{", 'status="413"',
-                  "ray_condsel_stage_exits_total{", "ray_condsel_video_cost_bucket{", "ray_condsel_threshold{")
-        if all(w in text for w in wanted):
+        served = total(text, "ray_condsel_requests_total")
+        if all(w in text for w in wanted) and served >= REQUESTS and total(text, "ray_condsel_stage_exits_total") == served:
             break
         time.sleep(2)
     served = [line for line in text.splitlines() if line.startswith("ray_condsel_requests_total{")]
     assert served and all('model="' in line for line in served)
     batches = [line for line in text.splitlines() if line.startswith("ray_condsel_batch_size_count{")]
     assert batches and {line.split('deployment="')[1].split('"')[0] for line in batches} <= set(SYNTHETIC_POOL.names)
-    assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= REQUESTS
+    assert total(text, "ray_condsel_requests_total") >= REQUESTS
     assert "ray_condsel_request_seconds_bucket{" in text and 'status="413"' in text
-    exits = [line for line in text.splitlines() if line.startswith("ray_condsel_stage_exits_total{")]
-    assert exits and sum(float(line.rsplit(" ", 1)[1]) for line in exits) == sum(float(line.rsplit(" ", 1)[1]) for line in served)
+    assert total(text, "ray_condsel_stage_exits_total") == total(text, "ray_condsel_requests_total")
     assert 'unit="gflops"' in text and 'unit="ms"' in text
 
 

@@ -75,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ucf101(out, seed: int):
-    import os
-
     from condsel.datasets.ucf101 import ucf101_costs
     from condsel.sources import load_table, source_provenance
     from condsel.selection.evaluation.comparison import evaluate_policies

@@ -44,7 +44,7 @@ def format_summary(doc: SummaryDocument) -> str:
         f"{_fmt(head.gflops_ratio_to_match_best, '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
         f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head.accuracy_gain_at_best_gflops, '+.2f', 'n/a')} points"
         f"{interval(gain_key, '+.2f')}",
-        f"  share of the oracle's lead over the single-model hull closed: "
+        "  share of the oracle's lead over the single-model hull closed: "
         + ("n/a for mAP (a per-sample oracle does not bound mAP)" if metric == "map" else
            f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}"),
     ]
