@@ -136,6 +136,20 @@ def test_multilabel_summary_reports_no_oracle_gap_for_map():
     assert "closed: n/a for mAP (a per-sample oracle does not bound mAP)" in text
 
 
+
+def test_a_figure_that_is_not_defined_prints_no_interval_beside_it():
+    """Bootstrap replicates may define a figure the full sample does not (a front at one cost): no CI beside n/a."""
+    from condsel.selection.evaluation.document import SummaryDocument
+    from condsel.selection.evaluation.text_summary import format_summary
+
+    summary = cross_validate(SelectorPolicy(backbone="small", epochs=2), _single_label(), SelectionConfig(folds=3, bootstrap=20), workers=1)
+    assert summary["summary"]["ci95"]["oracle_gap_closed"]["low"] is not None
+    closed_line = next(line for line in format_summary(SummaryDocument.from_json(summary)).splitlines() if "closed:" in line)
+    assert "[95% CI" in closed_line  # defined: its interval is shown
+    summary["summary"]["oracle_gap_closed"] = None
+    closed_line = next(line for line in format_summary(SummaryDocument.from_json(summary)).splitlines() if "closed:" in line)
+    assert closed_line.endswith("closed: n/a")
+
 # --- item 4: a budget above every setting says so; the two blocks are named -----------------------------
 
 def test_a_budget_above_the_costliest_setting_is_a_warning(table_file, tmp_path, capsys):

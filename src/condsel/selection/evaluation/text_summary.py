@@ -30,9 +30,10 @@ def format_summary(doc: SummaryDocument) -> str:
     best = head.best_model
     ci = head.ci95 or {}
 
-    def interval(key: str, spec: str) -> str:
+    def interval(key: str, spec: str, value) -> str:
+        """The CI beside a figure; none beside n/a (replicates can define what the full sample does not)."""
         c = ci.get(key)
-        if not c or c["low"] is None:
+        if value is None or not c or c["low"] is None:
             return ""
         return f" [95% CI {c['low']:{spec}}, {c['high']:{spec}}]"
 
@@ -41,12 +42,12 @@ def format_summary(doc: SummaryDocument) -> str:
         f"selector on {doc.backbone} ({doc.protocol['kind']}):",
         f"  reaches {best}'s {label} ({head.best_accuracy:.2f}%) at "
         f"{_fmt(head.gflops_to_match_best, '.4g')} GFLOPs = "
-        f"{_fmt(head.gflops_ratio_to_match_best, '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f')}",
+        f"{_fmt(head.gflops_ratio_to_match_best, '.3f')}x its cost{interval('gflops_ratio_to_match_best', '.3f', head.gflops_ratio_to_match_best)}",
         f"  {label} gain at <= {best}'s GFLOPs: {_fmt(head.accuracy_gain_at_best_gflops, '+.2f', 'n/a')} points"
-        f"{interval(gain_key, '+.2f')}",
+        f"{interval(gain_key, '+.2f', head.accuracy_gain_at_best_gflops)}",
         "  share of the oracle's lead over the single-model hull closed: "
         + ("n/a for mAP (a per-sample oracle does not bound mAP)" if metric == "map" else
-           f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f')}"),
+           f"{_fmt(head.oracle_gap_closed, '.3f', 'n/a')}{interval('oracle_gap_closed', '.3f', head.oracle_gap_closed)}"),
     ]
     for b in doc.budget:
         lines.append(
