@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 import torch
-from torch.utils.data import Dataset
 
 from condsel.datasets.manifests import ManifestEntry
 from condsel.pool.views import ViewPlan, decode_for_plan, sample_views
@@ -44,8 +43,8 @@ IDLE = -1  # a worker's published index between videos
 STOP_GRACE_S = 2.0  # how long idle workers get to exit on their own at the end
 
 
-class VideoViews(Dataset):
-    """Item i: ``{"index": i, "windows": (K, 2) seconds, "views": {member: (K, V, T, S, S, 3) uint8}}``,
+class VideoViews:
+    """Item i (:meth:`decode`): ``{"index": i, "windows": (K, 2) seconds, "views": {member: (K, V, T, S, S, 3) uint8}}``,
     or ``{"index": i, "error": message}``."""
 
     def __init__(self, entries: Sequence[ManifestEntry], plan: ViewPlan):
@@ -54,9 +53,6 @@ class VideoViews(Dataset):
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    def __getitem__(self, index: int) -> dict:
-        return _as_tensors(self.decode(index))
 
     def decode(self, index: int) -> dict:
         """The item with numpy views: plain arrays, which any pipe carries."""

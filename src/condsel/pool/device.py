@@ -107,9 +107,5 @@ class Placement:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def describe(self) -> dict:
-        """What a run directory, a store or a costs file records."""
-        return {"device": self.name, "precision": self.precision}
-
 
 CPU_FP32 = Placement()

@@ -1,7 +1,7 @@
 """``condsel serve --colocate``: every member in the ingress's own process, on one device, called in-process.
 
 The per-member graph (``condsel.serve.app``) pays, for every member a video
-runs, a Ray handle call and an object transfer of its frames: 20-27 ms per
+runs, a Ray handle call and an object transfer of its frames: 7.5-27 ms per
 call on a CPU (docs/serve.md), which would eat most of what a policy saves
 where a small model's forward pass takes a few milliseconds (a GPU). As
 Triton and TorchServe keep an ensemble's members in one server process, the
